@@ -1,0 +1,1 @@
+"""The `vex` command line."""

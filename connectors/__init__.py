@@ -1,0 +1,1 @@
+"""Store connectors: one module per store, a registry, and the protocol they share."""

@@ -1,0 +1,116 @@
+"""The connector protocol every store implements, and the data it trades in.
+
+A connector is an options model, capabilities as data, and five methods. The
+flows read the capabilities instead of branching on store names, so adding a
+store never touches the pipeline.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from vmig.reader import Reject
+
+Cursor = Any
+"""Opaque, JSON-serialisable position in a store's enumeration (resume point)."""
+
+
+class StoreOptions(BaseModel):
+    """Base of every connector's options; unknown options are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do and hold; the flows decide from this, never from the name."""
+
+    can_export: bool = True
+    can_import: bool = True
+    max_batch: int = 1000
+    fixed_dims: bool = True
+    """Every vector in the target has one dimension: other dims are skipped."""
+    needs_vector: bool = True
+    """A record without a vector cannot be stored: null vectors are skipped."""
+    id_kinds: frozenset[str] = frozenset({"string"})
+    """Ids the store takes natively: "string", "uint", "uuid". Others are mapped."""
+    metrics: tuple[str, ...] = ("cosine",)
+    namespaces: bool = True
+    vector_tolerance: float = 0.0
+    """Largest absolute per-component change a round trip may make (e.g. normalisation)."""
+    writes_file: bool = False
+    """The target is a `.vmig.jsonl` file: it gets a sidecar."""
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    exists: bool
+    dims: int | None = None
+    metric: str | None = None
+    count: int | None = None
+    count_by_namespace: dict[str, int] | None = None
+
+
+@dataclass
+class Page:
+    """One page of an enumeration and the cursor after it (None at the end)."""
+
+    batch: pa.RecordBatch
+    next_cursor: Cursor
+    rejects: list[Reject] = field(default_factory=list)
+    """Source records that could not be read (damaged lines, bad blobs)."""
+
+
+@dataclass
+class LoadResult:
+    written: int
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(id, reason) for every record the store refused."""
+
+
+class Connector(ABC):
+    """A store. Construct with its Options; use as a context manager."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[StoreOptions]]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, options: StoreOptions) -> None:
+        self.options = options
+
+    def label(self) -> str:
+        """How the store is named in messages and the summary (never with secrets)."""
+        return self.name
+
+    @abstractmethod
+    def describe(self) -> StoreInfo: ...
+
+    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        raise NotImplementedError(f"{self.name} cannot be exported from")
+
+    def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        raise NotImplementedError(f"{self.name} cannot be imported into")
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        raise NotImplementedError(f"{self.name} cannot be imported into")
+
+    def finish(self) -> None:
+        """Make what was loaded durable and visible (files rename, indexes build)."""
+
+    def abort(self) -> None:
+        """Undo what is not yet durable after a failure."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,100 @@
+"""`.vmig.jsonl` files as a store: the portable archive every other store meets.
+
+As a source it streams the file and reports damaged lines; as a target it
+writes through `VmigWriter`, so the file appears only when complete and gets a
+sidecar with its checksum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from vmig.reader import read_batches
+from vmig.sidecar import read_sidecar
+from vmig.writer import VmigWriter
+
+
+class JsonlOptions(StoreOptions):
+    path: Path
+
+
+class JsonlConnector(Connector):
+    name: ClassVar[str] = "jsonl"
+    Options: ClassVar[type[StoreOptions]] = JsonlOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_batch=4096,
+        fixed_dims=False,
+        needs_vector=False,
+        metrics=("cosine", "dot", "euclid"),
+        writes_file=True,
+    )
+
+    def __init__(self, options: StoreOptions) -> None:
+        super().__init__(options)
+        assert isinstance(options, JsonlOptions)
+        self.path = options.path
+        self.writer: VmigWriter | None = None
+
+    def label(self) -> str:
+        return f"jsonl:{self.path.name}"
+
+    def describe(self) -> StoreInfo:
+        if not self.path.exists():
+            return StoreInfo(exists=False)
+        sidecar = read_sidecar(self.path)
+        if sidecar is None:
+            return StoreInfo(exists=True)
+        dims = sidecar.counts.get("dims", {})
+        common = max((k for k in dims if k != "null"), key=lambda k: dims[k], default=None)
+        return StoreInfo(
+            exists=True,
+            dims=int(common) if common is not None else None,
+            count=sidecar.record_count,
+            count_by_namespace={k: v for k, v in sidecar.counts.get("namespace", {}).items()},
+        )
+
+    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        position = cursor or {"offset": 0, "line": 1}
+        remaining = limit
+        for read in read_batches(self.path, self.capabilities.max_batch, position["offset"], position["line"]):
+            batch = read.batch
+            if namespace is not None:
+                batch = batch.filter(pc.equal(batch.column("namespace"), pa.scalar(namespace)))
+            done = False
+            if remaining is not None:
+                if batch.num_rows >= remaining:
+                    batch, done = batch.slice(0, remaining), True
+                remaining -= batch.num_rows
+            # A cursor is only exact at a batch boundary; `limit` ends the run anyway.
+            next_cursor = None if done else {"offset": read.next_offset, "line": read.next_line}
+            yield Page(batch, next_cursor, read.rejects)
+            if done:
+                return
+
+    def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        if self.path.is_dir():
+            from vmig.errors import UsageError
+
+            raise UsageError(f"jsonl output must be a file, got a directory: {self.path}")
+        if self.writer is None:
+            self.writer = VmigWriter(self.path).open()
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        if self.writer is None:
+            self.ensure_target(None, None)
+        assert self.writer is not None
+        return LoadResult(written=self.writer.write_batch(batch))
+
+    def finish(self) -> None:
+        if self.writer is not None:
+            self.writer.commit()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()

@@ -1,0 +1,375 @@
+"""VEKTOR SQLite memory files: reads the three layouts, writes layout 1.
+
+Layouts are detected with `PRAGMA table_info`, never configured:
+1. `memories(id, content, embedding BLOB, metadata, created_at, namespace)`;
+2. the same without `embedding`, vectors in a sqlite-vec `memories_vec` vec0
+   table joined by rowid (needs a sqlite3 that loads extensions: pysqlite3);
+3. `memories(id, agent_id, content, summary, importance, tags, namespace,
+   pinned, created_at, updated_at, vector, edge_type, potential)` with
+   `graph_edges`; each memory's outgoing edges travel in its metadata.
+
+Layout 1 has no column for model, score, origin or unknown format keys, so a
+file we write keeps them under the reserved metadata key `_vex` and we take
+them out again on export: a trip through VEKTOR loses nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from vmig import metadata as md
+from vmig.batch import build_batch, vector_rows
+from vmig.errors import IntegrityError, StoreError, TransientError, UsageError
+from vmig.reader import Reject
+from vmig.timefmt import TimestampError, format_micros, to_micros
+
+DEFAULT_DB = "slipstream-memory.db"
+RESERVED_KEY = "_vex"
+LAYOUT1_DDL = (
+    "CREATE TABLE IF NOT EXISTS memories (id TEXT PRIMARY KEY, content TEXT, embedding BLOB, "
+    "metadata TEXT, created_at TEXT, namespace TEXT)"
+)
+_UPSERT = (
+    "INSERT INTO memories (id, content, embedding, metadata, created_at, namespace) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET content = excluded.content, embedding = excluded.embedding, "
+    "metadata = excluded.metadata, created_at = excluded.created_at, namespace = excluded.namespace"
+)
+_LAYOUT3_META = ("agent_id", "summary", "importance", "tags", "pinned", "updated_at", "edge_type", "potential")
+
+
+class VektorOptions(StoreOptions):
+    db: Path = Path(DEFAULT_DB)
+
+
+def _sqlite_module() -> Any:
+    """pysqlite3 when installed: it can load sqlite-vec; the stdlib one cannot here."""
+    try:
+        import pysqlite3.dbapi2 as module  # type: ignore[import-not-found]
+    except ImportError:
+        return sqlite3
+    return module
+
+
+_SQLITE: Any = _sqlite_module()
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, _SQLITE.Error)
+
+
+def _store_error(db: Path, exc: Exception) -> Exception:
+    message = str(exc)
+    if "locked" in message or "busy" in message:
+        return TransientError(f"vektor {db}: database is locked by another process ({message})")
+    if "not a database" in message or "malformed" in message:
+        return IntegrityError(f"vektor {db}: not a SQLite database or damaged ({message})")
+    return StoreError(f"vektor {db}: {message}")
+
+
+class VektorConnector(Connector):
+    name: ClassVar[str] = "vektor"
+    Options: ClassVar[type[StoreOptions]] = VektorOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_batch=5000, fixed_dims=False, needs_vector=False, metrics=("cosine", "dot", "euclid")
+    )
+
+    def __init__(self, options: StoreOptions) -> None:
+        super().__init__(options)
+        assert isinstance(options, VektorOptions)
+        self.db = options.db
+        self._conn: Any = None
+        self._layout: int | None = None
+        self._written = False
+
+    def label(self) -> str:
+        return f"vektor:{self.db.name}"
+
+    # -- connection and layout ------------------------------------------------
+
+    def _connect(self, create: bool) -> Any:
+        if self._conn is not None:
+            return self._conn
+        if not create and not self.db.exists():
+            raise UsageError(f"vektor database not found: {self.db} (pass --db FILE)")
+        if self.db.is_dir():
+            raise UsageError(f"vektor --db must be a SQLite file, got a directory: {self.db}")
+        module = _SQLITE
+        try:
+            if create:
+                self.db.parent.mkdir(parents=True, exist_ok=True)
+                conn = module.connect(str(self.db), timeout=5.0)
+            else:
+                conn = module.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5.0)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except DB_ERRORS as exc:
+            raise _store_error(self.db, exc) from None
+        self._conn = conn
+        return conn
+
+    def _tables(self) -> set[str]:
+        rows = self._conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+        return {row[0] for row in rows}
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._conn.execute(f"PRAGMA table_info({table})").fetchall()]
+
+    def layout(self) -> int:
+        """Which VEKTOR layout the file has (1, 2 or 3); UsageError when none."""
+        if self._layout is not None:
+            return self._layout
+        tables = self._tables()
+        if "memories" not in tables:
+            raise UsageError(f"vektor {self.db}: no 'memories' table; is this a VEKTOR memory database?")
+        columns = set(self._columns("memories"))
+        if {"vector", "agent_id", "content"} <= columns:
+            self._layout = 3
+        elif {"id", "content", "embedding"} <= columns:
+            self._layout = 1
+        elif "memories_vec" in tables and {"id", "content"} <= columns:
+            self._layout = 2
+            self._load_sqlite_vec()
+        else:
+            raise UsageError(f"vektor {self.db}: unrecognised memories layout (columns: {', '.join(sorted(columns))})")
+        return self._layout
+
+    def _load_sqlite_vec(self) -> None:
+        try:
+            import sqlite_vec  # type: ignore[import-untyped]
+
+            self._conn.enable_load_extension(True)
+            sqlite_vec.load(self._conn)
+        except (ImportError, AttributeError) as exc:
+            raise UsageError(
+                f"vektor {self.db}: vectors are in a sqlite-vec table; install pysqlite3-binary and sqlite-vec ({exc})"
+            ) from None
+
+    # -- describe ---------------------------------------------------------------
+
+    def describe(self) -> StoreInfo:
+        if not self.db.exists():
+            return StoreInfo(exists=False)
+        conn = self._connect(create=False)
+        try:
+            if "memories" not in self._tables():
+                return StoreInfo(exists=False)
+            layout = self.layout()
+            per_ns = dict(conn.execute("SELECT coalesce(namespace, ''), count(*) FROM memories GROUP BY 1").fetchall())
+            dims_sql = {
+                1: "SELECT length(embedding) / 4, count(*) FROM memories WHERE embedding IS NOT NULL GROUP BY 1",
+                2: "SELECT length(embedding) / 4, count(*) FROM memories_vec GROUP BY 1",
+                3: "SELECT length(vector) / 4, count(*) FROM memories WHERE vector IS NOT NULL GROUP BY 1",
+            }[layout]
+            dims_rows = conn.execute(dims_sql).fetchall()
+        except DB_ERRORS as exc:
+            raise _store_error(self.db, exc) from None
+        dims = max(dims_rows, key=lambda row: row[1])[0] if dims_rows else None
+        return StoreInfo(
+            exists=True, dims=dims, count=sum(per_ns.values()), count_by_namespace={k or "": v for k, v in per_ns.items()}
+        )
+
+    # -- extract ----------------------------------------------------------------
+
+    def _select(self, layout: int) -> str:
+        if layout == 1:
+            return "SELECT rowid, id, content, embedding, metadata, created_at, namespace FROM memories m"
+        if layout == 2:
+            wanted = [c for c in ("metadata", "created_at", "namespace") if c in self._columns("memories")]
+            extra = "".join(f", m.{c}" for c in wanted)
+            missing = "".join(", NULL" for c in ("metadata", "created_at", "namespace") if c not in wanted)
+            return (
+                f"SELECT m.rowid, m.id, m.content, v.embedding{extra}{missing} "
+                "FROM memories m LEFT JOIN memories_vec v ON v.rowid = m.rowid"
+            )
+        fields = ", ".join(f"m.{c}" for c in _LAYOUT3_META)
+        return f"SELECT m.rowid, m.id, m.content, m.vector, m.namespace, m.created_at, {fields} FROM memories m"
+
+    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        conn = self._connect(create=False)
+        layout = self.layout()
+        select = self._select(layout)
+        last_rowid = int(cursor or 0)
+        remaining = limit
+        page_size = self.capabilities.max_batch
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            where = "WHERE m.rowid > ?" + (" AND m.namespace = ?" if namespace is not None else "")
+            params: list[Any] = [last_rowid] + ([namespace] if namespace is not None else []) + [size]
+            try:
+                rows = conn.execute(f"{select} {where} ORDER BY m.rowid LIMIT ?", params).fetchall()
+            except DB_ERRORS as exc:
+                raise _store_error(self.db, exc) from None
+            if not rows:
+                return
+            last_rowid = rows[-1][0]
+            batch, rejects = self._rows_to_batch(rows, layout)
+            if remaining is not None:
+                remaining -= len(rows)
+            done = len(rows) < size or remaining == 0
+            yield Page(batch, None if done else last_rowid, rejects)
+            if done:
+                return
+
+    def _rows_to_batch(self, rows: list[tuple[Any, ...]], layout: int) -> tuple[pa.RecordBatch, list[Reject]]:
+        edges = self._edges([row[1] for row in rows]) if layout == 3 else {}
+        ids: list[str] = []
+        vectors: list[np.ndarray | None] = []
+        texts, metas, created, namespaces, models, scores, sources, extras = ([] for _ in range(8))
+        rejects: list[Reject] = []
+        for row in rows:
+            record_id = str(row[1])
+            try:
+                vector = _decode_blob(row[3])
+                if layout == 3:
+                    meta: dict[str, Any] = dict(zip(_LAYOUT3_META, row[6:], strict=True))
+                    if record_id in edges:
+                        meta["graph_edges"] = edges[record_id]
+                    stamp, ns, reserved = to_micros(row[5]), row[4], {}
+                else:
+                    meta = _parse_metadata(row[4])
+                    reserved = meta.pop(RESERVED_KEY, None) or {}
+                    stamp, ns = to_micros(row[5]), row[6]
+            except (ValueError, TimestampError, orjson.JSONDecodeError) as exc:
+                rejects.append(Reject(None, f"vektor row {row[0]}: {exc}", b"", id=record_id))
+                continue
+            ids.append(record_id)
+            vectors.append(vector)
+            texts.append(row[2])
+            metas.append(md.dumps(meta))
+            created.append(stamp)
+            namespaces.append(ns)
+            models.append(reserved.get("model"))
+            scores.append(reserved.get("score"))
+            sources.append(reserved.get("source_store", self.name))
+            extra = reserved.get("extra")
+            extras.append(orjson.dumps(extra).decode() if extra else None)
+        batch = build_batch(
+            ids,
+            vectors=vectors,
+            text=texts,
+            model=models,
+            namespace=namespaces,
+            metadata=metas,
+            created_at=created,
+            score=scores,
+            source_store=sources,
+            extra=extras,
+        )
+        return batch, rejects
+
+    def _edges(self, ids: list[Any]) -> dict[str, list[dict[str, Any]]]:
+        if "graph_edges" not in self._tables():
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._conn.execute(
+            "SELECT id, source_id, target_id, edge_type, weight, created_at FROM graph_edges "
+            f"WHERE source_id IN ({marks}) ORDER BY rowid",
+            ids,
+        ).fetchall()
+        edges: dict[str, list[dict[str, Any]]] = {}
+        for edge_id, source, target, kind, weight, created in rows:
+            edges.setdefault(str(source), []).append(
+                {"id": edge_id, "target_id": target, "edge_type": kind, "weight": weight, "created_at": created}
+            )
+        return edges
+
+    # -- load (layout 1) -----------------------------------------------------------
+
+    def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        conn = self._connect(create=True)
+        try:
+            if "memories" in self._tables():
+                if self.layout() != 1:
+                    raise UsageError(
+                        f"vektor {self.db} has layout {self.layout()}; vex writes layout 1 only: "
+                        "import into a new --db file"
+                    )
+                return
+            conn.execute(LAYOUT1_DDL)
+            conn.commit()
+            self._layout = 1
+        except DB_ERRORS as exc:
+            raise _store_error(self.db, exc) from None
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        conn = self._connect(create=True)
+        rows = list(
+            zip(
+                batch.column("id").to_pylist(),
+                batch.column("text").to_pylist(),
+                [None if v is None else v.astype("<f4").tobytes() for v in vector_rows(batch)],
+                _metadata_texts(batch, self.name),
+                [None if t is None else format_micros(t) for t in batch.column("created_at").cast(pa.int64()).to_pylist()],
+                batch.column("namespace").to_pylist(),
+                strict=True,
+            )
+        )
+        try:
+            with conn:
+                conn.executemany(_UPSERT, rows)
+        except DB_ERRORS as exc:
+            raise _store_error(self.db, exc) from None
+        return LoadResult(written=len(rows))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _decode_blob(blob: bytes | None) -> np.ndarray | None:
+    if blob is None:
+        return None
+    if isinstance(blob, str):
+        raise ValueError("vector column holds text, not a float32 BLOB")
+    if len(blob) % 4:
+        raise ValueError(f"vector BLOB of {len(blob)} bytes is not a whole number of float32 values")
+    if not blob:
+        return None
+    vector = np.frombuffer(blob, dtype="<f4")
+    if not np.isfinite(vector).all():
+        raise ValueError("vector BLOB holds NaN or infinite values")
+    return vector
+
+
+def _parse_metadata(text: str | None) -> dict[str, Any]:
+    if text is None or text == "":
+        return {}
+    value = orjson.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("metadata column is not a JSON object")
+    return value
+
+
+def _metadata_texts(batch: pa.RecordBatch, own_name: str) -> list[str | None]:
+    """Metadata JSON for layout 1, with what the layout has no column for under `_vex`."""
+    texts: list[str | None] = []
+    columns = zip(
+        batch.column("metadata").to_pylist(),
+        batch.column("model").to_pylist(),
+        batch.column("score").to_pylist(),
+        batch.column("source_store").to_pylist(),
+        batch.column("extra").to_pylist(),
+        strict=True,
+    )
+    for meta_text, model, score, source, extra in columns:
+        reserved: dict[str, Any] = {}
+        if model is not None:
+            reserved["model"] = model
+        if score is not None:
+            reserved["score"] = score
+        if source is not None and source != own_name:
+            reserved["source_store"] = source
+        if extra:
+            reserved["extra"] = orjson.loads(extra)
+        if not reserved:
+            texts.append(meta_text)
+            continue
+        meta = md.loads(meta_text)
+        meta[RESERVED_KEY] = reserved
+        texts.append(md.dumps(meta))
+    return texts

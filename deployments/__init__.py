@@ -1,0 +1,1 @@
+"""Serve/deploy entry points with schedules; never imported by the flow modules."""

@@ -1,0 +1,154 @@
+"""Export, import and migrate as functions of their parameters and a set of steps.
+
+The Prefect flows are these functions with `PrefectSteps`; local mode passes
+`LocalSteps`. Neither knows a store by name: capabilities decide.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
+
+from connectors.base import Connector
+from connectors.jsonl import JsonlConnector, JsonlOptions
+from engine.params import ExportParams, ImportParams, MigrateParams, open_store
+from engine.pipeline import ProgressFn, Steps, Transfer, run_transfer
+from engine.summary import RunSummary
+from vmig.errors import IntegrityError, UsageError
+from vmig.paths import rejects_path
+from vmig.sidecar import Sidecar
+from vmig.stats import RecordStats
+
+
+class JobSteps(Steps, Protocol):
+    def validate_input(self, path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]: ...
+    def write_sidecar(self, output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path: ...
+    def record_import(
+        self, path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int
+    ) -> None: ...
+
+
+def _require(connector: Connector, role: str) -> None:
+    caps = connector.capabilities
+    if role == "source" and not caps.can_export:
+        raise UsageError(f"{connector.name} cannot be exported from")
+    if role == "target" and not caps.can_import:
+        raise UsageError(f"{connector.name} cannot be imported into")
+
+
+def _expected_total(source: Connector, namespace: str | None, limit: int | None) -> int | None:
+    """Records the run should read, for the progress bar: cheap store counts only."""
+    try:
+        info = source.describe()
+    except Exception:  # noqa: BLE001 - a count is a nicety; extract reports real errors
+        return limit
+    total = info.count
+    if namespace is not None and info.count_by_namespace is not None:
+        total = info.count_by_namespace.get(namespace, 0)
+    if total is not None and limit is not None:
+        total = min(total, limit)
+    return total if total is not None else limit
+
+
+def _finish_file_target(target: Connector, source_name: str, steps: JobSteps, summary: RunSummary) -> None:
+    if target.capabilities.writes_file and isinstance(target, JsonlConnector) and target.writer is not None:
+        writer = target.writer
+        assert writer.checksum is not None
+        steps.write_sidecar(target.path, source_name, writer.checksum, writer.stats)
+        summary.output_checksum = writer.checksum
+
+
+def _transfer(
+    action: str,
+    source: Connector,
+    target: Connector,
+    params: ExportParams | ImportParams | MigrateParams,
+    steps: JobSteps,
+    progress: ProgressFn | None,
+    *,
+    dims: int | None = None,
+    dims_hint: int | None = None,
+    expected_total: int | None = None,
+    rejects: Path | None = None,
+) -> RunSummary:
+    _require(source, "source")
+    _require(target, "target")
+    summary = RunSummary(action=action, source=source.label(), target=target.label())
+    if expected_total is None:
+        expected_total = _expected_total(source, params.namespace, params.limit)
+    transfer = Transfer(
+        source=source,
+        target=target,
+        namespace=params.namespace,
+        limit=params.limit,
+        chunk_rows=params.chunk_rows,
+        dims=dims,
+        dims_hint=dims_hint,
+        expected_total=expected_total,
+        rejects_path=rejects,
+    )
+    run_transfer(transfer, steps, summary, progress)
+    _finish_file_target(target, source.name, steps, summary)
+    return summary
+
+
+def export_job(params: ExportParams, steps: JobSteps, progress: ProgressFn | None = None) -> RunSummary:
+    """Store -> `.vmig.jsonl` + sidecar."""
+    with open_store(params.source) as source:
+        target = JsonlConnector(JsonlOptions(path=params.output))
+        return _transfer(
+            "export", source, target, params, steps, progress, rejects=rejects_path(params.output)
+        )
+
+
+def import_job(params: ImportParams, steps: JobSteps, progress: ProgressFn | None = None) -> RunSummary:
+    """`.vmig.jsonl` -> store, verified against the sidecar before the first write."""
+    source = JsonlConnector(JsonlOptions(path=params.input))
+    sidecar, warnings = steps.validate_input(params.input, params.verify)
+    with open_store(params.target) as target:
+        hint = None
+        total = params.limit
+        if sidecar is not None:
+            stats = RecordStats(by_dims=Counter(sidecar.counts.get("dims", {})))
+            hint = stats.most_common_dims()
+            by_ns = sidecar.counts.get("namespace", {})
+            total = by_ns.get(params.namespace, 0) if params.namespace is not None else sidecar.record_count
+            if params.limit is not None:
+                total = min(total, params.limit)
+        summary = _transfer(
+            "import",
+            source,
+            target,
+            params,
+            steps,
+            progress,
+            dims=params.dims,
+            dims_hint=hint,
+            expected_total=total,
+            rejects=rejects_path(params.input),
+        )
+    for warning in warnings:
+        summary.warn(warning)
+    if summary.read == 0 and summary.rejected:
+        raise IntegrityError(
+            f"{params.input} is not a .vmig.jsonl file: none of its lines is a record "
+            f"(line {summary.reject_sample[0][0]}: {summary.reject_sample[0][1]})"
+        )
+    if sidecar is not None:
+        steps.record_import(
+            params.input,
+            target.label(),
+            summary.read,
+            summary.upserted,
+            dict(summary.skipped),
+            summary.failed,
+        )
+    return summary
+
+
+def migrate_job(params: MigrateParams, steps: JobSteps, progress: ProgressFn | None = None) -> RunSummary:
+    """Store -> store directly, no intermediate file."""
+    with open_store(params.source) as source, open_store(params.target) as target:
+        rejects = params.rejects or Path(f"{source.name}-to-{target.name}.rejects.jsonl")
+        return _transfer("migrate", source, target, params, steps, progress, dims=params.dims, rejects=rejects)

@@ -1,0 +1,80 @@
+"""Job parameters as pydantic models: the CLI builds them, the Prefect UI renders them as forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+
+from connectors.base import Connector, StoreOptions
+from connectors.registry import get_connector
+from vmig.errors import UsageError
+
+SECRET_FIELDS = frozenset({"api_key", "password"})
+
+
+class StoreSpec(BaseModel):
+    """Which store and how to reach it. Options are the store's own flags (`db`, `url`, ...)."""
+
+    store: str = Field(description="store name: vektor, jsonl, qdrant, chroma, pgvector, ...")
+    options: dict[str, Any] = Field(default_factory=dict, description="store options, as on the command line")
+    api_key: SecretStr | None = Field(default=None, description="API key or password; never logged")
+
+    def public_options(self) -> dict[str, Any]:
+        """Options safe to print: secrets are left out."""
+        return {k: v for k, v in self.options.items() if k not in SECRET_FIELDS}
+
+
+class JobParams(BaseModel):
+    namespace: str | None = Field(default=None, description="only records of this namespace")
+    limit: int | None = Field(default=None, ge=0, description="stop after this many records")
+    chunk_rows: int = Field(default=10_000, ge=1, description="records per task run")
+
+
+class ExportParams(JobParams):
+    source: StoreSpec
+    output: Path = Field(description="the .vmig.jsonl (or .gz/.zst) file to write")
+
+
+class ImportParams(JobParams):
+    input: Path = Field(description="the .vmig.jsonl file to read")
+    target: StoreSpec
+    verify: bool = Field(default=True, description="check checksum and record count before writing")
+    dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")
+
+
+class MigrateParams(JobParams):
+    source: StoreSpec
+    target: StoreSpec
+    dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")
+    rejects: Path | None = Field(default=None, description="where unreadable source records are written")
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def open_store(spec: StoreSpec) -> Connector:
+    """Instantiate a connector from a spec, turning option errors into one-line usage errors."""
+    cls = get_connector(spec.store)
+    values = dict(spec.options)
+    if spec.api_key is not None:
+        values["api_key"] = spec.api_key
+    options_model: type[StoreOptions] = cls.Options
+    unknown = sorted(set(values) - set(options_model.model_fields))
+    if unknown:
+        accepted = ", ".join(_flag(f) for f in options_model.model_fields) or "none"
+        raise UsageError(f"{cls.name} does not take {', '.join(map(_flag, unknown))} (it takes: {accepted})")
+    try:
+        options = options_model(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            if error["type"] == "missing":
+                problems.append(f"{_flag(field)} is required")
+            else:
+                problems.append(f"{_flag(field)}: {error['msg']}")
+        raise UsageError(f"{cls.name}: {'; '.join(problems)}") from None
+    return cls(options)

@@ -1,0 +1,153 @@
+"""The transfer loop shared by export, import and migrate, in both run modes.
+
+It reads the source chunk by chunk, drops what the target cannot hold (counted
+by reason), loads the rest, and accounts for every record. The verbs come from
+a `Steps` object: plain calls in local mode, Prefect tasks in Prefect mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import Connector, LoadResult
+from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
+from engine.summary import RunSummary, SKIP_DIMS, SKIP_NULL_VECTOR
+from vmig.rejects import RejectsWriter
+
+ProgressFn = Callable[[int, int | None], None]
+"""Called with (records read so far, expected total or None)."""
+
+TERMINAL_PROGRESS: ContextVar[ProgressFn | None] = ContextVar("vex_terminal_progress", default=None)
+"""A terminal bar the CLI hands to a Prefect flow, which cannot take it as a parameter."""
+
+
+def both(*callbacks: ProgressFn | None) -> ProgressFn:
+    """One progress callback that feeds several (UI artifact and terminal bar)."""
+    active = [c for c in callbacks if c is not None]
+
+    def call(done: int, total: int | None) -> None:
+        for callback in active:
+            callback(done, total)
+
+    return call
+
+
+class Steps(Protocol):
+    def extract(self, reader: ChunkReader, rows: int) -> Chunk: ...
+    def filter_dimensions(self, batch: pa.RecordBatch, rule: TargetRule) -> Filtered: ...
+    def load(self, target: Connector, batch: pa.RecordBatch) -> LoadResult: ...
+
+
+@dataclass
+class Transfer:
+    """One source-to-target movement of records."""
+
+    source: Connector
+    target: Connector
+    namespace: str | None = None
+    limit: int | None = None
+    chunk_rows: int = 10_000
+    dims: int | None = None
+    """Dimension for a new fixed-dimension target, when the user gave one."""
+    dims_hint: int | None = None
+    """Most common dims of the input, when known before reading (sidecar counts)."""
+    expected_total: int | None = None
+    rejects_path: Path | None = None
+
+
+def _most_common_dims(batch: pa.RecordBatch) -> int | None:
+    counts = pc.value_counts(batch.column("dims").drop_null()).to_pylist()
+    if not counts:
+        return None
+    return int(max(counts, key=lambda entry: entry["counts"])["values"])
+
+
+class _TargetState:
+    """Decides the target's rule once, creating the target only when there is data for it."""
+
+    def __init__(self, transfer: Transfer, summary: RunSummary) -> None:
+        self.transfer = transfer
+        self.summary = summary
+        self.rule: TargetRule | None = None
+
+    def rule_for(self, batch: pa.RecordBatch) -> TargetRule | None:
+        if self.rule is not None:
+            return self.rule
+        target = self.transfer.target
+        caps = target.capabilities
+        if not caps.fixed_dims:
+            target.ensure_target(None, None)
+            self.rule = TargetRule(None, caps.needs_vector)
+            return self.rule
+        info = target.describe()
+        dims = info.dims if info.exists and info.dims else None
+        if dims is not None and self.transfer.dims is not None and dims != self.transfer.dims:
+            from vmig.errors import UsageError
+
+            raise UsageError(f"{target.label()} already holds {dims}-d vectors; --dims {self.transfer.dims} does not match")
+        dims = dims or self.transfer.dims or self.transfer.dims_hint or _most_common_dims(batch)
+        if dims is None:
+            return None  # nothing with a vector seen yet: decide on a later chunk
+        target.ensure_target(dims, None)
+        self.summary.target_dims = dims
+        self.rule = TargetRule(dims, caps.needs_vector)
+        return self.rule
+
+
+def run_transfer(
+    transfer: Transfer, steps: Steps, summary: RunSummary, progress: ProgressFn | None = None
+) -> RunSummary:
+    """Move every record, or raise; the target is finished only after the last chunk loaded."""
+    started = time.perf_counter()
+    reader = ChunkReader(transfer.source, transfer.namespace, transfer.limit)
+    state = _TargetState(transfer, summary)
+    rejects = RejectsWriter(transfer.rejects_path) if transfer.rejects_path else None
+    try:
+        while not reader.finished:
+            chunk = steps.extract(reader, transfer.chunk_rows)
+            if chunk.rejects:
+                summary.rejected += len(chunk.rejects)
+                summary.reject_sample.extend((r.line, r.reason) for r in chunk.rejects[: 20 - len(summary.reject_sample)])
+                if rejects is not None:
+                    rejects.add(chunk.rejects)
+            batch = chunk.batch
+            summary.read += batch.num_rows
+            if batch.num_rows:
+                _move(batch, steps, state, summary)
+            if progress is not None:
+                progress(summary.read, transfer.expected_total)
+        transfer.target.finish()
+    except BaseException:
+        transfer.target.abort()
+        raise
+    finally:
+        summary.duration_s = time.perf_counter() - started
+        if rejects is not None:
+            summary.rejects_path = rejects.close()
+    for reason, count in summary.skipped.items():
+        if reason == SKIP_DIMS:
+            summary.warn(f"{count} records skipped: their dims differ from the target's {summary.target_dims}")
+        elif reason == SKIP_NULL_VECTOR:
+            summary.warn(f"{count} records skipped: no vector, and {transfer.target.name} needs one")
+    return summary
+
+
+def _move(batch: pa.RecordBatch, steps: Steps, state: _TargetState, summary: RunSummary) -> None:
+    rule = state.rule_for(batch)
+    if rule is None:
+        # No vector in sight and the target needs a fixed dimension: all of these are null vectors.
+        rule = TargetRule(None, True)
+    filtered = steps.filter_dimensions(batch, rule)
+    summary.skipped.update(filtered.skipped)
+    if filtered.batch.num_rows:
+        result = steps.load(state.transfer.target, filtered.batch)
+        summary.upserted += result.written
+        summary.add_failed(result.failed)

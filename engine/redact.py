@@ -1,0 +1,34 @@
+"""Keep secrets out of every message: API keys and URL passwords are masked before printing."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+MASK = "****"
+_known: set[str] = set()
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that `redact` masks it wherever it appears."""
+    if value and len(value) >= 3:
+        _known.add(value)
+
+
+def register_url(url: str | None) -> None:
+    """Remember the password of a URL such as postgresql://user:pw@host/db."""
+    if not url:
+        return
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    register_secret(password)
+
+
+def redact(text: str) -> str:
+    """Mask known secrets and any password written into a URL."""
+    for secret in sorted(_known, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)

@@ -1,0 +1,96 @@
+"""Where every record went: upserted, skipped by reason, failed, or rejected as damaged.
+
+The counts must add up to what was read; the exit code is derived from them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vmig.errors import EXIT_FAILED_RECORDS, EXIT_INTEGRITY, EXIT_OK
+
+SKIP_DIMS = "dims mismatch"
+SKIP_NULL_VECTOR = "null vector"
+FAILED_SAMPLE = 20
+"""Failed records listed by id in the summary; all of them are counted."""
+
+
+@dataclass
+class RunSummary:
+    action: str
+    source: str
+    target: str
+    read: int = 0
+    upserted: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    failed_sample: list[tuple[str, str]] = field(default_factory=list)
+    rejected: int = 0
+    rejects_path: Path | None = None
+    reject_sample: list[tuple[int | None, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    target_dims: int | None = None
+    output_checksum: str | None = None
+
+    def add_failed(self, failures: list[tuple[str, str]]) -> None:
+        self.failed += len(failures)
+        room = FAILED_SAMPLE - len(self.failed_sample)
+        if room > 0:
+            self.failed_sample.extend(failures[:room])
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.duration_s if self.duration_s > 0 else 0.0
+
+    def balanced(self) -> bool:
+        """Every record read is upserted, skipped or failed: nothing unaccounted."""
+        return self.upserted + self.skipped_total + self.failed == self.read
+
+    def exit_code(self) -> int:
+        if self.rejected:
+            return EXIT_INTEGRITY
+        if self.failed or not self.balanced():
+            return EXIT_FAILED_RECORDS
+        return EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "source": self.source,
+            "target": self.target,
+            "total": self.read,
+            "upserted": self.upserted,
+            "skipped": dict(self.skipped),
+            "failed": self.failed,
+            "failed_sample": [{"id": i, "reason": r} for i, r in self.failed_sample],
+            "rejected": self.rejected,
+            "rejects_file": str(self.rejects_path) if self.rejects_path else None,
+            "warnings": list(self.warnings),
+            "duration_s": round(self.duration_s, 3),
+            "records_per_s": round(self.rate, 1),
+            "exit_code": self.exit_code(),
+        }
+
+    def rows(self) -> list[tuple[str, str]]:
+        """Label/value rows of the summary block, in the seed's order."""
+        rows = [("total records", str(self.read)), ("upserted", str(self.upserted))]
+        rows.append(("skipped", str(self.skipped_total)))
+        rows.extend((f"  {reason}", str(count)) for reason, count in sorted(self.skipped.items()))
+        rows.append(("failed", str(self.failed)))
+        if self.rejected:
+            rows.append(("damaged lines", str(self.rejected)))
+        rows.append(("duration", f"{self.duration_s:.1f}s"))
+        rows.append(("rate", f"{self.rate:,.0f} records/s"))
+        return rows

@@ -1,0 +1,26 @@
+"""Export flow: store -> `.vmig.jsonl` + sidecar. `python -m flows.export` takes `vex export`'s flags."""
+
+from __future__ import annotations
+
+import sys
+from prefect import flow
+
+from engine.jobs import export_job
+from engine.pipeline import TERMINAL_PROGRESS, both
+from engine.params import ExportParams
+from engine.summary import RunSummary
+from flows._observe import ProgressArtifact, publish_summary
+from tasks import PrefectSteps
+
+
+@flow(name="vex-export", validate_parameters=True)
+def export_flow(params: ExportParams) -> RunSummary:
+    summary = export_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("export")))
+    publish_summary(summary)
+    return summary
+
+
+if __name__ == "__main__":
+    from cli.main import main
+
+    sys.exit(main(["export", *sys.argv[1:]]))

@@ -1,0 +1,30 @@
+"""Import flow: `.vmig.jsonl` -> store, verified before the first write.
+
+Named `import_file` because `import` is a Python keyword; `python -m flows.import_file`
+takes `vex import`'s flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from prefect import flow
+
+from engine.jobs import import_job
+from engine.pipeline import TERMINAL_PROGRESS, both
+from engine.params import ImportParams
+from engine.summary import RunSummary
+from flows._observe import ProgressArtifact, publish_summary
+from tasks import PrefectSteps
+
+
+@flow(name="vex-import", validate_parameters=True)
+def import_flow(params: ImportParams) -> RunSummary:
+    summary = import_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("import")))
+    publish_summary(summary)
+    return summary
+
+
+if __name__ == "__main__":
+    from cli.main import main
+
+    sys.exit(main(["import", *sys.argv[1:]]))

@@ -1,0 +1,26 @@
+"""Migrate flow: store -> store, no intermediate file. `python -m flows.migrate` takes `vex migrate`'s flags."""
+
+from __future__ import annotations
+
+import sys
+from prefect import flow
+
+from engine.jobs import migrate_job
+from engine.pipeline import TERMINAL_PROGRESS, both
+from engine.params import MigrateParams
+from engine.summary import RunSummary
+from flows._observe import ProgressArtifact, publish_summary
+from tasks import PrefectSteps
+
+
+@flow(name="vex-migrate", validate_parameters=True)
+def migrate_flow(params: MigrateParams) -> RunSummary:
+    summary = migrate_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("migrate")))
+    publish_summary(summary)
+    return summary
+
+
+if __name__ == "__main__":
+    from cli.main import main
+
+    sys.exit(main(["migrate", *sys.argv[1:]]))

@@ -1,0 +1,21 @@
+"""Write sidecar: the `.vmig.meta.json` of an export, and the audit entry of an import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from engine import steps
+from vmig.stats import RecordStats
+
+
+@task(name="write-sidecar", cache_policy=NONE)
+def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path:
+    return steps.write_sidecar(output, source_store, checksum, stats)
+
+
+@task(name="record-import", cache_policy=NONE)
+def record_import(path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int) -> None:
+    steps.record_import_entry(path, target, total, upserted, skipped, failed)

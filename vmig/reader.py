@@ -1,0 +1,274 @@
+"""Streaming `.vmig.jsonl` reader: tolerant of variants, strict about damage.
+
+Variants other vex versions write are read without loss: `created_at` as epoch
+seconds or milliseconds, a `source` key, array- or object-valued metadata,
+`metadata: null`, extra top-level keys (kept in the `extra` column). Damage is
+never counted as a record: each damaged line comes back as a `Reject` with its
+line number and reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from vmig import metadata as md
+from vmig.batch import build_batch
+from vmig.errors import IntegrityError, UsageError
+from vmig.paths import compression_of
+from vmig.timefmt import TimestampError, to_micros
+from vmig.writer import KNOWN_KEYS
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""Longest line accepted; a record of 100k float32 dims fits comfortably."""
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_NUMBER_TYPES = {int, float}
+_BOM = b"\xef\xbb\xbf"
+
+
+class LineRejected(ValueError):
+    """One line of the file cannot be a record; the message says why."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A line or source record that could not be read as a record."""
+
+    line: int | None
+    reason: str
+    raw: bytes
+    id: str | None = None
+
+
+@dataclass
+class ReadBatch:
+    """Valid records of a run of lines, the damaged lines among them, and where to resume."""
+
+    batch: pa.RecordBatch
+    rejects: list[Reject] = field(default_factory=list)
+    next_offset: int = 0
+    next_line: int = 1
+    lines_read: int = 0
+
+
+def open_data(path: Path) -> IO[bytes]:
+    """Open a data file for reading, decompressing by its name."""
+    if not path.exists():
+        raise UsageError(f"input file not found: {path}")
+    if path.is_dir():
+        raise UsageError(f"input is a directory, not a .vmig.jsonl file: {path}")
+    try:
+        compression = compression_of(path)
+        if compression == "gzip":
+            return gzip.open(path, "rb")
+        if compression == "zstd":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # type: ignore[return-value]
+        return open(path, "rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _text(record: dict[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "text":
+        return str(value)
+    raise LineRejected(f"'{key}' must be a string, got {type(value).__name__}")
+
+
+def _vector(record: dict[str, Any]) -> list[float] | None:
+    value = record.get("vector")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise LineRejected(f"'vector' must be an array of numbers, got {type(value).__name__}")
+    if not value:
+        raise LineRejected("'vector' is empty")
+    if not set(map(type, value)) <= _NUMBER_TYPES:
+        raise LineRejected("'vector' holds a value that is not a number")
+    peak = max(abs(min(value)), abs(max(value)))
+    if math.isnan(peak) or peak > _FLOAT32_MAX:
+        raise LineRejected("'vector' holds a value that is not a finite float32")
+    return value
+
+
+def parse_record(raw: bytes) -> dict[str, Any]:
+    """One line to the fields of our model, or `LineRejected` saying what is wrong."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        reason = "not valid UTF-8" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})"
+        raise LineRejected(reason) from None
+    if not isinstance(record, dict):
+        raise LineRejected(f"line is JSON {type(record).__name__}, not an object")
+    raw_id = record.get("id")
+    if raw_id is None or isinstance(raw_id, (bool, dict, list, float)):
+        raise LineRejected("missing 'id'" if raw_id is None else "'id' must be a string or integer")
+    record_id = str(raw_id)
+    if not record_id:
+        raise LineRejected("'id' is empty")
+    vector = _vector(record)
+    text = _text(record, "text")
+    if vector is None and text is None:
+        raise LineRejected("record has neither 'text' nor 'vector'")
+    dims = record.get("dims")
+    if dims is not None and vector is not None and (isinstance(dims, bool) or dims != len(vector)):
+        raise LineRejected(f"'dims' is {dims} but the vector has {len(vector)} values")
+    meta = record.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise LineRejected(f"'metadata' must be an object, got {type(meta).__name__}")
+    encoded = record.get(md.JSON_KEYS_FIELD)
+    if encoded is not None:
+        if not isinstance(encoded, list) or not all(isinstance(k, str) for k in encoded):
+            raise LineRejected(f"'{md.JSON_KEYS_FIELD}' must be a list of keys")
+        try:
+            meta = md.decode_nested(meta or {}, encoded)
+        except orjson.JSONDecodeError:
+            raise LineRejected(f"a metadata value listed in '{md.JSON_KEYS_FIELD}' is not JSON") from None
+    try:
+        created = to_micros(record.get("created_at"))
+    except TimestampError as exc:
+        raise LineRejected(str(exc)) from None
+    score = record.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise LineRejected("'score' must be a number")
+    source = _text(record, "source_store")
+    if source is None and isinstance(record.get("source"), str):
+        source = record["source"]
+    extra = {k: v for k, v in record.items() if k not in KNOWN_KEYS and k != "source"}
+    if "source" in record and not isinstance(record["source"], str):
+        extra["source"] = record["source"]
+    return {
+        "id": record_id,
+        "vector": vector,
+        "text": text,
+        "model": _text(record, "model"),
+        "namespace": _text(record, "namespace"),
+        "metadata": None if meta is None else md.dumps(meta),
+        "created_at": created,
+        "score": None if score is None else float(score),
+        "source_store": source,
+        "extra": orjson.dumps(extra).decode() if extra else None,
+    }
+
+
+def _columns_to_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    vectors = [row["vector"] for row in rows]
+    matrix: Any = vectors
+    if vectors and vectors[0] is not None:
+        width = len(vectors[0])
+        if all(v is not None and len(v) == width for v in vectors):
+            matrix = np.array(vectors, dtype=np.float32)
+    return build_batch(
+        [row["id"] for row in rows],
+        vectors=matrix,
+        text=[row["text"] for row in rows],
+        model=[row["model"] for row in rows],
+        namespace=[row["namespace"] for row in rows],
+        metadata=[row["metadata"] for row in rows],
+        created_at=[row["created_at"] for row in rows],
+        score=[row["score"] for row in rows],
+        source_store=[row["source_store"] for row in rows],
+        extra=[row["extra"] for row in rows],
+    )
+
+
+def _read_line(stream: IO[bytes]) -> tuple[bytes, int, bool]:
+    """Next line (without its content past the limit), its byte length, and whether it was too long."""
+    line = stream.readline(MAX_LINE_BYTES + 1)
+    size = len(line)
+    if size <= MAX_LINE_BYTES or line.endswith(b"\n"):
+        return line, size, False
+    while line and not line.endswith(b"\n"):
+        line = stream.readline(1024 * 1024)
+        size += len(line)
+    return b"", size, True
+
+
+def read_batches(
+    path: Path,
+    batch_rows: int = 4096,
+    start_offset: int = 0,
+    start_line: int = 1,
+) -> Iterator[ReadBatch]:
+    """Stream a data file as canonical batches, starting at a byte offset (resume)."""
+    path = Path(path)
+    stream = open_data(path)
+    try:
+        if start_offset:
+            _skip(stream, start_offset)
+        offset, line_no = start_offset, start_line
+        rows: list[dict[str, Any]] = []
+        rejects: list[Reject] = []
+        lines_in_batch = 0
+        while True:
+            try:
+                raw, size, too_long = _read_line(stream)
+            except (EOFError, zlib.error, OSError) as exc:
+                raise IntegrityError(
+                    f"{path}: the compressed data is damaged or truncated after line {line_no - 1} ({exc})"
+                ) from None
+            if size == 0:
+                break
+            offset += size
+            current = line_no
+            line_no += 1
+            if current == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            if too_long:
+                rejects.append(Reject(current, f"line is longer than {MAX_LINE_BYTES} bytes", b""))
+            elif raw.strip():
+                lines_in_batch += 1
+                try:
+                    rows.append(parse_record(raw))
+                except LineRejected as exc:
+                    rejects.append(Reject(current, str(exc), raw.rstrip(b"\r\n")))
+            if len(rows) >= batch_rows:
+                yield ReadBatch(_columns_to_batch(rows), rejects, offset, line_no, lines_in_batch)
+                rows, rejects, lines_in_batch = [], [], 0
+        if rows or rejects:
+            yield ReadBatch(_columns_to_batch(rows), rejects, offset, line_no, lines_in_batch)
+    finally:
+        stream.close()
+
+
+def _skip(stream: IO[bytes], count: int) -> None:
+    if hasattr(stream, "seekable") and stream.seekable() and not isinstance(stream, gzip.GzipFile):
+        stream.seek(count)
+        return
+    remaining = count
+    while remaining:
+        chunk = stream.read(min(remaining, 1 << 20))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
+def count_lines(path: Path) -> int:
+    """Non-blank lines of a data file, streamed (used to check a sidecar's count)."""
+    stream = open_data(path)
+    count = 0
+    try:
+        while True:
+            raw, size, _too_long = _read_line(stream)
+            if size == 0:
+                return count
+            if _too_long or raw.strip():
+                count += 1
+    except (EOFError, zlib.error, OSError) as exc:
+        raise IntegrityError(f"{path}: the compressed data is damaged or truncated ({exc})") from None
+    finally:
+        stream.close()

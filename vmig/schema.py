@@ -1,0 +1,42 @@
+"""The one canonical Arrow schema every record travels in.
+
+Connectors, tasks and the file reader/writer all build and consume batches of
+this schema, so a column is named and typed in exactly one place.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+FORMAT_VERSION = "1.0.0"
+"""The `.vmig.jsonl` format version written on every record as `vex_version`."""
+
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32())),
+        pa.field("text", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("dims", pa.int32()),
+        pa.field("namespace", pa.string()),
+        # A JSON object as text: nested values survive the trip through Arrow
+        # without a per-store struct schema.
+        pa.field("metadata", pa.string()),
+        pa.field("created_at", pa.timestamp("us", tz="UTC")),
+        pa.field("score", pa.float64()),
+        # Where the record was first exported from; carried so a trip through a
+        # file does not rewrite a record's origin.
+        pa.field("source_store", pa.string()),
+        # Top-level keys of a `.vmig.jsonl` line that our model has no column
+        # for (e.g. `modality` from later vex versions), as a JSON object, so
+        # they are written back unchanged.
+        pa.field("extra", pa.string()),
+    ]
+)
+
+COLUMNS: tuple[str, ...] = tuple(RECORD_SCHEMA.names)
+
+
+def empty_batch() -> pa.RecordBatch:
+    """A zero-row batch of the canonical schema."""
+    return pa.RecordBatch.from_pylist([], schema=RECORD_SCHEMA)

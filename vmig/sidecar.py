@@ -1,0 +1,135 @@
+"""The `.vmig.meta.json` sidecar: what a data file holds and proof it is intact."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vmig.errors import IntegrityError
+from vmig.paths import sidecar_path
+from vmig.reader import count_lines
+from vmig.schema import FORMAT_VERSION
+from vmig.stats import RecordStats
+from vmig.timefmt import now_iso
+
+TOOL_NAME = "vex-migrate"
+
+
+def tool_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(TOOL_NAME)
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "0.0.0+source"
+
+
+class ImportEntry(BaseModel):
+    """One import of the file into a store, appended on every import."""
+
+    model_config = ConfigDict(extra="allow")
+
+    target: str
+    imported_at: str
+    total: int
+    upserted: int
+    skipped: dict[str, int] = Field(default_factory=dict)
+    failed: int = 0
+
+
+class Sidecar(BaseModel):
+    """Extra keys written by other tools are kept and written back."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: str = FORMAT_VERSION
+    vex_version: str = FORMAT_VERSION
+    tool_version: str | None = None
+    exported_at: str | None = None
+    source_store: str | None = None
+    record_count: int
+    checksum: str
+    counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    imported_to: str | None = None
+    imported_at: str | None = None
+    imports: list[ImportEntry] = Field(default_factory=list)
+
+
+def file_checksum(path: Path) -> str:
+    """`sha256:` of the file's exact bytes (compressed bytes for .gz/.zst)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def build_sidecar(source_store: str | None, checksum: str, stats: RecordStats) -> Sidecar:
+    return Sidecar(
+        tool_version=tool_version(),
+        exported_at=now_iso(),
+        source_store=source_store,
+        record_count=stats.record_count,
+        checksum=checksum,
+        counts=stats.as_dict(),
+    )
+
+
+def write_sidecar(data_path: Path, sidecar: Sidecar) -> Path:
+    """Write atomically, so a sidecar on disk is always whole."""
+    target = sidecar_path(data_path)
+    temp = target.with_name(f".{target.name}.partial")
+    payload = sidecar.model_dump(mode="json", exclude_none=True)
+    temp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(temp, target)
+    return target
+
+
+def read_sidecar(data_path: Path) -> Sidecar | None:
+    """The sidecar of a data file, None when there is none; damage is an IntegrityError."""
+    path = sidecar_path(data_path)
+    if not path.exists():
+        return None
+    try:
+        payload: Any = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise IntegrityError(f"sidecar {path} cannot be read: {exc}") from None
+    if not isinstance(payload, dict):
+        raise IntegrityError(f"sidecar {path} is not a JSON object")
+    try:
+        return Sidecar.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        raise IntegrityError(f"sidecar {path} is not a valid vex sidecar ({problems})") from None
+
+
+def verify_against_sidecar(data_path: Path, sidecar: Sidecar) -> None:
+    """Raise IntegrityError unless checksum and record count match the file."""
+    actual = file_checksum(data_path)
+    if actual != sidecar.checksum:
+        raise IntegrityError(
+            f"checksum mismatch for {data_path}: sidecar says {sidecar.checksum}, file is {actual} "
+            "(the file changed or is damaged; --no-verify imports it anyway)"
+        )
+    lines = count_lines(data_path)
+    if lines != sidecar.record_count:
+        raise IntegrityError(
+            f"record count mismatch for {data_path}: sidecar says {sidecar.record_count}, file has {lines} lines "
+            "(--no-verify imports it anyway)"
+        )
+
+
+def record_import(data_path: Path, entry: ImportEntry) -> None:
+    """Add an import to the sidecar's audit trail (no-op when the file has no sidecar)."""
+    sidecar = read_sidecar(data_path)
+    if sidecar is None:
+        return
+    sidecar.imported_to = entry.target
+    sidecar.imported_at = entry.imported_at
+    sidecar.imports.append(entry)
+    write_sidecar(data_path, sidecar)

@@ -1,0 +1,173 @@
+"""Streaming `.vmig.jsonl` writer: bounded memory, atomic, checksummed.
+
+Lines go to a hidden temporary file beside the target; only `commit()` renames
+it into place, so a crash never leaves a partial file that looks complete. The
+SHA-256 of the exact bytes on disk is computed as they are written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import orjson
+import pyarrow as pa
+
+from vmig import metadata as md
+from vmig.batch import vector_rows
+from vmig.paths import compression_of
+from vmig.schema import FORMAT_VERSION
+from vmig.stats import RecordStats
+from vmig.timefmt import format_micros
+
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+KNOWN_KEYS = frozenset(
+    {
+        "id",
+        "text",
+        "vector",
+        "model",
+        "dims",
+        "namespace",
+        "score",
+        "metadata",
+        "created_at",
+        "source_store",
+        "vex_version",
+        md.JSON_KEYS_FIELD,
+    }
+)
+
+
+class _HashingFile:
+    """A binary sink that hashes every byte it passes to the real file."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def temporary_path(final: Path) -> Path:
+    """The hidden sibling a writer fills before renaming it to `final`."""
+    return final.with_name(f".{final.name}.partial")
+
+
+def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> list[bytes]:
+    """Serialise a canonical batch as format-valid JSON lines (flat metadata)."""
+    columns = {name: batch.column(name).to_pylist() for name in ("id", "text", "model", "namespace", "score")}
+    metas = batch.column("metadata").to_pylist()
+    dims = batch.column("dims").to_pylist()
+    created = batch.column("created_at").cast(pa.int64()).to_pylist()
+    sources = batch.column("source_store").to_pylist()
+    extras = batch.column("extra").to_pylist()
+    vectors = vector_rows(batch)
+    lines: list[bytes] = []
+    for i in range(batch.num_rows):
+        flat, encoded = md.encode_nested(md.loads(metas[i]))
+        record: dict[str, Any] = {
+            "id": columns["id"][i],
+            "text": columns["text"][i],
+            "vector": vectors[i],
+            "model": columns["model"][i],
+            "dims": dims[i],
+            "namespace": columns["namespace"][i],
+            "score": columns["score"][i],
+            "metadata": flat,
+            "created_at": None if created[i] is None else format_micros(created[i]),
+            "source_store": sources[i] if sources[i] is not None else default_source,
+            "vex_version": FORMAT_VERSION,
+        }
+        if encoded:
+            record[md.JSON_KEYS_FIELD] = encoded
+        if extras[i]:
+            for key, value in orjson.loads(extras[i]).items():
+                if key not in KNOWN_KEYS:
+                    record[key] = value
+        lines.append(orjson.dumps(record, option=_DUMP_OPTIONS))
+    return lines
+
+
+class VmigWriter:
+    """Write canonical batches to a `.vmig.jsonl[.gz|.zst]` file atomically."""
+
+    def __init__(self, path: Path, default_source: str | None = None) -> None:
+        self.path = Path(path)
+        self.default_source = default_source
+        self.stats = RecordStats()
+        self.temp_path = temporary_path(self.path)
+        self.checksum: str | None = None
+        self._raw: IO[bytes] | None = None
+        self._hashing: _HashingFile | None = None
+        self._stream: Any = None
+
+    def open(self) -> VmigWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._raw = open(self.temp_path, "wb")
+        self._hashing = _HashingFile(self._raw)
+        compression = compression_of(self.path)
+        if compression == "gzip":
+            # mtime=0 and no name: the same records give the same bytes.
+            self._stream = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0)  # type: ignore[arg-type]
+        elif compression == "zstd":
+            import zstandard
+
+            self._stream = zstandard.ZstdCompressor().stream_writer(self._hashing, closefd=False)  # type: ignore[arg-type]
+        else:
+            self._stream = self._hashing
+        return self
+
+    def write_batch(self, batch: pa.RecordBatch) -> int:
+        if self._stream is None:
+            self.open()
+        self._stream.write(b"".join(record_lines(batch, self.default_source)))
+        self.stats.add(batch)
+        return batch.num_rows
+
+    def commit(self) -> str:
+        """Flush, fsync and rename into place; returns the `sha256:` checksum."""
+        if self._stream is None:
+            self.open()
+        assert self._raw is not None and self._hashing is not None
+        if self._stream is not self._hashing:
+            self._stream.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        os.replace(self.temp_path, self.path)
+        self.checksum = "sha256:" + self._hashing.digest.hexdigest()
+        self._stream = None
+        return self.checksum
+
+    def abort(self) -> None:
+        """Drop the temporary file; the destination is left as it was."""
+        if self._raw is not None and not self._raw.closed:
+            self._raw.close()
+        self._stream = None
+        self.temp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> VmigWriter:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
