@@ -83,6 +83,8 @@ class Connector(ABC):
 
     def __init__(self, options: StoreOptions) -> None:
         self.options = options
+        self.page_size = self.capabilities.max_batch
+        """Records per extracted page; tests lower it to exercise cursors."""
 
     def label(self) -> str:
         """How the store is named in messages and the summary (never with secrets)."""

@@ -62,7 +62,7 @@ class JsonlConnector(Connector):
     def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
         position = cursor or {"offset": 0, "line": 1}
         remaining = limit
-        for read in read_batches(self.path, self.capabilities.max_batch, position["offset"], position["line"]):
+        for read in read_batches(self.path, self.page_size, position["offset"], position["line"]):
             batch = read.batch
             if namespace is not None:
                 batch = batch.filter(pc.equal(batch.column("namespace"), pa.scalar(namespace)))
@@ -92,8 +92,10 @@ class JsonlConnector(Connector):
         return LoadResult(written=self.writer.write_batch(batch))
 
     def finish(self) -> None:
-        if self.writer is not None:
-            self.writer.commit()
+        if self.writer is None:
+            self.ensure_target(None, None)  # an empty source still gives a (verifiable) empty file
+        assert self.writer is not None
+        self.writer.commit()
 
     def abort(self) -> None:
         if self.writer is not None:

@@ -194,7 +194,7 @@ class VektorConnector(Connector):
         select = self._select(layout)
         last_rowid = int(cursor or 0)
         remaining = limit
-        page_size = self.capabilities.max_batch
+        page_size = self.page_size
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
             where = "WHERE m.rowid > ?" + (" AND m.namespace = ?" if namespace is not None else "")
