@@ -122,6 +122,8 @@ class VektorConnector(Connector):
         """Which VEKTOR layout the file has (1, 2 or 3); UsageError when none."""
         if self._layout is not None:
             return self._layout
+        if self._conn is None:
+            self._connect(create=False)
         tables = self._tables()
         if "memories" not in tables:
             raise UsageError(f"vektor {self.db}: no 'memories' table; is this a VEKTOR memory database?")

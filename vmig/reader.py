@@ -10,6 +10,7 @@ line number and reason.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import zlib
 from collections.abc import Iterator
@@ -34,6 +35,20 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMBER_TYPES = {int, float}
 _BOM = b"\xef\xbb\xbf"
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (EOFError, zlib.error, OSError)
+    try:
+        import zstandard
+
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
+_DECOMPRESSION_ERRORS = _decompression_errors()
 
 
 class LineRejected(ValueError):
@@ -74,7 +89,8 @@ def open_data(path: Path) -> IO[bytes]:
         if compression == "zstd":
             import zstandard
 
-            return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # type: ignore[return-value]
+            reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+            return io.BufferedReader(reader)  # type: ignore[arg-type]
         return open(path, "rb")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -217,7 +233,7 @@ def read_batches(
         while True:
             try:
                 raw, size, too_long = _read_line(stream)
-            except (EOFError, zlib.error, OSError) as exc:
+            except _DECOMPRESSION_ERRORS as exc:
                 raise IntegrityError(
                     f"{path}: the compressed data is damaged or truncated after line {line_no - 1} ({exc})"
                 ) from None
@@ -268,7 +284,7 @@ def count_lines(path: Path) -> int:
                 return count
             if _too_long or raw.strip():
                 count += 1
-    except (EOFError, zlib.error, OSError) as exc:
+    except _DECOMPRESSION_ERRORS as exc:
         raise IntegrityError(f"{path}: the compressed data is damaged or truncated ({exc})") from None
     finally:
         stream.close()
