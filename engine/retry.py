@@ -27,6 +27,6 @@ def with_retries(fn: Callable[..., T]) -> Callable[..., T]:
     return retry(
         retry=retry_if_exception_type(TransientError),
         stop=stop_after_attempt(ATTEMPTS),
-        wait=wait_exponential_jitter(initial=delay, max=delay * 8, jitter=delay * JITTER),
+        wait=wait_exponential_jitter(multiplier=delay, max=delay * 8, jitter=delay * JITTER),
         reraise=True,
     )(fn)

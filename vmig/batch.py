@@ -133,6 +133,9 @@ def vector_rows(batch: pa.RecordBatch) -> list[np.ndarray | None]:
 
 def concat_batches(batches: Sequence[pa.RecordBatch]) -> pa.RecordBatch:
     """One batch from several of the canonical schema."""
-    if not batches:
+    non_empty = [batch for batch in batches if batch.num_rows]
+    if not non_empty:
         return pa.RecordBatch.from_pylist([], schema=RECORD_SCHEMA)
-    return pa.Table.from_batches(list(batches), schema=RECORD_SCHEMA).combine_chunks().to_batches()[0]
+    if len(non_empty) == 1:
+        return non_empty[0]
+    return pa.Table.from_batches(non_empty, schema=RECORD_SCHEMA).combine_chunks().to_batches()[0]

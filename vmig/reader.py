@@ -105,7 +105,17 @@ def _text(record: dict[str, Any], key: str) -> str | None:
     raise LineRejected(f"'{key}' must be a string, got {type(value).__name__}")
 
 
-def _vector(record: dict[str, Any]) -> list[float] | None:
+def _strict_vector_check(value: list[Any]) -> None:
+    """The exact reason a vector is not a finite float32 array (slow path, per row)."""
+    if not set(map(type, value)) <= _NUMBER_TYPES:
+        raise LineRejected("'vector' holds a value that is not a number")
+    peak = max(abs(min(value)), abs(max(value)))
+    if math.isnan(peak) or peak > _FLOAT32_MAX:
+        raise LineRejected("'vector' holds a value that is not a finite float32")
+
+
+def _vector(record: dict[str, Any], raw: bytes) -> list[float] | None:
+    """Shape checks here; element checks happen for the whole batch in numpy."""
     value = record.get("vector")
     if value is None:
         return None
@@ -113,11 +123,9 @@ def _vector(record: dict[str, Any]) -> list[float] | None:
         raise LineRejected(f"'vector' must be an array of numbers, got {type(value).__name__}")
     if not value:
         raise LineRejected("'vector' is empty")
-    if not set(map(type, value)) <= _NUMBER_TYPES:
-        raise LineRejected("'vector' holds a value that is not a number")
-    peak = max(abs(min(value)), abs(max(value)))
-    if math.isnan(peak) or peak > _FLOAT32_MAX:
-        raise LineRejected("'vector' holds a value that is not a finite float32")
+    if b"true" in raw or b"false" in raw:
+        # numpy would read a JSON boolean as 1.0/0.0: check this line element by element
+        _strict_vector_check(value)
     return value
 
 
@@ -136,7 +144,7 @@ def parse_record(raw: bytes) -> dict[str, Any]:
     record_id = str(raw_id)
     if not record_id:
         raise LineRejected("'id' is empty")
-    vector = _vector(record)
+    vector = _vector(record, raw)
     text = _text(record, "text")
     if vector is None and text is None:
         raise LineRejected("record has neither 'text' nor 'vector'")
@@ -181,16 +189,45 @@ def parse_record(raw: bytes) -> dict[str, Any]:
     }
 
 
-def _columns_to_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
-    vectors = [row["vector"] for row in rows]
-    matrix: Any = vectors
-    if vectors and vectors[0] is not None:
-        width = len(vectors[0])
-        if all(v is not None and len(v) == width for v in vectors):
-            matrix = np.array(vectors, dtype=np.float32)
-    return build_batch(
+def _vector_matrix(vectors: list[Any]) -> tuple[Any, dict[int, str]]:
+    """Vectors of a batch as one float32 matrix when uniform, and the rows that are not finite float32."""
+    present = [i for i, v in enumerate(vectors) if v is not None]
+    if not present:
+        return vectors, {}
+    width = len(vectors[present[0]])
+    matrix = None
+    if all(len(vectors[i]) == width for i in present):
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                matrix = np.array([vectors[i] for i in present], dtype=np.float32)
+        except (ValueError, TypeError):
+            matrix = None
+    if matrix is None or matrix.ndim != 2:
+        bad: dict[int, str] = {}
+        for i in present:
+            try:
+                _strict_vector_check(vectors[i])
+            except LineRejected as exc:
+                bad[i] = str(exc)
+        return vectors, bad
+    finite = np.isfinite(matrix).all(axis=1)
+    bad = {present[j]: "'vector' holds a value that is not a finite float32" for j in np.flatnonzero(~finite)}
+    if len(present) == len(vectors) and not bad:
+        return matrix, bad
+    return vectors, bad
+
+
+def _columns_to_batch(
+    rows: list[dict[str, Any]], lines: list[int], raws: list[bytes]
+) -> tuple[pa.RecordBatch, list[Reject]]:
+    vectors, bad = _vector_matrix([row["vector"] for row in rows])
+    rejects = [Reject(lines[i], reason, raws[i].rstrip(b"\r\n")) for i, reason in sorted(bad.items())]
+    if bad:
+        rows = [row for i, row in enumerate(rows) if i not in bad]
+        vectors = [row["vector"] for row in rows]
+    batch = build_batch(
         [row["id"] for row in rows],
-        vectors=matrix,
+        vectors=vectors,
         text=[row["text"] for row in rows],
         model=[row["model"] for row in rows],
         namespace=[row["namespace"] for row in rows],
@@ -200,6 +237,7 @@ def _columns_to_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
         source_store=[row["source_store"] for row in rows],
         extra=[row["extra"] for row in rows],
     )
+    return batch, rejects
 
 
 def _read_line(stream: IO[bytes]) -> tuple[bytes, int, bool]:
@@ -228,8 +266,16 @@ def read_batches(
             _skip(stream, start_offset)
         offset, line_no = start_offset, start_line
         rows: list[dict[str, Any]] = []
+        lines: list[int] = []
+        raws: list[bytes] = []
         rejects: list[Reject] = []
         lines_in_batch = 0
+
+        def flush() -> ReadBatch:
+            batch, vector_rejects = _columns_to_batch(rows, lines, raws)
+            found = sorted(rejects + vector_rejects, key=lambda r: r.line or 0)
+            return ReadBatch(batch, found, offset, line_no, lines_in_batch)
+
         while True:
             try:
                 raw, size, too_long = _read_line(stream)
@@ -252,11 +298,14 @@ def read_batches(
                     rows.append(parse_record(raw))
                 except LineRejected as exc:
                     rejects.append(Reject(current, str(exc), raw.rstrip(b"\r\n")))
+                else:
+                    lines.append(current)
+                    raws.append(raw)
             if len(rows) >= batch_rows:
-                yield ReadBatch(_columns_to_batch(rows), rejects, offset, line_no, lines_in_batch)
-                rows, rejects, lines_in_batch = [], [], 0
+                yield flush()
+                rows, lines, raws, rejects, lines_in_batch = [], [], [], [], 0
         if rows or rejects:
-            yield ReadBatch(_columns_to_batch(rows), rejects, offset, line_no, lines_in_batch)
+            yield flush()
     finally:
         stream.close()
 

@@ -43,7 +43,7 @@ def to_micros(value: object) -> int | None:
         return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
     if isinstance(value, str):
         text = value.strip()
-        if _is_number(text):
+        if not _looks_like_date(text) and _is_number(text):
             return to_micros(float(text) if "." in text or "e" in text.lower() else int(text))
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
@@ -51,6 +51,11 @@ def to_micros(value: object) -> int | None:
             raise TimestampError(f"created_at is not ISO-8601: {value!r}") from exc
         return to_micros(parsed)
     raise TimestampError(f"created_at must be a string or number, got {type(value).__name__}")
+
+
+def _looks_like_date(text: str) -> bool:
+    """ISO dates have a dash after the year: skip the (slow, failing) number parse for them."""
+    return len(text) > 4 and text[4] == "-"
 
 
 def _is_number(text: str) -> bool:

@@ -1,0 +1,112 @@
+"""The tracked Prefect flows: same results as local mode, task runs, artifacts, retries."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from connectors.base import LoadResult, StoreOptions
+from connectors.vektor import VektorConnector, VektorOptions
+from engine.jobs import export_job
+from engine.local import LocalSteps
+from engine.params import ExportParams, ImportParams, MigrateParams, StoreSpec
+from engine.pipeline import Transfer, run_transfer
+from engine.summary import RunSummary
+from tests.records import read_vmig
+from tests.vektor_layouts import make_layout1
+from vmig.errors import StoreError, TransientError
+
+DEMO_DB = Path(__file__).resolve().parent.parent / "demo" / "memory.db"
+
+
+class FlakyVektor(VektorConnector):
+    """A real VEKTOR target whose first loads fail as a network store's would."""
+
+    def __init__(self, options: StoreOptions, fail_times: int, error: type[Exception]) -> None:
+        super().__init__(options)
+        self.fail_times = fail_times
+        self.error = error
+        self.attempts = 0
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        self.attempts += 1
+        if self.attempts <= self.fail_times:
+            raise self.error(f"simulated failure {self.attempts}")
+        return super().load(batch)
+
+
+def _transfer(tmp_path: Path, target: VektorConnector) -> Transfer:
+    source = VektorConnector(VektorOptions(db=make_layout1(tmp_path / "src.db")))
+    return Transfer(source=source, target=target, chunk_rows=100)
+
+
+@pytest.fixture
+def prefect_steps(prefect_api: None):  # type: ignore[no-untyped-def]
+    from tasks import PrefectSteps
+
+    return PrefectSteps()
+
+
+def test_flows_give_the_same_file_as_local_mode(prefect_api: None, tmp_path: Path) -> None:
+    from flows.export import export_flow
+
+    params = ExportParams(source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}), output=tmp_path / "p.vmig.jsonl")
+    tracked = export_flow(params)
+    local = export_job(params.model_copy(update={"output": tmp_path / "l.vmig.jsonl"}), LocalSteps())
+    assert isinstance(tracked, RunSummary) and tracked.upserted == local.upserted == 300
+    assert (tmp_path / "p.vmig.jsonl").read_bytes() == (tmp_path / "l.vmig.jsonl").read_bytes()
+
+
+def test_import_and_migrate_flows_publish_artifacts(prefect_api: None, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.import_file import import_flow
+    from flows.migrate import migrate_flow
+
+    exported = tmp_path / "m.vmig.jsonl"
+    migrate_flow(MigrateParams(source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}),
+                               target=StoreSpec(store="jsonl", options={"path": str(exported)}), chunk_rows=64))
+    summary = import_flow(ImportParams(input=exported, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "i.db")})))
+    assert summary.upserted == 300
+    assert len(read_vmig(exported)) == 300
+
+    async def artifacts() -> tuple[list, list]:
+        async with get_client() as client:
+            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+            tables = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-import-summary"])))
+            progress = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-migrate-progress"])))
+            return tables, progress
+
+    tables, progress = asyncio.run(artifacts())
+    assert tables, "the import summary table artifact is missing"
+    assert "upserted" in str(tables[-1].data) and "300" in str(tables[-1].data)
+    assert progress and progress[-1].data == 100.0
+
+
+@pytest.mark.parametrize("mode", ["local", "prefect"])
+def test_transient_errors_are_retried(mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    steps = request.getfixturevalue("prefect_steps") if mode == "prefect" else LocalSteps()
+    target = FlakyVektor(VektorOptions(db=tmp_path / "t.db"), fail_times=2, error=TransientError)
+    summary = run_transfer(_transfer(tmp_path, target), steps, RunSummary("migrate", "a", "b"))
+    assert summary.upserted == 50 and summary.exit_code() == 0
+    assert target.attempts == 3
+
+
+@pytest.mark.parametrize("mode", ["local", "prefect"])
+def test_permanent_errors_fail_fast_and_leave_no_retry_storm(mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    steps = request.getfixturevalue("prefect_steps") if mode == "prefect" else LocalSteps()
+    target = FlakyVektor(VektorOptions(db=tmp_path / "t.db"), fail_times=99, error=StoreError)
+    with pytest.raises(StoreError, match="simulated failure 1"):
+        run_transfer(_transfer(tmp_path, target), steps, RunSummary("migrate", "a", "b"))
+    assert target.attempts == 1
+
+
+def test_transient_errors_give_up_after_three_attempts(tmp_path: Path) -> None:
+    target = FlakyVektor(VektorOptions(db=tmp_path / "t.db"), fail_times=99, error=TransientError)
+    with pytest.raises(TransientError):
+        run_transfer(_transfer(tmp_path, target), LocalSteps(), RunSummary("migrate", "a", "b"))
+    assert target.attempts == 3
