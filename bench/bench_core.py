@@ -45,9 +45,14 @@ def make_vektor(path: Path, count: int, dims: int = DIMS) -> None:
             conn.executemany(
                 "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    (f"mem-{start + i}", f"memory text number {start + i}", vectors[i].tobytes(),
-                     json.dumps({"importance": (start + i) % 10 / 10, "agent_id": "default"}),
-                     "2025-01-15T10:23:00.000Z", "bench")
+                    (
+                        f"mem-{start + i}",
+                        f"memory text number {start + i}",
+                        vectors[i].tobytes(),
+                        json.dumps({"importance": (start + i) % 10 / 10, "agent_id": "default"}),
+                        "2025-01-15T10:23:00.000Z",
+                        "bench",
+                    )
                     for i in range(size)
                 ),
             )
@@ -62,11 +67,13 @@ def child(operation: str, source: str, target: str) -> None:
 
     started = time.perf_counter()
     if operation == "export":
-        summary = export_job(ExportParams(source=StoreSpec(store="vektor", options={"db": source}), output=Path(target)),
-                             LocalSteps())
+        summary = export_job(
+            ExportParams(source=StoreSpec(store="vektor", options={"db": source}), output=Path(target)), LocalSteps()
+        )
     else:
-        summary = import_job(ImportParams(input=Path(source), target=StoreSpec(store="vektor", options={"db": target})),
-                             LocalSteps())
+        summary = import_job(
+            ImportParams(input=Path(source), target=StoreSpec(store="vektor", options={"db": target})), LocalSteps()
+        )
     elapsed = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"records": summary.upserted, "seconds": elapsed, "peak_rss_mib": peak_mib}))
@@ -75,7 +82,9 @@ def child(operation: str, source: str, target: str) -> None:
 def run_child(operation: str, source: Path, target: Path) -> dict[str, float]:
     output = subprocess.run(
         [sys.executable, __file__, "--child", operation, str(source), str(target)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -94,7 +103,9 @@ def small_job_wall_times(workdir: Path, repeats: int) -> dict[str, float]:
             ("import", ["import", "--from", str(out), "--to", "vektor", "--db", str(workdir / f"small-{attempt}.db")]),
         ):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "cli.main", *args], check=True, capture_output=True, env=env, cwd=ROOT)
+            subprocess.run(
+                [sys.executable, "-m", "cli.main", *args], check=True, capture_output=True, env=env, cwd=ROOT
+            )
             times[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -118,7 +129,9 @@ def main() -> None:
             exported = run_child("export", db, data)
             imported = run_child("import", data, workdir / f"dst-{size}.db")
             for label, result in (("vektor -> jsonl", exported), ("jsonl -> vektor", imported)):
-                rows.append((label, size, result["records"] / result["seconds"], result["peak_rss_mib"], result["seconds"]))
+                rows.append(
+                    (label, size, result["records"] / result["seconds"], result["peak_rss_mib"], result["seconds"])
+                )
             data.unlink()
             db.unlink()
             (workdir / f"dst-{size}.db").unlink()

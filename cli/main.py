@@ -23,7 +23,9 @@ PROG = "vex"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prefect", action="store_true", help="run as tracked Prefect flow (also: PREFECT_API_URL set)")
+    parser.add_argument(
+        "--prefect", action="store_true", help="run as tracked Prefect flow (also: PREFECT_API_URL set)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
@@ -32,6 +34,7 @@ def _job(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", help="only records of this namespace")
     parser.add_argument("--limit", type=int, help="stop after N records")
     parser.add_argument("--chunk-rows", type=int, default=10_000, help="records per task run (default 10000)")
+    parser.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint, start over")
     _common(parser)
 
 
@@ -56,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
     _job(imp)
 
-    migrate = sub.add_parser("migrate", help="store -> store, no intermediate file", epilog=store_help, allow_abbrev=False)
+    migrate = sub.add_parser(
+        "migrate", help="store -> store, no intermediate file", epilog=store_help, allow_abbrev=False
+    )
     migrate.add_argument("--from", dest="source", required=True, metavar="STORE")
     migrate.add_argument("--to", dest="target", required=True, metavar="STORE")
     migrate.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
@@ -96,14 +101,18 @@ def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
 
     pairs = parse_pairs(extra)
     _register_secrets(pairs)
-    common = {"namespace": args.namespace, "limit": args.limit, "chunk_rows": args.chunk_rows}
+    common = {"namespace": args.namespace, "limit": args.limit, "chunk_rows": args.chunk_rows, "restart": args.restart}
     params: Any
     if args.command == "export":
         params = ExportParams(source=single_side(args.source, pairs), output=args.output, **common)
         label = args.output.name
     elif args.command == "import":
         params = ImportParams(
-            input=args.input, target=single_side(args.target, pairs), verify=not args.no_verify, dims=args.dims, **common
+            input=args.input,
+            target=single_side(args.target, pairs),
+            verify=not args.no_verify,
+            dims=args.dims,
+            **common,
         )
         label = args.target
     else:
@@ -141,8 +150,11 @@ def _dispatch(command: str, params: Any, bar: Callable[[int, int | None], None],
     from engine.jobs import export_job, import_job, migrate_job
     from engine.local import LocalSteps
 
-    job = {"export": export_job, "import": import_job, "migrate": migrate_job}[command]
-    return job(params, LocalSteps(), bar)
+    if command == "export":
+        return export_job(params, LocalSteps(), bar)
+    if command == "import":
+        return import_job(params, LocalSteps(), bar)
+    return migrate_job(params, LocalSteps(), bar)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -234,10 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vex: interrupted; nothing partial was left in place", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+    except Exception as exc:
         if os.environ.get("VEX_DEBUG"):
             traceback.print_exc()
-        print(f"vex: unexpected error: {type(exc).__name__}: {redact(str(exc))} (VEX_DEBUG=1 shows a traceback)", file=sys.stderr)
+        print(
+            f"vex: unexpected error: {type(exc).__name__}: {redact(str(exc))} (VEX_DEBUG=1 shows a traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

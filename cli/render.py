@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from engine.summary import RunSummary
 
@@ -17,8 +17,8 @@ class TerminalProgress:
     def __init__(self, label: str, enabled: bool) -> None:
         self.label = label
         self.enabled = enabled
-        self._progress = None
-        self._task = None
+        self._progress: Any = None
+        self._task: Any = None
 
     def __enter__(self) -> TerminalProgress:
         if self.enabled:

@@ -171,7 +171,10 @@ class VektorConnector(Connector):
             raise _store_error(self.db, exc) from None
         dims = max(dims_rows, key=lambda row: row[1])[0] if dims_rows else None
         return StoreInfo(
-            exists=True, dims=dims, count=sum(per_ns.values()), count_by_namespace={k or "": v for k, v in per_ns.items()}
+            exists=True,
+            dims=dims,
+            count=sum(per_ns.values()),
+            count_by_namespace={k or "": v for k, v in per_ns.items()},
         )
 
     # -- extract ----------------------------------------------------------------
@@ -222,6 +225,7 @@ class VektorConnector(Connector):
         vectors: list[np.ndarray | None] = []
         texts, metas, created, namespaces, models, scores, sources, extras = ([] for _ in range(8))
         rejects: list[Reject] = []
+        reserved: dict[str, Any]
         for row in rows:
             record_id = str(row[1])
             try:
@@ -305,7 +309,10 @@ class VektorConnector(Connector):
                 batch.column("text").to_pylist(),
                 [None if v is None else v.astype("<f4").tobytes() for v in vector_rows(batch)],
                 _metadata_texts(batch, self.name),
-                [None if t is None else format_micros(t) for t in batch.column("created_at").cast(pa.int64()).to_pylist()],
+                [
+                    None if t is None else format_micros(t)
+                    for t in batch.column("created_at").cast(pa.int64()).to_pylist()
+                ],
                 batch.column("namespace").to_pylist(),
                 strict=True,
             )

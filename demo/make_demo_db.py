@@ -11,7 +11,7 @@ import itertools
 import json
 import os
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +58,10 @@ _SUBJECTS = {
 def memories(count: int) -> list[dict[str, object]]:
     """Deterministic agent memories spread over three namespaces."""
     rows: list[dict[str, object]] = []
-    start = datetime(2025, 1, 15, 10, 23, tzinfo=timezone.utc)
-    cycles = {ns: itertools.cycle(itertools.product(subjects, templates)) for ns, (subjects, templates) in _SUBJECTS.items()}
+    start = datetime(2025, 1, 15, 10, 23, tzinfo=UTC)
+    cycles = {
+        ns: itertools.cycle(itertools.product(subjects, templates)) for ns, (subjects, templates) in _SUBJECTS.items()
+    }
     namespaces = itertools.cycle(_SUBJECTS)
     for index in range(count):
         namespace = next(namespaces)
@@ -100,7 +102,14 @@ def build(output: Path, count: int) -> Path:
         conn.executemany(
             "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (row["id"], row["content"], vector.tobytes(), json.dumps(row["metadata"]), row["created_at"], row["namespace"])
+                (
+                    row["id"],
+                    row["content"],
+                    vector.tobytes(),
+                    json.dumps(row["metadata"]),
+                    row["created_at"],
+                    row["namespace"],
+                )
                 for row, vector in zip(rows, vectors, strict=True)
             ],
         )

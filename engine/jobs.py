@@ -12,6 +12,7 @@ from typing import Protocol
 
 from connectors.base import Connector
 from connectors.jsonl import JsonlConnector, JsonlOptions
+from engine.checkpoint import Checkpoint
 from engine.params import ExportParams, ImportParams, MigrateParams, open_store
 from engine.pipeline import ProgressFn, Steps, Transfer, run_transfer
 from engine.summary import RunSummary
@@ -41,7 +42,7 @@ def _expected_total(source: Connector, namespace: str | None, limit: int | None)
     """Records the run should read, for the progress bar: cheap store counts only."""
     try:
         info = source.describe()
-    except Exception:  # noqa: BLE001 - a count is a nicety; extract reports real errors
+    except Exception:
         return limit
     total = info.count
     if namespace is not None and info.count_by_namespace is not None:
@@ -57,6 +58,28 @@ def _finish_file_target(target: Connector, source_name: str, steps: JobSteps, su
         assert writer.checksum is not None
         steps.write_sidecar(target.path, source_name, writer.checksum, writer.stats)
         summary.output_checksum = writer.checksum
+
+
+def _checkpoint(
+    action: str, source: Connector, target: Connector, params: ExportParams | ImportParams | MigrateParams
+) -> Checkpoint:
+    description = {
+        "action": action,
+        "source": [source.name, _public(source)],
+        "target": [target.name, _public(target)],
+        "namespace": params.namespace,
+        "limit": params.limit,
+    }
+    checkpoint = Checkpoint.for_job(description)
+    if params.restart:
+        checkpoint.clear()
+    return checkpoint
+
+
+def _public(connector: Connector) -> dict[str, object]:
+    """Options that identify a store, without secrets, with paths made absolute."""
+    values = connector.options.model_dump(exclude={"api_key", "password"})
+    return {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in values.items()}
 
 
 def _transfer(
@@ -88,6 +111,7 @@ def _transfer(
         expected_total=expected_total,
         rejects_path=rejects,
     )
+    transfer.checkpoint = _checkpoint(action, source, target, params)
     run_transfer(transfer, steps, summary, progress)
     _finish_file_target(target, source.name, steps, summary)
     return summary
@@ -97,9 +121,7 @@ def export_job(params: ExportParams, steps: JobSteps, progress: ProgressFn | Non
     """Store -> `.vmig.jsonl` + sidecar."""
     with open_store(params.source) as source:
         target = JsonlConnector(JsonlOptions(path=params.output))
-        return _transfer(
-            "export", source, target, params, steps, progress, rejects=rejects_path(params.output)
-        )
+        return _transfer("export", source, target, params, steps, progress, rejects=rejects_path(params.output))
 
 
 def import_job(params: ImportParams, steps: JobSteps, progress: ProgressFn | None = None) -> RunSummary:

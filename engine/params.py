@@ -30,6 +30,7 @@ class JobParams(BaseModel):
     namespace: str | None = Field(default=None, description="only records of this namespace")
     limit: int | None = Field(default=None, ge=0, description="stop after this many records")
     chunk_rows: int = Field(default=10_000, ge=1, description="records per task run")
+    restart: bool = Field(default=False, description="ignore the checkpoint of an interrupted run and start over")
 
 
 class ExportParams(JobParams):

@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import Connector, LoadResult
+from engine.checkpoint import Checkpoint, restore
 from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
-from engine.summary import RunSummary, SKIP_DIMS, SKIP_NULL_VECTOR
+from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
 from vmig.rejects import RejectsWriter
 
 ProgressFn = Callable[[int, int | None], None]
@@ -61,6 +62,8 @@ class Transfer:
     """Most common dims of the input, when known before reading (sidecar counts)."""
     expected_total: int | None = None
     rejects_path: Path | None = None
+    checkpoint: Checkpoint | None = None
+    """Where acknowledged progress is kept so that a re-run resumes (None: no resume)."""
 
 
 def _most_common_dims(batch: pa.RecordBatch) -> int | None:
@@ -92,7 +95,9 @@ class _TargetState:
         if dims is not None and self.transfer.dims is not None and dims != self.transfer.dims:
             from vmig.errors import UsageError
 
-            raise UsageError(f"{target.label()} already holds {dims}-d vectors; --dims {self.transfer.dims} does not match")
+            raise UsageError(
+                f"{target.label()} already holds {dims}-d vectors; --dims {self.transfer.dims} does not match"
+            )
         dims = dims or self.transfer.dims or self.transfer.dims_hint or _most_common_dims(batch)
         if dims is None:
             return None  # nothing with a vector seen yet: decide on a later chunk
@@ -107,7 +112,15 @@ def run_transfer(
 ) -> RunSummary:
     """Move every record, or raise; the target is finished only after the last chunk loaded."""
     started = time.perf_counter()
-    reader = ChunkReader(transfer.source, transfer.namespace, transfer.limit)
+    checkpoint = None if transfer.target.capabilities.writes_file else transfer.checkpoint
+    cursor, limit = None, transfer.limit
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        restore(summary, saved)
+        cursor = saved["cursor"]
+        limit = None if limit is None else max(0, limit - summary.read)
+        summary.warn(f"resumed an interrupted run after {summary.read} records (--restart starts over)")
+    reader = ChunkReader(transfer.source, transfer.namespace, limit, cursor)
     state = _TargetState(transfer, summary)
     rejects = RejectsWriter(transfer.rejects_path) if transfer.rejects_path else None
     try:
@@ -115,16 +128,22 @@ def run_transfer(
             chunk = steps.extract(reader, transfer.chunk_rows)
             if chunk.rejects:
                 summary.rejected += len(chunk.rejects)
-                summary.reject_sample.extend((r.line, r.reason) for r in chunk.rejects[: 20 - len(summary.reject_sample)])
+                summary.reject_sample.extend(
+                    (r.line, r.reason) for r in chunk.rejects[: 20 - len(summary.reject_sample)]
+                )
                 if rejects is not None:
                     rejects.add(chunk.rejects)
             batch = chunk.batch
             summary.read += batch.num_rows
             if batch.num_rows:
                 _move(batch, steps, state, summary)
+            if checkpoint is not None and not chunk.done:
+                checkpoint.save(chunk.next_cursor, summary)
             if progress is not None:
                 progress(summary.read, transfer.expected_total)
         transfer.target.finish()
+        if checkpoint is not None:
+            checkpoint.clear()
     except BaseException:
         transfer.target.abort()
         raise

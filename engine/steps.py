@@ -143,7 +143,9 @@ def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordS
     return write(output, build_sidecar(source_store, checksum, stats))
 
 
-def record_import_entry(path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int) -> None:
+def record_import_entry(
+    path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int
+) -> None:
     entry = ImportEntry(
         target=target, imported_at=now_iso(), total=total, upserted=upserted, skipped=skipped, failed=failed
     )

@@ -29,7 +29,8 @@ class ProgressArtifact:
         self.last = percent
         description = f"{done:,} of {total:,} records"
         if self.artifact_id is None:
-            self.artifact_id = create_progress_artifact(percent, key=self.key, description=description)
+            created = create_progress_artifact(percent, key=self.key, description=description)
+            self.artifact_id = created if isinstance(created, UUID) else None
         else:
             update_progress_artifact(self.artifact_id, percent, description=description)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+
 from prefect import flow
 
 from engine.jobs import export_job
-from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.params import ExportParams
+from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, publish_summary
 from tasks import PrefectSteps

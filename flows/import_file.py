@@ -7,11 +7,12 @@ takes `vex import`'s flags.
 from __future__ import annotations
 
 import sys
+
 from prefect import flow
 
 from engine.jobs import import_job
-from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.params import ImportParams
+from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, publish_summary
 from tasks import PrefectSteps

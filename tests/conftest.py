@@ -18,6 +18,7 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_API_URL"] = ""
 os.environ.pop("PREFECT_API_URL")
 os.environ["VEX_RETRY_DELAY"] = "0.05"
+os.environ["VEX_STATE_DIR"] = tempfile.mkdtemp(prefix="vex-state-")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 

@@ -39,20 +39,56 @@ def test_export_of_the_demo_database(tmp_path: Path) -> None:
 
 def test_namespace_and_limit_on_export_import_and_migrate(tmp_path: Path) -> None:
     export = tmp_path / "t.vmig.jsonl"
-    result = run_vex("export", "--from", "vektor", "--db", str(DEMO_DB), "--namespace", "trading", "--limit", "40",
-                     "--output", str(export), "--json")
+    result = run_vex(
+        "export",
+        "--from",
+        "vektor",
+        "--db",
+        str(DEMO_DB),
+        "--namespace",
+        "trading",
+        "--limit",
+        "40",
+        "--output",
+        str(export),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     records = read_vmig(export)
     assert len(records) == 40 and {r["namespace"] for r in records.values()} == {"trading"}
 
     full = tmp_path / "all.vmig.jsonl"
     assert run_vex("export", "--from", "vektor", "--db", str(DEMO_DB), "--output", str(full)).returncode == 0
-    result = run_vex("import", "--from", str(full), "--to", "vektor", "--db", str(tmp_path / "r.db"),
-                     "--namespace", "research", "--limit", "25", "--json")
+    result = run_vex(
+        "import",
+        "--from",
+        str(full),
+        "--to",
+        "vektor",
+        "--db",
+        str(tmp_path / "r.db"),
+        "--namespace",
+        "research",
+        "--limit",
+        "25",
+        "--json",
+    )
     assert last_json(result.stdout)["upserted"] == 25
 
-    result = run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(DEMO_DB),
-                     "--path", str(tmp_path / "m.vmig.jsonl"), "--namespace", "personal", "--json")
+    result = run_vex(
+        "migrate",
+        "--from",
+        "vektor",
+        "--to",
+        "jsonl",
+        "--db",
+        str(DEMO_DB),
+        "--path",
+        str(tmp_path / "m.vmig.jsonl"),
+        "--namespace",
+        "personal",
+        "--json",
+    )
     assert last_json(result.stdout)["upserted"] == 100
 
 
@@ -68,8 +104,18 @@ def test_migrate_needs_a_side_for_an_option_both_take(tmp_path: Path) -> None:
     result = run_vex("migrate", "--from", "vektor", "--to", "vektor", "--db", str(DEMO_DB))
     assert result.returncode == 2
     assert "--source-db" in result.stderr and "--target-db" in result.stderr
-    result = run_vex("migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB),
-                     "--target-db", str(tmp_path / "copy.db"), "--json")
+    result = run_vex(
+        "migrate",
+        "--from",
+        "vektor",
+        "--to",
+        "vektor",
+        "--source-db",
+        str(DEMO_DB),
+        "--target-db",
+        str(tmp_path / "copy.db"),
+        "--json",
+    )
     assert result.returncode == 0 and last_json(result.stdout)["upserted"] == 300
 
 
@@ -77,16 +123,36 @@ def test_python_m_flows_take_the_same_flags(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "f.vmig.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "flows.migrate", "--from", "vektor", "--to", "jsonl", "--db", str(DEMO_DB),
-         "--path", str(out), "--limit", "10", "--json"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "flows.migrate",
+            "--from",
+            "vektor",
+            "--to",
+            "jsonl",
+            "--db",
+            str(DEMO_DB),
+            "--path",
+            str(out),
+            "--limit",
+            "10",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert len(read_vmig(out)) == 10
-    for module, args in (("flows.export", ["--from", "vektor", "--db", str(DEMO_DB), "--output", str(tmp_path / "e.vmig.jsonl")]),
-                         ("flows.import_file", ["--from", str(out), "--to", "vektor", "--db", str(tmp_path / "i.db")])):
-        result = subprocess.run([sys.executable, "-m", module, *args, "--json"], capture_output=True, text=True,
-                                env=env, timeout=300)
+    for module, args in (
+        ("flows.export", ["--from", "vektor", "--db", str(DEMO_DB), "--output", str(tmp_path / "e.vmig.jsonl")]),
+        ("flows.import_file", ["--from", str(out), "--to", "vektor", "--db", str(tmp_path / "i.db")]),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", module, *args, "--json"], capture_output=True, text=True, env=env, timeout=300
+        )
         assert result.returncode == 0, result.stderr
     assert len(read_vmig(tmp_path / "e.vmig.jsonl")) == 300
 
@@ -122,9 +188,21 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120", "TERM": "xterm"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "export", "--from", "vektor", "--db", str(DEMO_DB),
-         "--output", str(tmp_path / "p.vmig.jsonl")],
-        stdout=subprocess.PIPE, stderr=follower, env=env,
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "export",
+            "--from",
+            "vektor",
+            "--db",
+            str(DEMO_DB),
+            "--output",
+            str(tmp_path / "p.vmig.jsonl"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=env,
     )
     os.close(follower)
     seen = b""
@@ -166,12 +244,19 @@ def test_missing_input_file(tmp_path: Path) -> None:
 
 
 def test_unknown_store_and_missing_option(tmp_path: Path) -> None:
-    assert_clean_failure(run_vex("export", "--from", "mongo", "--output", str(tmp_path / "o.jsonl")), 2,
-                         "unknown store 'mongo'")
-    assert_clean_failure(run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(DEMO_DB)), 2,
-                         "jsonl: --path is required")
-    assert_clean_failure(run_vex("export", "--from", "vektor", "--db", str(DEMO_DB), "--output", str(tmp_path / "o"),
-                                 "--collection", "x"), 2, "vektor does not take --collection")
+    assert_clean_failure(
+        run_vex("export", "--from", "mongo", "--output", str(tmp_path / "o.jsonl")), 2, "unknown store 'mongo'"
+    )
+    assert_clean_failure(
+        run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(DEMO_DB)), 2, "jsonl: --path is required"
+    )
+    assert_clean_failure(
+        run_vex(
+            "export", "--from", "vektor", "--db", str(DEMO_DB), "--output", str(tmp_path / "o"), "--collection", "x"
+        ),
+        2,
+        "vektor does not take --collection",
+    )
     result = run_vex("export", "--from", "vektor")
     assert result.returncode == 2 and "--output" in result.stderr
     assert not list(tmp_path.iterdir())
@@ -268,7 +353,17 @@ def test_file_that_is_not_a_database(tmp_path: Path) -> None:
 def test_new_fixed_dims_rule_and_dims_flag(tmp_path: Path) -> None:
     """A vektor file keeps every record (archive): odd dims and null vectors are not skipped."""
     db = make_layout1(tmp_path / "m.db")
-    result = run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db),
-                     "--path", str(tmp_path / "o.vmig.jsonl"), "--json")
+    result = run_vex(
+        "migrate",
+        "--from",
+        "vektor",
+        "--to",
+        "jsonl",
+        "--db",
+        str(db),
+        "--path",
+        str(tmp_path / "o.vmig.jsonl"),
+        "--json",
+    )
     summary = last_json(result.stdout)
     assert summary["upserted"] == 50 and summary["skipped"] == {}

@@ -53,7 +53,9 @@ def prefect_steps(prefect_api: None):  # type: ignore[no-untyped-def]
 def test_flows_give_the_same_file_as_local_mode(prefect_api: None, tmp_path: Path) -> None:
     from flows.export import export_flow
 
-    params = ExportParams(source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}), output=tmp_path / "p.vmig.jsonl")
+    params = ExportParams(
+        source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}), output=tmp_path / "p.vmig.jsonl"
+    )
     tracked = export_flow(params)
     local = export_job(params.model_copy(update={"output": tmp_path / "l.vmig.jsonl"}), LocalSteps())
     assert isinstance(tracked, RunSummary) and tracked.upserted == local.upserted == 300
@@ -67,9 +69,16 @@ def test_import_and_migrate_flows_publish_artifacts(prefect_api: None, tmp_path:
     from flows.migrate import migrate_flow
 
     exported = tmp_path / "m.vmig.jsonl"
-    migrate_flow(MigrateParams(source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}),
-                               target=StoreSpec(store="jsonl", options={"path": str(exported)}), chunk_rows=64))
-    summary = import_flow(ImportParams(input=exported, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "i.db")})))
+    migrate_flow(
+        MigrateParams(
+            source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}),
+            target=StoreSpec(store="jsonl", options={"path": str(exported)}),
+            chunk_rows=64,
+        )
+    )
+    summary = import_flow(
+        ImportParams(input=exported, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "i.db")}))
+    )
     assert summary.upserted == 300
     assert len(read_vmig(exported)) == 300
 
@@ -77,8 +86,12 @@ def test_import_and_migrate_flows_publish_artifacts(prefect_api: None, tmp_path:
         async with get_client() as client:
             from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-            tables = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-import-summary"])))
-            progress = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-migrate-progress"])))
+            tables = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-import-summary"]))
+            )
+            progress = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-migrate-progress"]))
+            )
             return tables, progress
 
     tables, progress = asyncio.run(artifacts())
@@ -97,7 +110,9 @@ def test_transient_errors_are_retried(mode: str, tmp_path: Path, request: pytest
 
 
 @pytest.mark.parametrize("mode", ["local", "prefect"])
-def test_permanent_errors_fail_fast_and_leave_no_retry_storm(mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_permanent_errors_fail_fast_and_leave_no_retry_storm(
+    mode: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     steps = request.getfixturevalue("prefect_steps") if mode == "prefect" else LocalSteps()
     target = FlakyVektor(VektorOptions(db=tmp_path / "t.db"), fail_times=99, error=StoreError)
     with pytest.raises(StoreError, match="simulated failure 1"):
@@ -110,3 +125,48 @@ def test_transient_errors_give_up_after_three_attempts(tmp_path: Path) -> None:
     with pytest.raises(TransientError):
         run_transfer(_transfer(tmp_path, target), LocalSteps(), RunSummary("migrate", "a", "b"))
     assert target.attempts == 3
+
+
+class BreaksAfter(VektorConnector):
+    """A real VEKTOR target that acknowledges `good` loads, then fails for good (a crash)."""
+
+    def __init__(self, options: StoreOptions, good: int) -> None:
+        super().__init__(options)
+        self.good = good
+        self.loaded = 0
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        if self.good == 0:
+            raise StoreError("disk full")
+        self.good -= 1
+        self.loaded += batch.num_rows
+        return super().load(batch)
+
+
+def test_a_rerun_resumes_after_the_last_acknowledged_chunk(tmp_path: Path) -> None:
+    from engine.checkpoint import Checkpoint
+
+    checkpoint = Checkpoint(tmp_path / "state" / "job.json")
+    crashing = BreaksAfter(VektorOptions(db=tmp_path / "t.db"), good=2)
+    first = _transfer(tmp_path, crashing)
+    first.chunk_rows, first.checkpoint = 10, checkpoint
+    first.source.page_size = 10
+    with pytest.raises(StoreError):
+        run_transfer(first, LocalSteps(), RunSummary("migrate", "a", "b"))
+    assert crashing.loaded == 20 and checkpoint.load() is not None
+
+    again = BreaksAfter(VektorOptions(db=tmp_path / "t.db"), good=99)
+    second = Transfer(
+        source=VektorConnector(VektorOptions(db=tmp_path / "src.db")),
+        target=again,
+        chunk_rows=10,
+        checkpoint=checkpoint,
+    )
+    second.source.page_size = 10
+    summary = run_transfer(second, LocalSteps(), RunSummary("migrate", "a", "b"))
+    assert again.loaded == 30, "the re-run read only what was not yet acknowledged"
+    assert summary.read == 50 and summary.upserted == 50 and summary.balanced()
+    assert any("resumed" in w for w in summary.warnings)
+    assert checkpoint.load() is None, "a finished job leaves no checkpoint"
+    with VektorConnector(VektorOptions(db=tmp_path / "t.db")) as store:
+        assert store.describe().count == 50

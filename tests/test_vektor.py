@@ -59,7 +59,11 @@ def test_layout3_carries_graph_edges_and_agent_columns(tmp_path: Path) -> None:
     assert first["agent_id"] == "agent-0" and first["edge_type"] == "semantic" and first["summary"] is None
     assert [e["id"] for e in first["graph_edges"]] == ["e-0", "e-extra"]
     assert first["graph_edges"][1] == {
-        "id": "e-extra", "target_id": "g-9", "edge_type": "relates", "weight": 0.9, "created_at": 1_736_936_700
+        "id": "e-extra",
+        "target_id": "g-9",
+        "edge_type": "relates",
+        "weight": 0.9,
+        "created_at": 1_736_936_700,
     }
     assert "graph_edges" not in records["g-1"]["metadata"]
     assert sum(len(r["metadata"].get("graph_edges", [])) for r in records.values()) == 26
@@ -105,7 +109,9 @@ def test_writing_into_another_layout_is_refused(tmp_path: Path) -> None:
     db = LAYOUTS[3](tmp_path / "graph.db")
     source = LAYOUTS[1](tmp_path / "l1.db")
     before = db.read_bytes()
-    result = run_vex("migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(source), "--target-db", str(db))
+    result = run_vex(
+        "migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(source), "--target-db", str(db)
+    )
     assert result.returncode == 2
     assert "layout 3" in result.stderr and "Traceback" not in result.stderr
     assert db.read_bytes() == before

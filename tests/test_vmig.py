@@ -21,8 +21,10 @@ from vmig.writer import VmigWriter, temporary_path
 def test_float32_vectors_round_trip_exactly(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vectors = (rng.standard_normal((200, 384)) * 10.0 ** rng.integers(-30, 30, (200, 1))).astype(np.float32)
-    records = [{"id": str(i), "text": None, "vector": v, "namespace": None, "metadata": {}, "created_at": None}
-               for i, v in enumerate(vectors)]
+    records = [
+        {"id": str(i), "text": None, "vector": v, "namespace": None, "metadata": {}, "created_at": None}
+        for i, v in enumerate(vectors)
+    ]
     path = write_vmig(tmp_path / "f.vmig.jsonl", records)
     back = read_vmig(path)
     for i, vector in enumerate(vectors):
@@ -51,10 +53,23 @@ def test_nested_metadata_is_restored_exactly(tmp_path: Path) -> None:
 
 def test_reader_accepts_variants_of_other_vex_versions(tmp_path: Path) -> None:
     lines = [
-        {"id": 1, "text": "epoch seconds", "vector": [1, 2.5], "created_at": 1736936580, "metadata": None,
-         "modality": "text", "vex_version": "1.1.0"},
-        {"id": "b", "text": "epoch ms", "vector": None, "created_at": 1736936580123, "source": "pinecone",
-         "metadata": {"tags": ["x", "y"], "n": {"deep": 1}}},
+        {
+            "id": 1,
+            "text": "epoch seconds",
+            "vector": [1, 2.5],
+            "created_at": 1736936580,
+            "metadata": None,
+            "modality": "text",
+            "vex_version": "1.1.0",
+        },
+        {
+            "id": "b",
+            "text": "epoch ms",
+            "vector": None,
+            "created_at": 1736936580123,
+            "source": "pinecone",
+            "metadata": {"tags": ["x", "y"], "n": {"deep": 1}},
+        },
         {"id": "c", "text": "iso", "created_at": "2025-01-15T10:23:00Z", "metadata": {}},
     ]
     path = tmp_path / "variants.jsonl"
@@ -150,7 +165,7 @@ def test_checksum_and_count_mismatches_are_detected(tmp_path: Path) -> None:
 
 
 def test_sidecar_counts_by_namespace_model_and_dims(tmp_path: Path) -> None:
-    path = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=30))
+    write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=30))
     payload = orjson.loads((tmp_path / "s.vmig.meta.json").read_bytes())
     assert payload["record_count"] == 32
     assert payload["counts"]["namespace"] == {"default": 12, "research": 10, "trading": 10}

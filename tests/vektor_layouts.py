@@ -30,7 +30,9 @@ def make_layout1(path: Path, count: int = 50, seed: int = 1) -> Path:
                 meta["history"] = [{"turn": i, "ok": True}, None]
             blob = None if i == 7 else vectors[i].tobytes()
             created = "2025-01-15T10:23:00.000Z" if i % 2 else str(1_736_936_580 + i)  # ISO and epoch seconds
-            rows.append((f"l1-{i}", f"memory {i}", blob, json.dumps(meta), created, ["trading", "default", None][i % 3]))
+            rows.append(
+                (f"l1-{i}", f"memory {i}", blob, json.dumps(meta), created, ["trading", "default", None][i % 3])
+            )
         conn.executemany("INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?)", rows)
     conn.close()
     return path
@@ -52,10 +54,18 @@ def make_layout2(path: Path, count: int = 50, seed: int = 2) -> Path:
     for i in range(count):
         cursor = conn.execute(
             "INSERT INTO memories (id, content, metadata, created_at, namespace) VALUES (?, ?, ?, ?, ?)",
-            (f"l2-{i}", f"vec0 memory {i}", json.dumps({"rank": i, "nested": {"k": [i]}}), format_micros(1_736_936_580_000_000 + i), "agents"),
+            (
+                f"l2-{i}",
+                f"vec0 memory {i}",
+                json.dumps({"rank": i, "nested": {"k": [i]}}),
+                format_micros(1_736_936_580_000_000 + i),
+                "agents",
+            ),
         )
         if i != 3:  # one memory never got a vector
-            conn.execute("INSERT INTO memories_vec (rowid, embedding) VALUES (?, ?)", (cursor.lastrowid, vectors[i].tobytes()))
+            conn.execute(
+                "INSERT INTO memories_vec (rowid, embedding) VALUES (?, ?)", (cursor.lastrowid, vectors[i].tobytes())
+            )
     conn.commit()
     conn.close()
     return path
@@ -93,7 +103,9 @@ def make_layout3(path: Path, count: int = 50, seed: int = 3) -> Path:
                     i / count,
                 ),
             )
-        edges = [(f"e-{i}", f"g-{i}", f"g-{(i + 1) % count}", "follows", 0.5, 1_736_936_600 + i) for i in range(0, count, 2)]
+        edges = [
+            (f"e-{i}", f"g-{i}", f"g-{(i + 1) % count}", "follows", 0.5, 1_736_936_600 + i) for i in range(0, count, 2)
+        ]
         edges.append(("e-extra", "g-0", "g-9", "relates", 0.9, 1_736_936_700))
         conn.executemany("INSERT INTO graph_edges VALUES (?, ?, ?, ?, ?, ?)", edges)
     conn.close()

@@ -7,7 +7,7 @@ vectors back as one 2-D float32 numpy array when the batch is uniform.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from vmig.schema import RECORD_SCHEMA
 
-VectorColumn = np.ndarray | Sequence[Any] | pa.Array | None
+VectorColumn: TypeAlias = np.ndarray | Sequence[Any] | pa.Array | None
 
 
 def vector_array(vectors: VectorColumn, length: int) -> pa.Array:

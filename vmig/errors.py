@@ -29,9 +29,7 @@ class MissingExtraError(UsageError):
     """A store's client library is not installed."""
 
     def __init__(self, store: str, extra: str, module: str) -> None:
-        super().__init__(
-            f"the {store} connector needs the '{module}' package: pip install 'vex-migrate[{extra}]'"
-        )
+        super().__init__(f"the {store} connector needs the '{module}' package: pip install 'vex-migrate[{extra}]'")
 
 
 class IntegrityError(VexError):

@@ -29,7 +29,7 @@ def rejects_path(data_path: Path) -> Path:
 
 
 def compression_of(data_path: Path) -> str | None:
-    """"gzip", "zstd" or None, from the file name as the format says."""
+    """ "gzip", "zstd" or None, from the file name as the format says."""
     if data_path.name.endswith(".gz"):
         return "gzip"
     if data_path.name.endswith(".zst"):

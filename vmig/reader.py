@@ -85,7 +85,7 @@ def open_data(path: Path) -> IO[bytes]:
     try:
         compression = compression_of(path)
         if compression == "gzip":
-            return gzip.open(path, "rb")
+            return gzip.open(path, "rb")  # type: ignore[return-value]
         if compression == "zstd":
             import zstandard
 

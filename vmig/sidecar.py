@@ -25,7 +25,7 @@ def tool_version() -> str:
         from importlib.metadata import version
 
         return version(TOOL_NAME)
-    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+    except Exception:
         return "0.0.0+source"
 
 

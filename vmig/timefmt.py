@@ -8,9 +8,9 @@ same bytes.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch numbers above this are milliseconds (year 2286 in seconds), the
 # heuristic other vex versions rely on too.
 _MS_THRESHOLD = 10_000_000_000
@@ -38,7 +38,7 @@ def to_micros(value: object) -> int | None:
             return round(number * 1000)
         return round(number * 1_000_000)
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         delta = moment - _EPOCH
         return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
     if isinstance(value, str):
@@ -69,7 +69,7 @@ def _is_number(text: str) -> bool:
 def format_micros(micros: int) -> str:
     """Canonical ISO form: milliseconds when exact (as the seed writes), else µs."""
     seconds, rest = divmod(micros, 1_000_000)
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
     head = moment.strftime("%Y-%m-%dT%H:%M:%S")
     if rest % 1000 == 0:
         return f"{head}.{rest // 1000:03d}Z"
@@ -78,4 +78,4 @@ def format_micros(micros: int) -> str:
 
 def now_iso() -> str:
     """The current time in the canonical form, for sidecars."""
-    return format_micros(to_micros(datetime.now(timezone.utc)) or 0)
+    return format_micros(to_micros(datetime.now(UTC)) or 0)

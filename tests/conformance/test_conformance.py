@@ -51,7 +51,9 @@ def summary_of(result: Any) -> dict[str, Any]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def import_sample(tmp_path: Path, kind: StoreKind, options: dict[str, str], records: list[dict[str, Any]]) -> dict[str, Any]:
+def import_sample(
+    tmp_path: Path, kind: StoreKind, options: dict[str, str], records: list[dict[str, Any]]
+) -> dict[str, Any]:
     source = write_vmig(tmp_path / "sample.vmig.jsonl", records)
     result = run_vex("import", "--from", str(source), "--to", kind.store, *flags(options), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -60,7 +62,9 @@ def import_sample(tmp_path: Path, kind: StoreKind, options: dict[str, str], reco
 
 def export_store(tmp_path: Path, kind: StoreKind, options: dict[str, str], *extra: str, name: str = "out") -> Path:
     output = tmp_path / f"{name}.vmig.jsonl"
-    result = run_vex("export", "--from", kind.store, *flags(options), "--output", str(output), "--json", *extra, cwd=tmp_path)
+    result = run_vex(
+        "export", "--from", kind.store, *flags(options), "--output", str(output), "--json", *extra, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     return output
 
