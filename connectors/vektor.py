@@ -33,6 +33,8 @@ from vmig.timefmt import TimestampError, format_micros, to_micros
 
 DEFAULT_DB = "slipstream-memory.db"
 RESERVED_KEY = "_vex"
+DIMS_SAMPLE = 2000
+"""Vectors looked at to tell a file's dimension (the most common among them)."""
 LAYOUT1_DDL = (
     "CREATE TABLE IF NOT EXISTS memories (id TEXT PRIMARY KEY, content TEXT, embedding BLOB, "
     "metadata TEXT, created_at TEXT, namespace TEXT)"
@@ -161,10 +163,14 @@ class VektorConnector(Connector):
                 return StoreInfo(exists=False)
             layout = self.layout()
             per_ns = dict(conn.execute("SELECT coalesce(namespace, ''), count(*) FROM memories GROUP BY 1").fetchall())
+            # A bounded sample: grouping every BLOB makes SQLite sort them all in memory.
+            sample = f"LIMIT {DIMS_SAMPLE}) GROUP BY 1"
             dims_sql = {
-                1: "SELECT length(embedding) / 4, count(*) FROM memories WHERE embedding IS NOT NULL GROUP BY 1",
-                2: "SELECT length(embedding) / 4, count(*) FROM memories_vec GROUP BY 1",
-                3: "SELECT length(vector) / 4, count(*) FROM memories WHERE vector IS NOT NULL GROUP BY 1",
+                1: f"SELECT d, count(*) FROM (SELECT length(embedding) / 4 AS d FROM memories "
+                f"WHERE embedding IS NOT NULL {sample}",
+                2: f"SELECT d, count(*) FROM (SELECT length(embedding) / 4 AS d FROM memories_vec {sample}",
+                3: f"SELECT d, count(*) FROM (SELECT length(vector) / 4 AS d FROM memories WHERE vector IS NOT NULL "
+                f"{sample}",
             }[layout]
             dims_rows = conn.execute(dims_sql).fetchall()
         except DB_ERRORS as exc:
