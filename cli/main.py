@@ -66,7 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--to", dest="target", required=True, metavar="STORE")
     migrate.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
     migrate.add_argument("--rejects", type=Path, help="where unreadable source records go")
+    migrate.add_argument("--verify", action="store_true", help="compare source and target record by record at the end")
     _job(migrate)
+
+    verify = sub.add_parser("verify", help="compare two stores record by record", epilog=store_help, allow_abbrev=False)
+    verify.add_argument("--from", dest="source", required=True, metavar="STORE")
+    verify.add_argument("--to", dest="target", required=True, metavar="STORE")
+    verify.add_argument("--namespace", help="only records of this namespace")
+    verify.add_argument("--sample", type=int, help="compare a random sample of N records (default: all)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    verify.add_argument(
+        "--report", type=Path, default=Path("vex-verify.json"), help="JSON report (default vex-verify.json)"
+    )
+    _common(verify)
 
     validate = sub.add_parser("validate", help="check a .vmig.jsonl against its sidecar and the format")
     validate.add_argument("file", type=Path)
@@ -117,7 +129,9 @@ def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
         label = args.target
     else:
         source, target = two_sides(args.source, args.target, pairs)
-        params = MigrateParams(source=source, target=target, dims=args.dims, rejects=args.rejects, **common)
+        params = MigrateParams(
+            source=source, target=target, dims=args.dims, rejects=args.rejects, verify=args.verify, **common
+        )
         label = args.target
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
     with TerminalProgress(label, show_bar) as bar:
@@ -155,6 +169,36 @@ def _dispatch(command: str, params: Any, bar: Callable[[int, int | None], None],
     if command == "import":
         return import_job(params, LocalSteps(), bar)
     return migrate_job(params, LocalSteps(), bar)
+
+
+def _verify(args: argparse.Namespace, extra: list[str]) -> int:
+    from cli.render import TerminalProgress, print_verify
+    from cli.store_args import parse_pairs, two_sides
+    from engine.params import VerifyParams
+
+    pairs = parse_pairs(extra)
+    _register_secrets(pairs)
+    source, target = two_sides(args.source, args.target, pairs)
+    params = VerifyParams(
+        source=source, target=target, namespace=args.namespace, sample=args.sample, seed=args.seed, report=args.report
+    )
+    show_bar = not args.quiet and not args.json and sys.stderr.isatty()
+    with TerminalProgress(f"verify {args.target}", show_bar) as bar:
+        if _use_prefect(args):
+            from engine.pipeline import TERMINAL_PROGRESS
+            from flows.verify import verify_flow
+
+            TERMINAL_PROGRESS.set(bar)
+            report = verify_flow(params)
+        else:
+            from engine.jobs import verify_job
+
+            report = verify_job(params, bar)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print_verify(report, args.report)
+    return EXIT_OK if report.ok else EXIT_INTEGRITY
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -239,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.command == "inspect":
             return _inspect(args)
+        if args.command == "verify":
+            return _verify(args, extra)
         return _run_job(args, extra)
     except VexError as exc:
         print(f"vex: error: {redact(str(exc))}", file=sys.stderr)

@@ -102,6 +102,14 @@ class Connector(ABC):
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         raise NotImplementedError(f"{self.name} cannot be imported into")
 
+    def stored_form(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The batch as this store gives it back (e.g. vectors normalised for cosine).
+
+        Verify compares a target's records with this form of the source's, so a
+        documented transformation is not reported as a mismatch.
+        """
+        return batch
+
     def finish(self) -> None:
         """Make what was loaded durable and visible (files rename, indexes build)."""
 

@@ -6,16 +6,20 @@ The Prefect flows are these functions with `PrefectSteps`; local mode passes
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Protocol
 
+import orjson
+
 from connectors.base import Connector
 from connectors.jsonl import JsonlConnector, JsonlOptions
 from engine.checkpoint import Checkpoint
-from engine.params import ExportParams, ImportParams, MigrateParams, open_store
+from engine.params import ExportParams, ImportParams, MigrateParams, VerifyParams, open_store
 from engine.pipeline import ProgressFn, Steps, Transfer, run_transfer
 from engine.summary import RunSummary
+from engine.verify import VerifyReport, verify_stores
 from vmig.errors import IntegrityError, UsageError
 from vmig.paths import rejects_path
 from vmig.sidecar import Sidecar
@@ -173,4 +177,29 @@ def migrate_job(params: MigrateParams, steps: JobSteps, progress: ProgressFn | N
     """Store -> store directly, no intermediate file."""
     with open_store(params.source) as source, open_store(params.target) as target:
         rejects = params.rejects or Path(f"{source.name}-to-{target.name}.rejects.jsonl")
-        return _transfer("migrate", source, target, params, steps, progress, dims=params.dims, rejects=rejects)
+        summary = _transfer("migrate", source, target, params, steps, progress, dims=params.dims, rejects=rejects)
+    if params.verify:
+        if params.limit is not None:
+            summary.warn("--verify skipped: a --limit run copies part of the source on purpose")
+        else:
+            summary.verify = verify_job(
+                VerifyParams(source=params.source, target=params.target, namespace=params.namespace)
+            )
+    return summary
+
+
+def verify_job(params: VerifyParams, progress: ProgressFn | None = None) -> VerifyReport:
+    """Compare two stores and write the JSON report (when a path is given)."""
+    with open_store(params.source) as source, open_store(params.target) as target:
+        _require(source, "source")
+        _require(target, "source")
+        report = verify_stores(source, target, params.namespace, params.sample, params.seed, progress)
+    if params.report is not None:
+        write_report(params.report, report)
+    return report
+
+
+def write_report(path: Path, report: VerifyReport) -> None:
+    temp = path.with_name(f".{path.name}.partial")
+    temp.write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(temp, path)

@@ -45,11 +45,21 @@ class ImportParams(JobParams):
     dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")
 
 
+class VerifyParams(BaseModel):
+    source: StoreSpec
+    target: StoreSpec
+    namespace: str | None = Field(default=None, description="only records of this namespace")
+    sample: int | None = Field(default=None, ge=1, description="compare a random sample of N records (default: all)")
+    seed: int = Field(default=0, description="seed of the sample")
+    report: Path | None = Field(default=None, description="where the JSON report is written")
+
+
 class MigrateParams(JobParams):
     source: StoreSpec
     target: StoreSpec
     dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")
     rejects: Path | None = Field(default=None, description="where unreadable source records are written")
+    verify: bool = Field(default=False, description="compare source and target record by record at the end")
 
 
 def _flag(field: str) -> str:

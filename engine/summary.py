@@ -35,6 +35,8 @@ class RunSummary:
     duration_s: float = 0.0
     target_dims: int | None = None
     output_checksum: str | None = None
+    verify: Any = None
+    """The VerifyReport of `migrate --verify`, when it ran."""
 
     def add_failed(self, failures: list[tuple[str, str]]) -> None:
         self.failed += len(failures)
@@ -59,7 +61,7 @@ class RunSummary:
         return self.upserted + self.skipped_total + self.failed == self.read
 
     def exit_code(self) -> int:
-        if self.rejected:
+        if self.rejected or (self.verify is not None and not self.verify.ok):
             return EXIT_INTEGRITY
         if self.failed or not self.balanced():
             return EXIT_FAILED_RECORDS
@@ -80,6 +82,7 @@ class RunSummary:
             "warnings": list(self.warnings),
             "duration_s": round(self.duration_s, 3),
             "records_per_s": round(self.rate, 1),
+            "verify": self.verify.as_dict() if self.verify is not None else None,
             "exit_code": self.exit_code(),
         }
 

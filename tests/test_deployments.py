@@ -20,8 +20,10 @@ def test_deployments_have_parameter_forms_from_the_pydantic_models() -> None:
 
 
 def test_a_scheduled_migrate_needs_its_parameters() -> None:
-    params = {"source": {"store": "vektor", "options": {"db": "a.db"}},
-              "target": {"store": "jsonl", "options": {"path": "b.vmig.jsonl"}}}
+    params = {
+        "source": {"store": "vektor", "options": {"db": "a.db"}},
+        "target": {"store": "jsonl", "options": {"path": "b.vmig.jsonl"}},
+    }
     migrate = build_deployments("0 * * * *", params)[2]
     assert migrate.schedules and migrate.schedules[0].schedule.cron == "0 * * * *"
     assert migrate.parameters == {"params": params}

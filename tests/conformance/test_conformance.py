@@ -165,3 +165,22 @@ def test_resume_from_cursor(kind: StoreKind, store_options: dict[str, str], tmp_
     ids = first.batch.column("id").to_pylist() + [i for b in rest for i in b.column("id").to_pylist()]
     assert len(ids) == len(set(ids)) == 25
     assert set(ids) == {r["id"] for r in records}
+
+
+def test_verify_after_import_accounts_for_every_record(
+    kind: StoreKind, store_options: dict[str, str], tmp_path: Path
+) -> None:
+    records = sample_records()
+    import_sample(tmp_path, kind, store_options, records)
+    report_path = tmp_path / "verify.json"
+    result = run_vex(
+        "verify", "--from", "jsonl", "--to", kind.store, "--source-path", str(tmp_path / "sample.vmig.jsonl"),
+        *flags({k: v for k, v in store_options.items() if k != "path"}, "target-"),
+        *(["--target-path", store_options["path"]] if "path" in store_options else []),
+        "--report", str(report_path), cwd=tmp_path,
+    )  # fmt: skip
+    report = json.loads(report_path.read_text())
+    assert result.returncode == 0, (result.stderr, report)
+    expected = expected_after(kind, records)
+    assert report["matched"] == len(expected)
+    assert sum(report["skipped_by_rule"].values()) == len(records) - len(expected)

@@ -1,0 +1,275 @@
+"""Record-by-record comparison of two stores: prove that nothing was lost.
+
+The target is streamed once into a temporary SQLite index (bounded memory
+however large the stores); the source is then streamed and each record looked
+up by id. Records the target was never meant to hold (skipped by the rules its
+capabilities imply) are accounted for, not reported as missing; values are
+compared after the target's documented transformation (`Connector.stored_form`)
+and vectors within the tolerance the target declares.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from connectors.base import Connector
+from engine.steps import ChunkReader, TargetRule, filter_dimensions
+from vmig import metadata as md
+from vmig.batch import vector_rows
+
+LISTED = 100
+"""Ids listed per category in the report; all of them are counted."""
+COMPARED_FIELDS = ("vector", "text", "metadata", "namespace", "created_at", "model")
+
+
+@dataclass
+class VerifyReport:
+    source: str
+    target: str
+    sample: int | None = None
+    source_counts: Counter[str] = field(default_factory=Counter)
+    target_counts: Counter[str] = field(default_factory=Counter)
+    compared: int = 0
+    matched: int = 0
+    skipped_by_rule: Counter[str] = field(default_factory=Counter)
+    missing: int = 0
+    missing_ids: list[str] = field(default_factory=list)
+    extra: int = 0
+    extra_ids: list[str] = field(default_factory=list)
+    mismatched: int = 0
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+    mismatched_fields: Counter[str] = field(default_factory=Counter)
+    tolerance: float = 0.0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.mismatched)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "target": self.target,
+            "sample": self.sample,
+            "counts": {
+                "source": dict(sorted(self.source_counts.items())),
+                "target": dict(sorted(self.target_counts.items())),
+            },
+            "compared": self.compared,
+            "matched": self.matched,
+            "skipped_by_rule": dict(self.skipped_by_rule),
+            "missing": self.missing,
+            "missing_ids": self.missing_ids,
+            "extra": self.extra,
+            "extra_ids": self.extra_ids,
+            "mismatched": self.mismatched,
+            "mismatched_fields": dict(self.mismatched_fields),
+            "mismatches": self.mismatches,
+            "vector_tolerance": self.tolerance,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("source records", str(sum(self.source_counts.values()))),
+            ("target records", str(sum(self.target_counts.values()))),
+            ("compared", str(self.compared) + (f" (sample of {self.sample})" if self.sample else "")),
+            ("matched", str(self.matched)),
+            ("skipped by rule", str(sum(self.skipped_by_rule.values()))),
+            ("missing", str(self.missing)),
+            ("extra", str(self.extra)),
+            ("mismatched", str(self.mismatched)),
+            ("duration", f"{self.duration_s:.1f}s"),
+        ]
+        return rows
+
+
+def _pages(store: Connector, namespace: str | None) -> Iterator[pa.RecordBatch]:
+    reader = ChunkReader(store, namespace, None)
+    while not reader.finished:
+        chunk = reader.next_chunk(store.page_size)
+        if chunk.batch.num_rows:
+            yield chunk.batch
+
+
+def _ns(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def _canonical_metadata(text: str | None) -> str:
+    return orjson.dumps(md.loads(text), option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _index_target(target: Connector, namespace: str | None, db: sqlite3.Connection, report: VerifyReport) -> None:
+    db.execute(
+        "CREATE TABLE t (id TEXT PRIMARY KEY, namespace TEXT, text TEXT, metadata TEXT, created_at INTEGER, "
+        "model TEXT, vector BLOB, seen INTEGER NOT NULL DEFAULT 0)"
+    )
+    for batch in _pages(target, namespace):
+        namespaces = batch.column("namespace").to_pylist()
+        report.target_counts.update(_ns(n) for n in namespaces)
+        rows = zip(
+            batch.column("id").to_pylist(),
+            namespaces,
+            batch.column("text").to_pylist(),
+            [_canonical_metadata(m) for m in batch.column("metadata").to_pylist()],
+            batch.column("created_at").cast(pa.int64()).to_pylist(),
+            batch.column("model").to_pylist(),
+            [None if v is None else np.asarray(v, dtype="<f4").tobytes() for v in vector_rows(batch)],
+            strict=True,
+        )
+        db.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?, ?, ?, ?, ?, 0)", rows)
+
+
+def _differences(
+    expected: dict[str, Any], actual: tuple[Any, ...], vector: np.ndarray | None, tolerance: float
+) -> list[str]:
+    _id, namespace, text, metadata, created_at, model, blob, _seen = actual
+    fields = []
+    stored = None if blob is None else np.frombuffer(blob, dtype="<f4")
+    if (vector is None) != (stored is None):
+        fields.append("vector")
+    elif vector is not None and stored is not None:
+        if vector.shape != stored.shape:
+            fields.append("vector")
+        elif tolerance == 0.0:
+            if not np.array_equal(vector, stored):
+                fields.append("vector")
+        elif not np.allclose(vector, stored, atol=tolerance, rtol=0.0):
+            fields.append("vector")
+    if expected["text"] != text:
+        fields.append("text")
+    if _canonical_metadata(expected["metadata"]) != metadata:
+        fields.append("metadata")
+    if expected["namespace"] != namespace:
+        fields.append("namespace")
+    if expected["created_at"] != created_at:
+        fields.append("created_at")
+    if expected["model"] != model:
+        fields.append("model")
+    return fields
+
+
+def _target_rule(target: Connector) -> TargetRule:
+    caps = target.capabilities
+    dims = target.describe().dims if caps.fixed_dims else None
+    return TargetRule(dims, caps.needs_vector)
+
+
+def verify_stores(
+    source: Connector,
+    target: Connector,
+    namespace: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> VerifyReport:
+    """Compare every record (or a random sample) of `source` with `target`."""
+    started = time.perf_counter()
+    tolerance = target.capabilities.vector_tolerance
+    report = VerifyReport(source=source.label(), target=target.label(), sample=sample, tolerance=tolerance)
+    rule = _target_rule(target)
+    expected_total = source.describe().count
+    probability = 1.0 if not sample or not expected_total else min(1.0, 2.0 * sample / expected_total)
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="vex-verify-") as tmp:
+        db = sqlite3.connect(Path(tmp) / "target.db")
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        _index_target(target, namespace, db, report)
+        read = 0
+        for batch in _pages(source, namespace):
+            read += batch.num_rows
+            report.source_counts.update(_ns(n) for n in batch.column("namespace").to_pylist())
+            kept = filter_dimensions(batch, rule)
+            report.skipped_by_rule.update(kept.skipped)
+            _mark_skipped_present(db, batch, kept.batch)
+            _compare(kept.batch, target, db, report, tolerance, probability, rng)
+            if progress is not None:
+                progress(read, expected_total)
+        if not sample:
+            _collect_extra(db, report)
+        db.close()
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _mark_skipped_present(db: sqlite3.Connection, batch: pa.RecordBatch, kept: pa.RecordBatch) -> None:
+    """A record skipped by rule that the target holds anyway is not 'extra'."""
+    if batch.num_rows == kept.num_rows:
+        return
+    kept_ids = set(kept.column("id").to_pylist())
+    skipped = [(i,) for i in batch.column("id").to_pylist() if i not in kept_ids]
+    db.executemany("UPDATE t SET seen = 1 WHERE id = ?", skipped)
+
+
+def _compare(
+    batch: pa.RecordBatch,
+    target: Connector,
+    db: sqlite3.Connection,
+    report: VerifyReport,
+    tolerance: float,
+    probability: float,
+    rng: np.random.Generator,
+) -> None:
+    if batch.num_rows == 0:
+        return
+    all_ids = batch.column("id").to_pylist()
+    db.executemany("UPDATE t SET seen = 1 WHERE id = ?", [(i,) for i in all_ids])
+    if report.sample:
+        room = report.sample - report.compared
+        if room <= 0:
+            return
+        picks = (
+            np.flatnonzero(rng.random(batch.num_rows) < probability) if probability < 1.0 else np.arange(batch.num_rows)
+        )
+        batch = batch.take(pa.array(picks[:room]))
+        if batch.num_rows == 0:
+            return
+    expected_batch = target.stored_form(batch)
+    ids = expected_batch.column("id").to_pylist()
+    columns = {name: expected_batch.column(name).to_pylist() for name in ("text", "metadata", "namespace", "model")}
+    created = expected_batch.column("created_at").cast(pa.int64()).to_pylist()
+    vectors = vector_rows(expected_batch)
+    found: dict[str, tuple[Any, ...]] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        marks = ",".join("?" * len(part))
+        for row in db.execute(f"SELECT * FROM t WHERE id IN ({marks})", part):
+            found[row[0]] = row
+    for index, record_id in enumerate(ids):
+        report.compared += 1
+        actual = found.get(record_id)
+        if actual is None:
+            report.missing += 1
+            if len(report.missing_ids) < LISTED:
+                report.missing_ids.append(record_id)
+            continue
+        expected = {name: values[index] for name, values in columns.items()}
+        expected["created_at"] = created[index]
+        vector = vectors[index]
+        fields = _differences(expected, actual, None if vector is None else np.asarray(vector), tolerance)
+        if fields:
+            report.mismatched += 1
+            report.mismatched_fields.update(fields)
+            if len(report.mismatches) < LISTED:
+                report.mismatches.append({"id": record_id, "fields": fields})
+        else:
+            report.matched += 1
+
+
+def _collect_extra(db: sqlite3.Connection, report: VerifyReport) -> None:
+    report.extra = db.execute("SELECT count(*) FROM t WHERE seen = 0").fetchone()[0]
+    report.extra_ids = [row[0] for row in db.execute(f"SELECT id FROM t WHERE seen = 0 ORDER BY id LIMIT {LISTED}")]
