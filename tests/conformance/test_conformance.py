@@ -175,8 +175,7 @@ def test_verify_after_import_accounts_for_every_record(
     report_path = tmp_path / "verify.json"
     result = run_vex(
         "verify", "--from", "jsonl", "--to", kind.store, "--source-path", str(tmp_path / "sample.vmig.jsonl"),
-        *flags({k: v for k, v in store_options.items() if k != "path"}, "target-"),
-        *(["--target-path", store_options["path"]] if "path" in store_options else []),
+        *flags(store_options, "target-"),
         "--report", str(report_path), cwd=tmp_path,
     )  # fmt: skip
     report = json.loads(report_path.read_text())
