@@ -15,6 +15,7 @@ them out again on export: a trip through VEKTOR loses nothing.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,11 @@ _SQLITE: Any = _sqlite_module()
 DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, _SQLITE.Error)
 
 
+def _busy_timeout() -> float:
+    """Seconds to wait for another process's lock before the attempt counts as failed."""
+    return float(os.environ.get("VEX_SQLITE_TIMEOUT", "5"))
+
+
 def _store_error(db: Path, exc: Exception) -> Exception:
     message = str(exc)
     if "locked" in message or "busy" in message:
@@ -104,9 +110,9 @@ class VektorConnector(Connector):
         try:
             if create:
                 self.db.parent.mkdir(parents=True, exist_ok=True)
-                conn = module.connect(str(self.db), timeout=5.0)
+                conn = module.connect(str(self.db), timeout=_busy_timeout())
             else:
-                conn = module.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5.0)
+                conn = module.connect(f"file:{self.db}?mode=ro", uri=True, timeout=_busy_timeout())
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except DB_ERRORS as exc:
             raise _store_error(self.db, exc) from None

@@ -18,7 +18,8 @@ from connectors.base import Connector, Cursor, LoadResult, Page
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR
 from vmig.batch import concat_batches
 from vmig.errors import TransientError
-from vmig.reader import Reject
+from vmig.paths import compression_of
+from vmig.reader import Reject, count_lines
 from vmig.schema import RECORD_SCHEMA
 from vmig.sidecar import ImportEntry, Sidecar, build_sidecar, read_sidecar, record_import, verify_against_sidecar
 from vmig.stats import RecordStats
@@ -130,6 +131,8 @@ def validate_input(path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]
     """Check a data file against its sidecar before anything is written; returns warnings."""
     sidecar = read_sidecar(path)
     if sidecar is None:
+        if compression_of(path) is not None:
+            count_lines(path)  # a truncated archive fails here, before the first write
         return None, [f"{path.name} has no sidecar: checksum and record count could not be verified"]
     if not verify:
         return sidecar, ["--no-verify: checksum and record count were not checked"]

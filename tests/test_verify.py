@@ -13,16 +13,29 @@ DEMO_DB = ROOT / "demo" / "memory.db"
 
 def _copy(tmp_path: Path) -> Path:
     target = tmp_path / "copy.db"
-    result = run_vex("migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB),
-                     "--target-db", str(target))
+    result = run_vex(
+        "migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db", str(target)
+    )
     assert result.returncode == 0, result.stderr
     return target
 
 
 def _verify(tmp_path: Path, target: Path, *extra: str):  # type: ignore[no-untyped-def]
     report = tmp_path / "report.json"
-    result = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB),
-                     "--target-db", str(target), "--report", str(report), *extra)
+    result = run_vex(
+        "verify",
+        "--from",
+        "vektor",
+        "--to",
+        "vektor",
+        "--source-db",
+        str(DEMO_DB),
+        "--target-db",
+        str(target),
+        "--report",
+        str(report),
+        *extra,
+    )
     return result, json.loads(report.read_text())
 
 
@@ -31,7 +44,9 @@ def test_identical_stores_verify(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "result: stores match" in result.stdout
     assert report["ok"] and report["matched"] == 300 and report["compared"] == 300
-    assert report["counts"]["source"] == report["counts"]["target"] == {"personal": 100, "research": 100, "trading": 100}
+    assert (
+        report["counts"]["source"] == report["counts"]["target"] == {"personal": 100, "research": 100, "trading": 100}
+    )
 
 
 def test_every_kind_of_difference_is_named(tmp_path: Path) -> None:
@@ -42,14 +57,18 @@ def test_every_kind_of_difference_is_named(tmp_path: Path) -> None:
         blob = conn.execute("SELECT embedding FROM memories WHERE id = 'mem-00007'").fetchone()[0]
         conn.execute("UPDATE memories SET embedding = ? WHERE id = 'mem-00007'", (bytes([blob[0] ^ 1]) + blob[1:],))
         conn.execute("UPDATE memories SET namespace = 'elsewhere' WHERE id = 'mem-00008'")
-        conn.execute("INSERT INTO memories SELECT 'intruder', content, embedding, metadata, created_at, namespace "
-                     "FROM memories WHERE id = 'mem-00009'")
+        conn.execute(
+            "INSERT INTO memories SELECT 'intruder', content, embedding, metadata, created_at, namespace "
+            "FROM memories WHERE id = 'mem-00009'"
+        )
     conn.close()
     result, report = _verify(tmp_path, target)
     assert result.returncode == 3
     assert report["missing_ids"] == ["mem-00005"] and report["extra_ids"] == ["intruder"]
     assert {m["id"]: m["fields"] for m in report["mismatches"]} == {
-        "mem-00006": ["text"], "mem-00007": ["vector"], "mem-00008": ["namespace"]
+        "mem-00006": ["text"],
+        "mem-00007": ["vector"],
+        "mem-00008": ["namespace"],
     }
     assert report["matched"] == 296
     assert "missing mem-00005" in result.stdout and "MISMATCH" in result.stdout
@@ -62,8 +81,19 @@ def test_sample_compares_only_that_many(tmp_path: Path) -> None:
 
 
 def test_migrate_verify_runs_verify_at_the_end(tmp_path: Path) -> None:
-    result = run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(DEMO_DB),
-                     "--path", str(tmp_path / "m.vmig.jsonl"), "--verify", "--json")
+    result = run_vex(
+        "migrate",
+        "--from",
+        "vektor",
+        "--to",
+        "jsonl",
+        "--db",
+        str(DEMO_DB),
+        "--path",
+        str(tmp_path / "m.vmig.jsonl"),
+        "--verify",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["verify"]["ok"] and summary["verify"]["matched"] == 300

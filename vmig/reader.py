@@ -74,6 +74,8 @@ class ReadBatch:
     next_offset: int = 0
     next_line: int = 1
     lines_read: int = 0
+    row_lines: list[int] = field(default_factory=list)
+    """The line number of each row of `batch`."""
 
 
 def open_data(path: Path) -> IO[bytes]:
@@ -219,11 +221,12 @@ def _vector_matrix(vectors: list[Any]) -> tuple[Any, dict[int, str]]:
 
 def _columns_to_batch(
     rows: list[dict[str, Any]], lines: list[int], raws: list[bytes]
-) -> tuple[pa.RecordBatch, list[Reject]]:
+) -> tuple[pa.RecordBatch, list[Reject], list[int]]:
     vectors, bad = _vector_matrix([row["vector"] for row in rows])
     rejects = [Reject(lines[i], reason, raws[i].rstrip(b"\r\n")) for i, reason in sorted(bad.items())]
     if bad:
         rows = [row for i, row in enumerate(rows) if i not in bad]
+        lines = [line for i, line in enumerate(lines) if i not in bad]
         vectors = [row["vector"] for row in rows]
     batch = build_batch(
         [row["id"] for row in rows],
@@ -237,7 +240,7 @@ def _columns_to_batch(
         source_store=[row["source_store"] for row in rows],
         extra=[row["extra"] for row in rows],
     )
-    return batch, rejects
+    return batch, rejects, lines
 
 
 def _read_line(stream: IO[bytes]) -> tuple[bytes, int, bool]:
@@ -272,9 +275,9 @@ def read_batches(
         lines_in_batch = 0
 
         def flush() -> ReadBatch:
-            batch, vector_rejects = _columns_to_batch(rows, lines, raws)
+            batch, vector_rejects, row_lines = _columns_to_batch(rows, lines, raws)
             found = sorted(rejects + vector_rejects, key=lambda r: r.line or 0)
-            return ReadBatch(batch, found, offset, line_no, lines_in_batch)
+            return ReadBatch(batch, found, offset, line_no, lines_in_batch, row_lines)
 
         while True:
             try:
