@@ -91,11 +91,44 @@ def open_data(path: Path) -> IO[bytes]:
         if compression == "zstd":
             import zstandard
 
-            reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
-            return io.BufferedReader(reader)  # type: ignore[arg-type]
+            return io.BufferedReader(_ZstdRaw(open(path, "rb"), lambda: zstandard.ZstdDecompressor().decompressobj()))
         return open(path, "rb")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+class _ZstdRaw(io.RawIOBase):
+    """zstd decompression that fails on a truncated frame (the library's stream reader ends quietly)."""
+
+    def __init__(self, raw: IO[bytes], new_decompressor: Any) -> None:
+        self._raw = raw
+        self._new = new_decompressor
+        self._decompressor = new_decompressor()
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            compressed = self._raw.read(1 << 16)
+            if not compressed:
+                if not self._decompressor.eof:
+                    raise EOFError("zstd stream ends before its frame is complete")
+                return 0
+            self._pending = self._decompressor.decompress(compressed)
+            while self._decompressor.eof and self._decompressor.unused_data:  # the next frame of a multi-frame file
+                leftover = self._decompressor.unused_data
+                self._decompressor = self._new()
+                self._pending += self._decompressor.decompress(leftover)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _text(record: dict[str, Any], key: str) -> str | None:
@@ -200,8 +233,11 @@ def _vector_matrix(vectors: list[Any]) -> tuple[Any, dict[int, str]]:
     matrix = None
     if all(len(vectors[i]) == width for i in present):
         try:
-            with np.errstate(over="ignore", invalid="ignore"):
-                matrix = np.array([vectors[i] for i in present], dtype=np.float32)
+            # No dtype here: numpy would turn the string "0.2" into a float; a string makes a non-numeric array.
+            wide = np.array([vectors[i] for i in present])
+            if wide.dtype.kind in "fi":
+                with np.errstate(over="ignore", invalid="ignore"):
+                    matrix = wide.astype(np.float32)
         except (ValueError, TypeError):
             matrix = None
     if matrix is None or matrix.ndim != 2:

@@ -1,0 +1,61 @@
+"""Runs the bad-input corpus: no traceback, the documented outcome, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.bad_inputs import CORPUS, Case
+from tests.conftest import run_vex
+
+
+def test_the_corpus_is_large_and_distinct() -> None:
+    assert len(CORPUS) >= 25
+    assert len({case.name for case in CORPUS}) == len(CORPUS)
+
+
+def _records_in(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        count = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+    conn.close()
+    return int(count)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
+def test_bad_input(case: Case, tmp_path: Path) -> None:
+    args = case.build(tmp_path)
+    lock = None
+    if case.extra.get("lock"):
+        lock = sqlite3.connect(tmp_path / "source.db", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run_vex(*args, cwd=tmp_path, env={"VEX_SQLITE_TIMEOUT": "0.2"})
+    finally:
+        if lock is not None:
+            lock.execute("ROLLBACK")
+            lock.close()
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert result.returncode == case.exit_code, output
+    assert case.message in output
+    if result.returncode in (2,) or (result.returncode == 3 and case.rejected_lines is None):
+        assert len(result.stderr.strip().splitlines()) == 1, "a refusal is one line"
+
+    rejects_files = list(tmp_path.glob("*.rejects.jsonl"))
+    rejects = [json.loads(line) for f in rejects_files for line in f.read_text().splitlines()]
+    if case.rejected_lines:
+        assert [r["line"] for r in rejects] == case.rejected_lines
+        assert all(r["reason"] for r in rejects)
+    if "rejected_ids" in case.extra:
+        assert [r["id"] for r in rejects] == case.extra["rejected_ids"]
+
+    target = tmp_path / "target.db"
+    if case.target_records is None:
+        assert not target.exists(), "nothing may be written to the target"
+    else:
+        assert _records_in(target) == case.target_records
+    assert not list(tmp_path.glob(".*.partial")), "no temporary file is left behind"
+    assert not (tmp_path / "out.vmig.jsonl").exists() or result.returncode == 0
