@@ -15,12 +15,12 @@ from vmig.timefmt import format_micros
 DIMS = 16
 
 
-def _vectors(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((count, DIMS)).astype("<f4")
+def _vectors(count: int, seed: int, dims: int = DIMS) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((count, dims)).astype("<f4")
 
 
-def make_layout1(path: Path, count: int = 50, seed: int = 1) -> Path:
-    vectors = _vectors(count, seed)
+def make_layout1(path: Path, count: int = 50, seed: int = 1, dims: int = DIMS) -> Path:
+    vectors = _vectors(count, seed, dims)
     with sqlite3.connect(path) as conn:
         conn.execute(LAYOUT1_DDL)
         rows = []

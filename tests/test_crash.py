@@ -1,0 +1,98 @@
+"""SIGKILL in the middle of an export or an import, then the same command again.
+
+The output file is absent or complete, never partial; the target ends with
+exactly the source's records, none doubled; a re-run resumes from the last
+acknowledged chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import ROOT, run_vex
+from tests.vektor_layouts import make_layout1
+
+RECORDS = 120_000
+
+
+def _kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: float = 120) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError("the job ended before it could be killed: make the input larger")
+            if ready():
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=30)
+                return
+            time.sleep(0.02)
+        raise AssertionError("the job never reached the point to kill it")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def test_sigkill_during_export_leaves_no_partial_file(tmp_path: Path) -> None:
+    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
+    output = tmp_path / "out.vmig.jsonl"
+    temp = tmp_path / ".out.vmig.jsonl.partial"
+    args = ["export", "--from", "vektor", "--db", str(db), "--output", str(output), "--chunk-rows", "2000"]
+    _kill_when(args, tmp_path, lambda: temp.exists() and temp.stat().st_size > 2_000_000)
+    assert not output.exists(), "a killed export must not leave a file that looks complete"
+    assert not (tmp_path / "out.vmig.meta.json").exists()
+
+    result = run_vex(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    check = run_vex("validate", str(output), "--json")
+    report = json.loads(check.stdout)
+    assert check.returncode == 0 and report["valid_records"] == RECORDS and report["sidecar"] == "checksum OK"
+    assert not temp.exists()
+
+
+def _count(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(db) as conn:
+        total, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM memories").fetchone()
+    conn.close()
+    return int(total), int(distinct)
+
+
+def test_sigkill_during_import_resumes_without_duplicates(tmp_path: Path) -> None:
+    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
+    data = tmp_path / "data.vmig.jsonl"
+    assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(data)).returncode == 0
+    target = tmp_path / "target.db"
+    args = ["import", "--from", str(data), "--to", "vektor", "--db", str(target), "--chunk-rows", "2000"]
+
+    def some_rows_loaded() -> bool:
+        if not target.exists():
+            return False
+        try:
+            return _count(target)[0] >= 10_000
+        except sqlite3.OperationalError:
+            return False
+
+    _kill_when(args, tmp_path, some_rows_loaded)
+    partial, _ = _count(target)
+    assert 0 < partial < RECORDS
+
+    result = run_vex(*args, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert "resumed" in " ".join(summary["warnings"])
+    assert summary["total"] == RECORDS and summary["upserted"] == RECORDS
+    assert _count(target) == (RECORDS, RECORDS)
+    verify = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(db), "--target-db", str(target),
+                     "--report", str(tmp_path / "v.json"))  # fmt: skip
+    assert verify.returncode == 0, verify.stdout
