@@ -85,7 +85,7 @@ class TcpFaultProxy:
                 stall = plan.stall_seconds
         try:
             server_reader, server_writer = await asyncio.wait_for(asyncio.open_connection(*self.upstream), 10)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             _reset(client_writer)
             return
         upward = asyncio.ensure_future(self._pipe(client_reader, server_writer, None, 0.0))
@@ -165,7 +165,7 @@ class HttpFaultProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
             def _handle(self) -> None:
@@ -198,7 +198,7 @@ class HttpFaultProxy:
                 self.end_headers()
                 self.wfile.write(response.content)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815 - http.server's names
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
         self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.server.daemon_threads = True
