@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,12 +15,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _PREFECT_HOME = tempfile.mkdtemp(prefix="vex-prefect-home-")
+_STATE_DIR = tempfile.mkdtemp(prefix="vex-state-")
+for _made in (_PREFECT_HOME, _STATE_DIR):
+    atexit.register(shutil.rmtree, _made, ignore_errors=True)
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_API_URL"] = ""
 os.environ.pop("PREFECT_API_URL")
 os.environ["VEX_RETRY_DELAY"] = "0.05"
-os.environ["VEX_STATE_DIR"] = tempfile.mkdtemp(prefix="vex-state-")
+os.environ["VEX_STATE_DIR"] = _STATE_DIR
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
