@@ -21,6 +21,7 @@ from connectors.base import Connector, LoadResult
 from engine.checkpoint import Checkpoint, restore
 from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
+from vmig.errors import UsageError
 from vmig.rejects import RejectsWriter
 
 ProgressFn = Callable[[int, int | None], None]
@@ -92,12 +93,8 @@ class _TargetState:
             return self.rule
         info = target.describe()
         dims = info.dims if info.exists and info.dims else None
-        if dims is not None and self.transfer.dims is not None and dims != self.transfer.dims:
-            from vmig.errors import UsageError
-
-            raise UsageError(
-                f"{target.label()} already holds {dims}-d vectors; --dims {self.transfer.dims} does not match"
-            )
+        if dims is not None:
+            self._check_existing(dims, batch)
         dims = dims or self.transfer.dims or self.transfer.dims_hint or _most_common_dims(batch)
         if dims is None:
             return None  # nothing with a vector seen yet: decide on a later chunk
@@ -105,6 +102,20 @@ class _TargetState:
         self.summary.target_dims = dims
         self.rule = TargetRule(dims, caps.needs_vector)
         return self.rule
+
+    def _check_existing(self, dims: int, batch: pa.RecordBatch) -> None:
+        """An existing target that none of the input fits is a mistake, not a run of skips."""
+        label = self.transfer.target.label()
+        if self.transfer.dims is not None and dims != self.transfer.dims:
+            raise UsageError(f"{label} already holds {dims}-d vectors; --dims {self.transfer.dims} does not match")
+        seen = _most_common_dims(batch)
+        hint = self.transfer.dims_hint
+        fits = pc.sum(pc.equal(batch.column("dims"), pa.scalar(dims, pa.int32()))).as_py()
+        if seen is not None and not fits and (hint is None or hint != dims):
+            raise UsageError(
+                f"{label} holds {dims}-d vectors but the input's are {hint or seen}-d: "
+                "nothing would fit; choose another collection/table or re-embed"
+            )
 
 
 def run_transfer(

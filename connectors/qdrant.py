@@ -1,0 +1,364 @@
+"""Qdrant, embedded (local mode, `--path DIR`) or remote (`--url`, `--api-key`), both directions.
+
+Points carry the record in their payload: `text`, `namespace`, `model`,
+`created_at` (ISO-8601), `metadata` (a nested object: Qdrant holds nested
+payload as it is), and `score`, `source_store`, `extra` when set. Qdrant takes
+only unsigned integers and UUIDs as ids; any other id becomes a deterministic
+UUIDv5, and the original id is always kept in the payload as `_vex_id`, so an
+export returns the ids that were imported. For the cosine metric a Qdrant server
+stores vectors normalised to unit length (`stored_form`; local mode keeps them
+as given); use `--metric dot` to keep them as they are on a server too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import SecretStr, model_validator
+
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from vmig import metadata as md
+from vmig.batch import build_batch, uniform_dims, vector_matrix
+from vmig.errors import MissingExtraError, StoreError, TransientError, UsageError
+from vmig.timefmt import TimestampError, format_micros, to_micros
+
+ID_FIELD = "_vex_id"
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vex-migrate/qdrant-ids")
+"""UUIDv5 namespace of mapped ids: the same id always maps to the same point."""
+_RESERVED = frozenset(
+    {ID_FIELD, "text", "namespace", "model", "created_at", "metadata", "score", "source_store", "extra"}
+)
+_DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
+_UINT64_MAX = 2**64 - 1
+
+
+class QdrantOptions(StoreOptions):
+    path: Path | None = None
+    url: str | None = None
+    api_key: SecretStr | None = None
+    collection: str = "memories"
+    metric: Literal["cosine", "dot", "euclid", "manhattan"] | None = None
+    """Distance of a new collection (default cosine); checked against an existing one."""
+    vector_name: str | None = None
+    """Named vector to read and write; default: the collection's unnamed vector."""
+    timeout: int = 60
+
+    @model_validator(mode="after")
+    def _one_location(self) -> QdrantOptions:
+        if self.path is not None and self.url is not None:
+            raise ValueError("give --path (embedded) or --url (server), not both")
+        return self
+
+
+def point_id(record_id: str) -> int | str:
+    """The id Qdrant stores: the id itself when it is a uint or a UUID, else its UUIDv5."""
+    if record_id.isdigit() and (record_id == "0" or not record_id.startswith("0")) and int(record_id) <= _UINT64_MAX:
+        return int(record_id)
+    try:
+        return str(uuid.UUID(record_id))
+    except ValueError:
+        return str(uuid.uuid5(ID_NAMESPACE, record_id))
+
+
+def _client_module() -> Any:
+    try:
+        import qdrant_client
+    except ImportError:
+        raise MissingExtraError("qdrant", "qdrant", "qdrant-client") from None
+    return qdrant_client
+
+
+class QdrantConnector(Connector):
+    name: ClassVar[str] = "qdrant"
+    Options: ClassVar[type[StoreOptions]] = QdrantOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_batch=1000,
+        fixed_dims=True,
+        needs_vector=True,
+        id_kinds=frozenset({"uint", "uuid"}),
+        metrics=tuple(_DISTANCES),
+        vector_tolerance=1e-6,
+    )
+
+    def __init__(self, options: StoreOptions) -> None:
+        super().__init__(options)
+        assert isinstance(options, QdrantOptions)
+        self.opts = options
+        self.collection = options.collection
+        self._client: Any = None
+
+    def label(self) -> str:
+        where = f"{self.opts.path.name}" if self.opts.path is not None else "server"
+        return f"qdrant:{where}/{self.collection}"
+
+    @property
+    def _where(self) -> str:
+        return str(self.opts.path) if self.opts.path is not None else (self.opts.url or "http://localhost:6333")
+
+    # -- client and errors ------------------------------------------------------
+
+    def client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        module = _client_module()
+        try:
+            if self.opts.path is not None:
+                self.opts.path.mkdir(parents=True, exist_ok=True)
+                self._client = module.QdrantClient(path=str(self.opts.path))
+            else:
+                key = self.opts.api_key.get_secret_value() if self.opts.api_key else None
+                self._client = module.QdrantClient(
+                    url=self.opts.url or "http://localhost:6333",
+                    api_key=key,
+                    timeout=self.opts.timeout,
+                    check_compatibility=False,
+                )
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise UsageError(
+                    f"qdrant {self._where} is open in another process (local mode allows one client per --path)"
+                ) from None
+            raise
+        return self._client
+
+    def _error(self, exc: Exception, doing: str) -> Exception:
+        """Sort the client's exceptions into transient (retried) and permanent."""
+        from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+        if isinstance(exc, UnexpectedResponse):
+            status = exc.status_code
+            detail = f"qdrant {self._where} answered {status} while {doing}"
+            if status in (401, 403):
+                return UsageError(f"{detail}: the API key was refused (check --api-key)")
+            if status == 404:
+                return UsageError(f"{detail}: collection '{self.collection}' not found")
+            if status == 429 or status >= 500:
+                return TransientError(detail)
+            return StoreError(f"{detail}: {exc.content[:200]!r}")
+        if isinstance(exc, ResponseHandlingException) or _is_network_error(exc):
+            return TransientError(f"qdrant {self._where} unreachable while {doing} ({type(exc).__name__})")
+        if isinstance(exc, ValueError) and "not found" in str(exc).lower():
+            return UsageError(f"qdrant {self._where}: collection '{self.collection}' not found")
+        return StoreError(f"qdrant {self._where}: {doing} failed: {exc}")
+
+    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (UsageError, StoreError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
+            raise self._error(exc, doing) from None
+
+    # -- describe ---------------------------------------------------------------
+
+    def _vector_params(self, info: Any) -> Any:
+        vectors = info.config.params.vectors
+        if isinstance(vectors, dict):
+            name = self.opts.vector_name
+            if name is None:
+                if len(vectors) != 1:
+                    raise UsageError(
+                        f"qdrant collection '{self.collection}' has named vectors {sorted(vectors)}: pass --vector-name"
+                    )
+                name = next(iter(vectors))
+                self.opts = self.opts.model_copy(update={"vector_name": name})
+            if name not in vectors:
+                raise UsageError(f"qdrant collection '{self.collection}' has no vector named '{name}'")
+            return vectors[name]
+        if self.opts.vector_name is not None:
+            raise UsageError(f"qdrant collection '{self.collection}' has one unnamed vector; drop --vector-name")
+        return vectors
+
+    def describe(self) -> StoreInfo:
+        client = self.client()
+        if not self._call("looking up the collection", client.collection_exists, self.collection):
+            return StoreInfo(exists=False)
+        info = self._call("reading the collection config", client.get_collection, self.collection)
+        params = self._vector_params(info)
+        count = self._call("counting points", client.count, self.collection, exact=True).count
+        metric = {v: k for k, v in _DISTANCES.items()}.get(str(getattr(params.distance, "value", params.distance)))
+        return StoreInfo(exists=True, dims=int(params.size), metric=metric, count=int(count))
+
+    def stored_form(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.opts.path is not None:
+            return batch  # local mode gives vectors back as they were given
+        metric = self.opts.metric or self._existing_metric() or "cosine"
+        if metric != "cosine" or batch.num_rows == 0 or uniform_dims(batch) is None:
+            return batch
+        matrix = vector_matrix(batch).astype(np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        normalised = np.where(norms > 0, matrix / np.where(norms > 0, norms, 1), matrix).astype(np.float32)
+        from vmig.batch import vector_array
+
+        return batch.set_column(
+            batch.schema.get_field_index("vector"), "vector", vector_array(normalised, batch.num_rows)
+        )
+
+    def _existing_metric(self) -> str | None:
+        try:
+            return self.describe().metric
+        except UsageError:
+            return None
+
+    # -- extract ----------------------------------------------------------------
+
+    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        from qdrant_client import models
+
+        client = self.client()
+        if not self._call("looking up the collection", client.collection_exists, self.collection):
+            raise UsageError(f"qdrant {self._where}: collection '{self.collection}' not found (check --collection)")
+        self._vector_params(self._call("reading the collection config", client.get_collection, self.collection))
+        flt = None
+        if namespace is not None:
+            flt = models.Filter(must=[models.FieldCondition(key="namespace", match=models.MatchValue(value=namespace))])
+        with_vectors: Any = [self.opts.vector_name] if self.opts.vector_name else True
+        offset, remaining = cursor, limit
+        while remaining is None or remaining > 0:
+            size = self.page_size if remaining is None else min(self.page_size, remaining)
+            points, next_offset = self._call(
+                "scrolling points",
+                client.scroll,
+                self.collection,
+                scroll_filter=flt,
+                limit=size,
+                offset=offset,
+                with_payload=True,
+                with_vectors=with_vectors,
+            )
+            if remaining is not None:
+                remaining -= len(points)
+            done = next_offset is None or remaining == 0
+            if points:
+                yield Page(self._points_to_batch(points), None if done else _json_cursor(next_offset))
+            if done or not points:
+                return
+            offset = next_offset
+
+    def _points_to_batch(self, points: list[Any]) -> pa.RecordBatch:
+        ids, vectors, texts, namespaces, models_, metas, created, scores, sources, extras = ([] for _ in range(10))
+        name = self.opts.vector_name
+        for point in points:
+            payload = dict(point.payload or {})
+            ids.append(str(payload.get(ID_FIELD, point.id)))
+            vector = point.vector.get(name) if isinstance(point.vector, dict) and name else point.vector
+            vectors.append(None if vector is None else np.asarray(vector, dtype=np.float32))
+            texts.append(payload.get("text", payload.get("page_content", payload.get("document"))))
+            namespaces.append(payload.get("namespace"))
+            models_.append(payload.get("model"))
+            meta = payload.get("metadata")
+            meta = dict(meta) if isinstance(meta, dict) else {}
+            for key, value in payload.items():
+                if key not in _RESERVED and key not in ("page_content", "document"):
+                    meta[key] = value
+            try:
+                created.append(to_micros(payload.get("created_at")))
+            except TimestampError:  # a foreign payload's own notion of time: keep it as metadata
+                created.append(None)
+                meta["created_at"] = payload.get("created_at")
+            metas.append(md.dumps(meta))
+            scores.append(payload.get("score"))
+            sources.append(payload.get("source_store", self.name))
+            extra = payload.get("extra")
+            extras.append(md.dumps(extra) if isinstance(extra, dict) and extra else None)
+        return build_batch(
+            ids,
+            vectors=vectors,
+            text=texts,
+            model=models_,
+            namespace=namespaces,
+            metadata=metas,
+            created_at=created,
+            score=scores,
+            source_store=sources,
+            extra=extras,
+        )
+
+    # -- load -------------------------------------------------------------------
+
+    def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        from qdrant_client import models
+
+        client = self.client()
+        wanted = self.opts.metric or metric
+        if self._call("looking up the collection", client.collection_exists, self.collection):
+            info = self.describe()
+            if dims is not None and info.dims != dims:
+                raise UsageError(
+                    f"qdrant collection '{self.collection}' holds {info.dims}-d vectors, the data has {dims}-d: "
+                    "use another --collection"
+                )
+            if wanted is not None and info.metric is not None and info.metric != wanted:
+                raise UsageError(
+                    f"qdrant collection '{self.collection}' uses {info.metric} distance, not {wanted}: "
+                    "use another --collection or --metric"
+                )
+            return
+        if dims is None:
+            raise UsageError("qdrant needs a dimension to create a collection: pass --dims N")
+        params = models.VectorParams(size=dims, distance=models.Distance(_DISTANCES[wanted or "cosine"]))
+        config: Any = {self.opts.vector_name: params} if self.opts.vector_name else params
+        self._call("creating the collection", client.create_collection, self.collection, vectors_config=config)
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        from qdrant_client import models
+
+        if batch.num_rows == 0:
+            return LoadResult(written=0)
+        record_ids = batch.column("id").to_pylist()
+        matrix = vector_matrix(batch)
+        vectors: Any = matrix.tolist()
+        if self.opts.vector_name:
+            vectors = {self.opts.vector_name: vectors}
+        points = models.Batch(ids=[point_id(i) for i in record_ids], vectors=vectors, payloads=_payloads(batch))
+        self._call("upserting points", self.client().upsert, self.collection, points=points, wait=True)
+        return LoadResult(written=batch.num_rows)
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None
+
+
+def _json_cursor(offset: Any) -> Any:
+    return offset if isinstance(offset, (int, str)) else str(offset)
+
+
+def _is_network_error(exc: Exception) -> bool:
+    try:
+        import httpx
+    except ImportError:
+        return False
+    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
+
+
+def _payloads(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    columns = {
+        name: batch.column(name).to_pylist()
+        for name in ("id", "text", "namespace", "model", "metadata", "score", "source_store", "extra")
+    }
+    created = batch.column("created_at").cast(pa.int64()).to_pylist()
+    payloads = []
+    for i in range(batch.num_rows):
+        payload: dict[str, Any] = {
+            ID_FIELD: columns["id"][i],
+            "text": columns["text"][i],
+            "namespace": columns["namespace"][i],
+            "model": columns["model"][i],
+            "created_at": None if created[i] is None else format_micros(created[i]),
+            "metadata": md.loads(columns["metadata"][i]),
+        }
+        for optional in ("score", "source_store"):
+            if columns[optional][i] is not None:
+                payload[optional] = columns[optional][i]
+        if columns["extra"][i]:
+            payload["extra"] = md.loads(columns["extra"][i])
+        payloads.append(payload)
+    return payloads

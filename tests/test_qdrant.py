@@ -1,0 +1,119 @@
+"""Qdrant specifics: id mapping, named vectors, migrate between collections, refusals."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectors.qdrant import ID_FIELD, QdrantConnector, QdrantOptions, point_id
+from tests.conftest import ROOT, run_vex
+from tests.records import read_vmig, sample_records, write_vmig
+
+DEMO_DB = ROOT / "demo" / "memory.db"
+
+
+def test_point_ids_keep_uints_and_uuids_and_map_the_rest() -> None:
+    assert point_id("42") == 42
+    assert point_id("3F2504E0-4F89-11D3-9A0C-0305E82C3301") == "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    mapped = point_id("mem-1")
+    assert uuid.UUID(str(mapped)).version == 5 and point_id("mem-1") == mapped
+    assert isinstance(point_id("007"), str), "a leading zero would not survive as an integer"
+    assert isinstance(point_id(str(2**64)), str)
+
+
+def test_ids_round_trip_exactly(tmp_path: Path) -> None:
+    records = sample_records(count=4, odd_ones=False)
+    for record, new_id in zip(records, ["42", "3F2504E0-4F89-11D3-9A0C-0305E82C3301", "007", "mem/ü 1"], strict=True):
+        record["id"] = new_id
+    source = write_vmig(tmp_path / "ids.vmig.jsonl", records)
+    store = ["--path", str(tmp_path / "q"), "--collection", "ids"]
+    assert run_vex("import", "--from", str(source), "--to", "qdrant", *store).returncode == 0
+    out = tmp_path / "back.vmig.jsonl"
+    assert run_vex("export", "--from", "qdrant", *store, "--output", str(out)).returncode == 0
+    assert sorted(read_vmig(out)) == sorted(r["id"] for r in records)
+    with QdrantConnector(QdrantOptions(path=tmp_path / "q", collection="ids")) as qdrant:
+        points, _ = qdrant.client().scroll("ids", limit=10, with_payload=True)
+    stored = {str(p.id): p.payload[ID_FIELD] for p in points}
+    assert stored["42"] == "42" and stored["3f2504e0-4f89-11d3-9a0c-0305e82c3301"].startswith("3F25")
+
+
+def test_seed_migrate_from_vektor_and_between_collections(tmp_path: Path) -> None:
+    first = ["--path", str(tmp_path / "qa"), "--collection", "memories"]
+    result = run_vex("migrate", "--from", "vektor", "--to", "qdrant", "--db", str(DEMO_DB), *first, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["upserted"] == 300
+    result = run_vex(
+        "migrate", "--from", "qdrant", "--to", "qdrant", "--source-path", str(tmp_path / "qa"),
+        "--source-collection", "memories", "--target-path", str(tmp_path / "qb"), "--target-collection", "copy",
+        "--target-metric", "dot", "--verify", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["upserted"] == 300 and summary["verify"]["ok"]
+    with QdrantConnector(QdrantOptions(path=tmp_path / "qb", collection="copy")) as qdrant:
+        info = qdrant.describe()
+    assert (info.dims, info.metric, info.count) == (384, "dot", 300)
+
+
+def test_both_sides_take_collection_so_migrate_asks_for_a_side(tmp_path: Path) -> None:
+    result = run_vex("migrate", "--from", "qdrant", "--to", "qdrant", "--collection", "x",
+                     "--source-path", str(tmp_path / "a"), "--target-path", str(tmp_path / "b"))  # fmt: skip
+    assert result.returncode == 2 and "--source-collection" in result.stderr
+
+
+def test_named_vectors(tmp_path: Path) -> None:
+    source = write_vmig(tmp_path / "n.vmig.jsonl", sample_records(count=6, odd_ones=False))
+    store = ["--path", str(tmp_path / "q"), "--collection", "named", "--vector-name", "dense"]
+    assert run_vex("import", "--from", str(source), "--to", "qdrant", *store).returncode == 0
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "qdrant", "--path", str(tmp_path / "q"), "--collection", "named",
+                     "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr  # the single named vector is found without --vector-name
+    records = read_vmig(out)
+    original = {r["id"]: r["vector"] for r in sample_records(count=6, odd_ones=False)}
+    assert all(np.array_equal(np.asarray(r["vector"], dtype=np.float32), original[i]) for i, r in records.items())
+
+
+def test_missing_collection_on_export(tmp_path: Path) -> None:
+    result = run_vex("export", "--from", "qdrant", "--path", str(tmp_path / "q"), "--collection", "nope",
+                     "--output", str(tmp_path / "o.vmig.jsonl"))  # fmt: skip
+    assert result.returncode == 2 and "collection 'nope' not found" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.vmig.jsonl").exists()
+
+
+@pytest.mark.parametrize(("flag", "message"), [("--dims", "does not match"), ("--metric", "distance")])
+def test_existing_collection_that_does_not_fit(tmp_path: Path, flag: str, message: str) -> None:
+    store = ["--path", str(tmp_path / "q"), "--collection", "c"]
+    small = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=5, odd_ones=False))
+    assert run_vex("import", "--from", str(small), "--to", "qdrant", *store).returncode == 0
+    other = [*store, "--dims", "16"] if flag == "--dims" else [*store, "--metric", "euclid"]
+    result = run_vex("import", "--from", str(small), "--to", "qdrant", *other)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_input_of_other_dims_is_refused_before_writing(tmp_path: Path) -> None:
+    store = ["--path", str(tmp_path / "q"), "--collection", "c"]
+    small = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=5, odd_ones=False))
+    assert run_vex("import", "--from", str(small), "--to", "qdrant", *store).returncode == 0
+    wide = write_vmig(tmp_path / "w.vmig.jsonl", sample_records(count=5, dims=32, odd_ones=False, seed=9))
+    result = run_vex("import", "--from", str(wide), "--to", "qdrant", *store)
+    assert result.returncode == 2 and "nothing would fit" in result.stderr
+    with QdrantConnector(QdrantOptions(path=tmp_path / "q", collection="c")) as qdrant:
+        assert qdrant.describe().count == 5
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
+    result = run_vex("import", "--from", str(source), "--to", "qdrant", "--url", f"http://127.0.0.1:{port}",
+                     "--api-key", "s3cr3t-key-value", "--collection", "c")  # fmt: skip
+    assert result.returncode == 1
+    assert "unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert "s3cr3t-key-value" not in result.stderr + result.stdout
