@@ -137,7 +137,7 @@ class QdrantConnector(Connector):
                 return UsageError(f"{detail}: the API key was refused (check --api-key)")
             if status == 404:
                 return UsageError(f"{detail}: collection '{self.collection}' not found")
-            if status == 429 or status >= 500:
+            if status is None or status == 429 or status >= 500:
                 return TransientError(detail)
             return StoreError(f"{detail}: {exc.content[:200]!r}")
         if isinstance(exc, ResponseHandlingException) or _is_network_error(exc):
@@ -151,7 +151,7 @@ class QdrantConnector(Connector):
             return fn(*args, **kwargs)
         except (UsageError, StoreError):
             raise
-        except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
+        except Exception as exc:
             raise self._error(exc, doing) from None
 
     # -- describe ---------------------------------------------------------------
