@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vex: interrupted; nothing partial was left in place", file=sys.stderr)
         return 130
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
         if os.environ.get("VEX_DEBUG"):
             traceback.print_exc()
         print(

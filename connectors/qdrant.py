@@ -151,7 +151,7 @@ class QdrantConnector(Connector):
             return fn(*args, **kwargs)
         except (UsageError, StoreError):
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
             raise self._error(exc, doing) from None
 
     # -- describe ---------------------------------------------------------------

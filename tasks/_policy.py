@@ -16,7 +16,7 @@ def only_transient(task: Any, task_run: Any, state: Any) -> bool:
         state.result()
     except TransientError:
         return True
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - any other failure is permanent
         return False
     return False
 

@@ -49,3 +49,6 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+from tests.chroma_server import chroma_server  # noqa: E402,F401 - a session fixture for every test module

@@ -25,7 +25,7 @@ def tool_version() -> str:
         from importlib.metadata import version
 
         return version(TOOL_NAME)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a source tree without installed metadata
         return "0.0.0+source"
 
 

@@ -1,0 +1,391 @@
+"""Chroma, embedded (`PersistentClient`, `--path DIR`) or a server (`--url`), both directions.
+
+Text is the Chroma document. Chroma metadata holds only flat scalar values, so a
+record's metadata is stored reversibly: nested objects and lists as JSON text
+(keys listed under `_vex_json_keys`), null values listed under `_vex_null_keys`.
+Namespaces map to a reserved metadata field `_vex_namespace` (one collection
+holds every namespace; `--namespace` becomes a `where` filter), and model,
+created_at, score, origin and unknown format keys travel under `_vex_*` keys
+too; export takes them all out again. Chroma returns float64 embeddings: they
+are brought back to float32 (bit for bit for l2/ip collections; within one
+float32 rounding step for cosine ones, which Chroma normalises internally).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from pydantic import SecretStr, model_validator
+
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from vmig import metadata as md
+from vmig.batch import build_batch, vector_matrix
+from vmig.errors import MissingExtraError, StoreError, TransientError, UsageError
+
+NAMESPACE_KEY = "_vex_namespace"
+MODEL_KEY = "_vex_model"
+CREATED_KEY = "_vex_created_at"
+SCORE_KEY = "_vex_score"
+SOURCE_KEY = "_vex_source"
+EXTRA_KEY = "_vex_extra"
+JSON_KEYS = "_vex_json_keys"
+NULL_KEYS = "_vex_null_keys"
+_RESERVED = frozenset({NAMESPACE_KEY, MODEL_KEY, CREATED_KEY, SCORE_KEY, SOURCE_KEY, EXTRA_KEY, JSON_KEYS, NULL_KEYS})
+_SPACES = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
+
+
+class ChromaOptions(StoreOptions):
+    path: Path | None = None
+    url: str | None = None
+    api_key: SecretStr | None = None
+    collection: str = "memories"
+    metric: Literal["cosine", "dot", "euclid"] | None = None
+    """Space of a new collection (default cosine); checked against an existing one."""
+    timeout: float = 60.0
+
+    @model_validator(mode="after")
+    def _one_location(self) -> ChromaOptions:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give --path DIR (embedded) or --url http://host:port (server)")
+        return self
+
+
+def _chromadb() -> Any:
+    try:
+        import chromadb
+    except ImportError:
+        raise MissingExtraError("chroma", "chroma", "chromadb") from None
+    return chromadb
+
+
+class ChromaConnector(Connector):
+    name: ClassVar[str] = "chroma"
+    Options: ClassVar[type[StoreOptions]] = ChromaOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_batch=1000,
+        fixed_dims=True,
+        needs_vector=True,
+        metrics=tuple(_SPACES),
+        # A cosine collection gives vectors back within a float32 rounding step (Chroma normalises
+        # them internally and scales back); l2 and ip collections give them back bit for bit.
+        vector_tolerance=1e-5,
+    )
+
+    def __init__(self, options: StoreOptions) -> None:
+        super().__init__(options)
+        assert isinstance(options, ChromaOptions)
+        self.opts = options
+        self._client: Any = None
+        self._collection: Any = None
+        self.last_status: int | None = None
+
+    def label(self) -> str:
+        where = self.opts.path.name if self.opts.path is not None else "server"
+        return f"chroma:{where}/{self.opts.collection}"
+
+    @property
+    def _where(self) -> str:
+        if self.opts.path is not None:
+            return str(self.opts.path)
+        parts = urlsplit(self.opts.url or "")
+        return f"{parts.scheme}://{parts.hostname}:{parts.port}" if parts.hostname else "server"
+
+    # -- client and errors ------------------------------------------------------
+
+    def client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        chromadb = _chromadb()
+        if self.opts.path is not None:
+            self.opts.path.mkdir(parents=True, exist_ok=True)
+            self._client = self._call("opening the database", chromadb.PersistentClient, path=str(self.opts.path))
+            return self._client
+        parts = urlsplit(self.opts.url or "")
+        if not parts.hostname:
+            raise UsageError(f"chroma --url must look like http://host:8000, got '{self._where}'")
+        headers = {}
+        if self.opts.api_key is not None:
+            headers["x-chroma-token"] = self.opts.api_key.get_secret_value()
+        self._client = self._call(
+            "connecting",
+            chromadb.HttpClient,
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            headers=headers,
+        )
+        self._instrument_http()
+        return self._client
+
+    def _instrument_http(self) -> None:
+        """Bound every HTTP call in time and remember its status (chromadb sets neither)."""
+        import httpx
+
+        session = getattr(getattr(self._client, "_server", None), "_session", None)
+        if not isinstance(session, httpx.Client):
+            return
+        session.timeout = httpx.Timeout(self.opts.timeout)
+
+        def remember(response: httpx.Response) -> None:
+            self.last_status = response.status_code
+
+        session.event_hooks["response"].append(remember)
+
+    def _error(self, exc: Exception, doing: str) -> Exception:
+        from chromadb import errors
+
+        detail = f"chroma {self._where}: {doing} failed"
+        status = self.last_status
+        if isinstance(exc, (errors.ChromaAuthError, errors.AuthorizationError)) or status in (401, 403):
+            return UsageError(f"{detail}: not authorised (check --api-key)")
+        if isinstance(exc, errors.NotFoundError) or (isinstance(exc, ValueError) and "does not exist" in str(exc)):
+            return UsageError(f"chroma {self._where}: collection '{self.opts.collection}' not found")
+        if isinstance(exc, (errors.RateLimitError, errors.InternalError)) or (
+            status is not None and (status == 429 or status >= 500)
+        ):
+            return TransientError(f"{detail}: the server answered {status or type(exc).__name__}, retrying")
+        if _is_network_error(exc) or "could not connect" in str(exc).lower():
+            return TransientError(f"{detail}: server unreachable ({type(exc).__name__})")
+        if isinstance(exc, (errors.InvalidArgumentError, errors.InvalidDimensionException)):
+            return StoreError(f"{detail}: {exc}")
+        return StoreError(f"{detail}: {type(exc).__name__}: {str(exc)[:300]}")
+
+    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.last_status = None
+        try:
+            return fn(*args, **kwargs)
+        except (UsageError, StoreError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
+            raise self._error(exc, doing) from None
+
+    def _existing(self) -> Any:
+        if self._collection is not None:
+            return self._collection
+        client = self.client()
+        names = {getattr(c, "name", c) for c in self._call("listing collections", client.list_collections)}
+        if self.opts.collection not in names:
+            return None
+        self._collection = self._call(
+            "opening the collection", client.get_collection, self.opts.collection, embedding_function=None
+        )
+        return self._collection
+
+    # -- describe ---------------------------------------------------------------
+
+    def _space(self, collection: Any) -> str | None:
+        space = (collection.metadata or {}).get("hnsw:space")
+        if space is None:
+            configuration = getattr(collection, "configuration", None) or {}
+            space = (configuration.get("hnsw") or {}).get("space") if isinstance(configuration, dict) else None
+        return {v: k for k, v in _SPACES.items()}.get(str(space)) if space else None
+
+    def describe(self) -> StoreInfo:
+        collection = self._existing()
+        if collection is None:
+            return StoreInfo(exists=False)
+        count = int(self._call("counting records", collection.count))
+        dims = None
+        if count:
+            first = self._call("reading a record", collection.get, limit=1, include=["embeddings"])
+            embeddings = first.get("embeddings")
+            if embeddings is not None and len(embeddings):
+                dims = len(embeddings[0])
+        return StoreInfo(exists=True, dims=dims, metric=self._space(collection), count=count)
+
+    # -- extract ----------------------------------------------------------------
+
+    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        collection = self._existing()
+        if collection is None:
+            raise UsageError(
+                f"chroma {self._where}: collection '{self.opts.collection}' not found (check --collection)"
+            )
+        where = {NAMESPACE_KEY: namespace} if namespace is not None else None
+        offset, remaining = int(cursor or 0), limit
+        while remaining is None or remaining > 0:
+            size = self.page_size if remaining is None else min(self.page_size, remaining)
+            result = self._call(
+                "reading records",
+                collection.get,
+                where=where,
+                limit=size,
+                offset=offset,
+                include=["embeddings", "documents", "metadatas"],
+            )
+            count = len(result["ids"])
+            offset += count
+            if remaining is not None:
+                remaining -= count
+            done = count < size or remaining == 0
+            if count:
+                yield Page(_result_to_batch(result), None if done else offset)
+            if done:
+                return
+
+    # -- load -------------------------------------------------------------------
+
+    def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        wanted = self.opts.metric or metric
+        collection = self._existing()
+        if collection is not None:
+            info = self.describe()
+            if dims is not None and info.dims is not None and info.dims != dims:
+                raise UsageError(
+                    f"chroma collection '{self.opts.collection}' holds {info.dims}-d vectors, the data has {dims}-d: "
+                    "use another --collection"
+                )
+            if wanted is not None and info.metric is not None and info.metric != wanted:
+                raise UsageError(
+                    f"chroma collection '{self.opts.collection}' uses {info.metric} distance, not {wanted}: "
+                    "use another --collection or --metric"
+                )
+            return
+        self._collection = self._call(
+            "creating the collection",
+            self.client().get_or_create_collection,
+            self.opts.collection,
+            metadata={"hnsw:space": _SPACES[wanted or "cosine"]},
+            embedding_function=None,
+        )
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        if batch.num_rows == 0:
+            return LoadResult(written=0)
+        collection = self._collection or self._existing()
+        if collection is None:
+            raise StoreError(f"chroma {self._where}: collection '{self.opts.collection}' vanished during the load")
+        limit = self._max_batch()
+        written = 0
+        failed: list[tuple[str, str]] = []
+        for start in range(0, batch.num_rows, limit):
+            part = _last_of_each_id(batch.slice(start, limit))
+            try:
+                self._upsert(collection, part)
+                written += part.num_rows
+            except TransientError:
+                raise
+            except StoreError:
+                # Chroma refuses a whole request for one bad record: find which ones, keep the rest.
+                ok, bad = self._upsert_one_by_one(collection, part)
+                written += ok
+                failed.extend(bad)
+            written += batch.slice(start, limit).num_rows - part.num_rows  # earlier duplicates, replaced
+        return LoadResult(written=written, failed=failed)
+
+    def _upsert(self, collection: Any, part: pa.RecordBatch) -> None:
+        self._call(
+            "upserting records",
+            collection.upsert,
+            ids=part.column("id").to_pylist(),
+            embeddings=vector_matrix(part),
+            documents=part.column("text").to_pylist(),
+            metadatas=_metadatas(part),
+        )
+
+    def _upsert_one_by_one(self, collection: Any, part: pa.RecordBatch) -> tuple[int, list[tuple[str, str]]]:
+        written, failed = 0, []
+        for index in range(part.num_rows):
+            row = part.slice(index, 1)
+            try:
+                self._upsert(collection, row)
+                written += 1
+            except TransientError:
+                raise
+            except StoreError as exc:
+                failed.append((row.column("id")[0].as_py(), str(exc)))
+        return written, failed
+
+    def _max_batch(self) -> int:
+        try:
+            return max(1, min(self.capabilities.max_batch, int(self.client().get_max_batch_size())))
+        except Exception:  # noqa: BLE001 - an older server without the endpoint: stay at our own size
+            return self.capabilities.max_batch
+
+    def close(self) -> None:
+        self._collection = None
+        self._client = None
+
+
+def _last_of_each_id(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Chroma refuses a request with a repeated id; an upsert keeps the last one anyway."""
+    ids = batch.column("id").to_pylist()
+    if len(set(ids)) == len(ids):
+        return batch
+    last = {record_id: index for index, record_id in enumerate(ids)}
+    return batch.take(pa.array(sorted(last.values())))
+
+
+def _is_network_error(exc: Exception) -> bool:
+    import httpx
+
+    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
+
+
+def _metadatas(batch: pa.RecordBatch) -> list[dict[str, Any] | None]:
+    """Flat Chroma metadata that restores the record exactly (see the module docstring)."""
+    columns = {
+        name: batch.column(name).to_pylist()
+        for name in ("metadata", "namespace", "model", "score", "source_store", "extra")
+    }
+    created = batch.column("created_at").cast(pa.int64()).to_pylist()
+    out: list[dict[str, Any] | None] = []
+    for i in range(batch.num_rows):
+        meta = md.loads(columns["metadata"][i])
+        flat, encoded = md.encode_nested(meta)
+        nulls = [key for key, value in flat.items() if value is None]
+        entry: dict[str, Any] = {k: v for k, v in flat.items() if v is not None and k not in _RESERVED}
+        if encoded:
+            entry[JSON_KEYS] = orjson.dumps(encoded).decode()
+        if nulls:
+            entry[NULL_KEYS] = orjson.dumps(nulls).decode()
+        for key, value in (
+            (NAMESPACE_KEY, columns["namespace"][i]),
+            (MODEL_KEY, columns["model"][i]),
+            (CREATED_KEY, created[i]),
+            (SCORE_KEY, columns["score"][i]),
+            (SOURCE_KEY, columns["source_store"][i]),
+            (EXTRA_KEY, columns["extra"][i]),
+        ):
+            if value is not None:
+                entry[key] = value
+        out.append(entry or None)
+    return out
+
+
+def _result_to_batch(result: dict[str, Any]) -> pa.RecordBatch:
+    metadatas = result.get("metadatas") or [None] * len(result["ids"])
+    metas, namespaces, models, created, scores, sources, extras = ([] for _ in range(7))
+    for raw in metadatas:
+        entry = dict(raw or {})
+        encoded = orjson.loads(entry.pop(JSON_KEYS, "[]"))
+        nulls = orjson.loads(entry.pop(NULL_KEYS, "[]"))
+        namespaces.append(entry.pop(NAMESPACE_KEY, None))
+        models.append(entry.pop(MODEL_KEY, None))
+        created.append(entry.pop(CREATED_KEY, None))
+        scores.append(entry.pop(SCORE_KEY, None))
+        sources.append(entry.pop(SOURCE_KEY, "chroma"))
+        extras.append(entry.pop(EXTRA_KEY, None))
+        for key in nulls:
+            entry[key] = None
+        metas.append(md.dumps(md.decode_nested(entry, encoded)))
+    embeddings = result.get("embeddings")
+    vectors = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
+    return build_batch(
+        result["ids"],
+        vectors=vectors,
+        text=result.get("documents"),
+        model=models,
+        namespace=namespaces,
+        metadata=metas,
+        created_at=created,
+        score=scores,
+        source_store=sources,
+        extra=extras,
+    )
