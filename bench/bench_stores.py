@@ -87,14 +87,18 @@ def floor_child(store: str, count: int, where: Path) -> dict[str, float]:
         from qdrant_client import QdrantClient, models
 
         client = QdrantClient(path=str(where))
-        client.create_collection("bench", vectors_config=models.VectorParams(size=DIMS, distance=models.Distance.COSINE))
+        client.create_collection(
+            "bench", vectors_config=models.VectorParams(size=DIMS, distance=models.Distance.COSINE)
+        )
         point_ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, i)) for i in ids]
         started = time.perf_counter()
         for s in range(0, count, BATCH):
             payloads = [{"text": texts[i], "metadata": metas[i]} for i in range(s, min(s + BATCH, count))]
             client.upsert(
                 "bench",
-                points=models.Batch(ids=point_ids[s : s + BATCH], vectors=vectors[s : s + BATCH].tolist(), payloads=payloads),
+                points=models.Batch(
+                    ids=point_ids[s : s + BATCH], vectors=vectors[s : s + BATCH].tolist(), payloads=payloads
+                ),
                 wait=True,
             )
         elapsed = time.perf_counter() - started
@@ -103,7 +107,9 @@ def floor_child(store: str, count: int, where: Path) -> dict[str, float]:
         import chromadb
 
         client = chromadb.PersistentClient(path=str(where))
-        collection = client.get_or_create_collection("bench", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+        collection = client.get_or_create_collection(
+            "bench", metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
         started = time.perf_counter()
         for s in range(0, count, BATCH):
             collection.upsert(
@@ -127,8 +133,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, store, *rest = args.child
-        result = vex_child(store, Path(rest[0]), Path(rest[1])) if kind == "vex" else floor_child(
-            store, int(rest[0]), Path(rest[1])
+        result = (
+            vex_child(store, Path(rest[0]), Path(rest[1]))
+            if kind == "vex"
+            else floor_child(store, int(rest[0]), Path(rest[1]))
         )
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
@@ -145,7 +153,10 @@ def main() -> None:
             vex_rate = vex["records"] / vex["seconds"]
             floor_rate = floor["records"] / floor["seconds"]
             rows.append((store, args.records, vex_rate, floor_rate, vex_rate / floor_rate, vex["peak_rss_mib"]))
-    print(f"\n{'store (embedded)':<18}{'records':>9}{'vex rec/s':>11}{'floor rec/s':>13}{'vex/floor':>11}{'vex RSS MiB':>13}")
+    print(
+        f"\n{'store (embedded)':<18}{'records':>9}{'vex rec/s':>11}{'floor rec/s':>13}{'vex/floor':>11}"
+        f"{'vex RSS MiB':>13}"
+    )
     for store, count, vex_rate, floor_rate, ratio, rss in rows:
         print(f"{store:<18}{count:>9,}{vex_rate:>11,.0f}{floor_rate:>13,.0f}{ratio:>11.2f}{rss:>13,.0f}")
 

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from connectors.registry import get_connector
 from engine.params import SECRET_FIELDS, StoreSpec
+from engine.redact import split_url_password
 from vmig.errors import UsageError
 
 
@@ -42,9 +43,19 @@ def parse_pairs(args: list[str]) -> dict[str, str | bool]:
 
 
 def _spec(store: str, options: dict[str, Any]) -> StoreSpec:
+    """Secrets leave the plain options: an API key, a password, and a password written into a URL."""
     values = dict(options)
     secret = values.pop("api_key", None)
-    return StoreSpec(store=store, options=values, api_key=SecretStr(str(secret)) if secret is not None else None)
+    password = values.pop("password", None)
+    if isinstance(values.get("url"), str) and "password" in _fields(store):
+        values["url"], in_url = split_url_password(values["url"])
+        password = password if password is not None else in_url
+    return StoreSpec(
+        store=store,
+        options=values,
+        api_key=SecretStr(str(secret)) if secret is not None else None,
+        password=SecretStr(str(password)) if password is not None else None,
+    )
 
 
 def _fields(store: str) -> set[str]:

@@ -25,7 +25,7 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
 from vmig import metadata as md
-from vmig.batch import build_batch, vector_matrix
+from vmig.batch import build_batch, last_of_each_id, vector_matrix
 from vmig.errors import MissingExtraError, StoreError, TransientError, UsageError
 
 NAMESPACE_KEY = "_vex_namespace"
@@ -265,7 +265,7 @@ class ChromaConnector(Connector):
         written = 0
         failed: list[tuple[str, str]] = []
         for start in range(0, batch.num_rows, limit):
-            part = _last_of_each_id(batch.slice(start, limit))
+            part = last_of_each_id(batch.slice(start, limit))
             try:
                 self._upsert(collection, part)
                 written += part.num_rows
@@ -311,15 +311,6 @@ class ChromaConnector(Connector):
     def close(self) -> None:
         self._collection = None
         self._client = None
-
-
-def _last_of_each_id(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Chroma refuses a request with a repeated id; an upsert keeps the last one anyway."""
-    ids = batch.column("id").to_pylist()
-    if len(set(ids)) == len(ids):
-        return batch
-    last = {record_id: index for index, record_id in enumerate(ids)}
-    return batch.take(pa.array(sorted(last.values())))
 
 
 def _is_network_error(exc: Exception) -> bool:

@@ -19,7 +19,8 @@ class StoreSpec(BaseModel):
 
     store: str = Field(description="store name: vektor, jsonl, qdrant, chroma, pgvector, ...")
     options: dict[str, Any] = Field(default_factory=dict, description="store options, as on the command line")
-    api_key: SecretStr | None = Field(default=None, description="API key or password; never logged")
+    api_key: SecretStr | None = Field(default=None, description="API key; never logged")
+    password: SecretStr | None = Field(default=None, description="database password; never logged")
 
     def public_options(self) -> dict[str, Any]:
         """Options safe to print: secrets are left out."""
@@ -72,6 +73,8 @@ def open_store(spec: StoreSpec) -> Connector:
     values = dict(spec.options)
     if spec.api_key is not None:
         values["api_key"] = spec.api_key
+    if spec.password is not None:
+        values["password"] = spec.password
     options_model: type[StoreOptions] = cls.Options
     unknown = sorted(set(values) - set(options_model.model_fields))
     if unknown:

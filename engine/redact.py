@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 MASK = "****"
 _known: set[str] = set()
@@ -25,6 +25,20 @@ def register_url(url: str | None) -> None:
     except ValueError:
         return
     register_secret(password)
+
+
+def split_url_password(url: str) -> tuple[str, str | None]:
+    """`postgresql://u:pw@h/db` -> (`postgresql://u@h/db`, `pw`), so the password can travel as a secret."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url, None
+    if password is None:
+        return url, None
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return parts._replace(netloc=f"{user}@{netloc[1]}").geturl(), unquote(password)
 
 
 def redact(text: str) -> str:

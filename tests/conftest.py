@@ -52,3 +52,4 @@ def prefect_api() -> Iterator[None]:
 
 
 from tests.chroma_server import chroma_server  # noqa: E402,F401 - a session fixture for every test module
+from tests.pg_server import pg_server  # noqa: E402,F401 - a session fixture for every test module

@@ -139,3 +139,15 @@ def concat_batches(batches: Sequence[pa.RecordBatch]) -> pa.RecordBatch:
     if len(non_empty) == 1:
         return non_empty[0]
     return pa.Table.from_batches(non_empty, schema=RECORD_SCHEMA).combine_chunks().to_batches()[0]
+
+
+def last_of_each_id(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Keep the last row of each id: what an upsert of the whole batch would leave anyway.
+
+    Stores refuse a single request that names one id twice (Chroma, PostgreSQL's ON CONFLICT).
+    """
+    ids = batch.column("id").to_pylist()
+    if len(set(ids)) == len(ids):
+        return batch
+    last = {record_id: index for index, record_id in enumerate(ids)}
+    return batch.take(pa.array(sorted(last.values())))

@@ -1,0 +1,666 @@
+"""PostgreSQL with pgvector: binary COPY imports, streaming exports, the table layouts people have.
+
+Layouts (`--layout`):
+- `native` (default): the table vex creates, `id text primary key, embedding vector(d) not null,
+  text, metadata jsonb, namespace, model, created_at timestamptz, score, source_store, extra jsonb`.
+- `langchain`: LangChain's PGVector store, `langchain_pg_embedding` joined to
+  `langchain_pg_collection` (the collection is `--collection NAME`).
+- `llamaindex`: LlamaIndex's PGVectorStore table `data_<name>` (`--collection NAME`), keyed by `node_id`.
+- any other table through `--id-column`, `--vector-column`, `--text-column`, `--metadata-column`,
+  `--namespace-column`.
+
+Where a layout has no column for namespace, model, created_at, score, origin or unknown
+format keys, they travel in the metadata JSON under the reserved key `_vex`, so a trip
+through any layout loses nothing. A load is one transaction per batch: binary COPY into
+a temporary staging table, then `INSERT ... ON CONFLICT (id) DO UPDATE`, so a re-run never
+duplicates and a failed batch leaves no partial rows. The vector index is built after the
+load. `halfvec` columns are read and written as such. The password never appears in a
+message: give it in the URL, with `--password`, or as PGPASSWORD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from pydantic import SecretStr
+
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from vmig import metadata as md
+from vmig.batch import build_batch, last_of_each_id, vector_rows
+from vmig.errors import MissingExtraError, StoreError, TransientError, UsageError
+
+RESERVED_KEY = "_vex"
+_OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "euclid": "l2_ops"}
+_NATIVE_EXTRAS = ("namespace", "model", "created_at", "score", "source_store", "extra")
+
+
+class PgvectorOptions(StoreOptions):
+    url: str
+    password: SecretStr | None = None
+    table: str = "vex_memories"
+    layout: Literal["native", "langchain", "llamaindex"] = "native"
+    collection: str | None = None
+    """LangChain collection name, or LlamaIndex table name (without `data_`)."""
+    index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
+    metric: Literal["cosine", "dot", "euclid"] = "cosine"
+    id_column: str | None = None
+    vector_column: str | None = None
+    text_column: str | None = None
+    metadata_column: str | None = None
+    namespace_column: str | None = None
+
+
+@dataclass
+class TableMap:
+    """Where each field of a record lives in a table, and how rows are scoped and keyed."""
+
+    table: tuple[str, ...]
+    id: str
+    vector: str
+    text: str | None
+    metadata: str | None
+    namespace: str | None = None
+    native_extras: bool = False
+    """The table has vex's own model/created_at/score/source_store/extra columns."""
+    scope_column: str | None = None
+    scope_value: Any = None
+    key_unique: bool = True
+    """`id` has a unique constraint: ON CONFLICT upserts; otherwise delete-then-insert."""
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise MissingExtraError("pgvector", "pgvector", "psycopg") from None
+    return psycopg
+
+
+def _split_name(name: str) -> tuple[str, ...]:
+    parts = tuple(part for part in name.split(".") if part)
+    if not 1 <= len(parts) <= 2:
+        raise UsageError(f"pgvector --table must be TABLE or SCHEMA.TABLE, got '{name}'")
+    return parts
+
+
+class PgvectorConnector(Connector):
+    name: ClassVar[str] = "pgvector"
+    Options: ClassVar[type[StoreOptions]] = PgvectorOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_batch=5000, fixed_dims=True, needs_vector=True, metrics=tuple(_OPCLASS)
+    )
+
+    def __init__(self, options: StoreOptions) -> None:
+        super().__init__(options)
+        assert isinstance(options, PgvectorOptions)
+        self.opts = options
+        self._conn: Any = None
+        self._map: TableMap | None = None
+        self._vector_type = "vector"
+        self._created = False
+        self._staging = False
+
+    # -- connection and errors ------------------------------------------------------
+
+    def _conninfo(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        extra = {"password": self.opts.password.get_secret_value()} if self.opts.password else {}
+        try:
+            return str(make_conninfo(self.opts.url, connect_timeout=10, **extra))
+        except Exception as exc:  # noqa: BLE001 - a malformed URL; never echo it (it may hold a password)
+            raise UsageError(f"pgvector --url is not a valid PostgreSQL URL ({type(exc).__name__})") from None
+
+    def _where(self) -> str:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            parts = conninfo_to_dict(self._conninfo())
+        except Exception:  # noqa: BLE001 - only used in messages
+            return "postgresql"
+        host = str(parts.get("host") or "local socket")
+        host = "local socket" if host.startswith("/") else host
+        return f"postgresql {host}/{parts.get('dbname') or parts.get('user') or ''}"
+
+    def label(self) -> str:
+        return f"pgvector:{'.'.join(self._table_name())}"
+
+    def _table_name(self) -> tuple[str, ...]:
+        if self.opts.layout == "langchain":
+            return ("langchain_pg_embedding",)
+        if self.opts.layout == "llamaindex":
+            return (f"data_{self.opts.collection or 'vectors'}",)
+        return _split_name(self.opts.table)
+
+    def conn(self) -> Any:
+        if self._conn is not None:
+            return self._conn
+        psycopg = _psycopg()
+        try:
+            self._conn = psycopg.connect(self._conninfo(), autocommit=False)
+        except psycopg.Error as exc:
+            raise self._error(exc, "connecting") from None
+        return self._conn
+
+    def _register(self) -> None:
+        from pgvector.psycopg import register_vector
+        from psycopg.types.json import set_json_dumps, set_json_loads
+
+        conn = self.conn()
+        register_vector(conn)
+        set_json_dumps(orjson.dumps, context=conn)
+        set_json_loads(orjson.loads, context=conn)
+
+    def _error(self, exc: Exception, doing: str) -> Exception:
+        psycopg = _psycopg()
+        errors = psycopg.errors
+        where = self._where()
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, errors.InsufficientPrivilege):
+            return UsageError(f"pgvector {where}: permission denied while {doing} ({text})")
+        if isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName)):
+            return UsageError(f"pgvector {where}: table {'.'.join(self._table_name())} not found")
+        if isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected, errors.AdminShutdown,
+                            errors.CannotConnectNow, errors.QueryCanceled)):  # fmt: skip
+            return TransientError(f"pgvector {where}: {doing} interrupted ({text}), retrying")
+        if isinstance(exc, psycopg.OperationalError):
+            lowered = text.lower()
+            if "password" in lowered or "authentication" in lowered or "does not exist" in lowered:
+                return UsageError(f"pgvector {where}: {text} (check --url and the password)")
+            return TransientError(f"pgvector {where}: server unreachable or connection lost while {doing} ({text})")
+        return StoreError(f"pgvector {where}: {doing} failed: {text}")
+
+    def _run(self, doing: str, fn: Any) -> Any:
+        psycopg = _psycopg()
+        try:
+            return fn()
+        except (UsageError, StoreError):
+            self._rollback()
+            raise
+        except psycopg.Error as exc:
+            self._rollback()
+            if isinstance(exc, psycopg.OperationalError) and self._conn is not None and self._conn.closed:
+                self._conn = None
+                self._staging = False
+            raise self._error(exc, doing) from None
+
+    def _rollback(self) -> None:
+        self._staging = False  # a rolled-back transaction may have taken the staging table with it
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.rollback()
+            except Exception:  # noqa: BLE001 - the connection is already broken; the next call reconnects
+                self._conn = None
+                self._staging = False
+
+    # -- table layout ----------------------------------------------------------------
+
+    def _columns(self, table: tuple[str, ...]) -> dict[str, str]:
+        """Column name -> formatted type (e.g. `vector(384)`), empty when the table does not exist."""
+        query = (
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        )
+        rows = self.conn().execute(query, (_qualified(table),)).fetchall()
+        return {name: kind for name, kind in rows}
+
+    def _has_unique(self, table: tuple[str, ...], column: str) -> bool:
+        query = (
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indnkeyatts = 1 AND a.attname = %s"
+        )
+        return self.conn().execute(query, (_qualified(table), column)).fetchone() is not None
+
+    def _resolve(self, create: bool) -> TableMap | None:
+        """Map the configured layout onto the table; None when it does not exist yet."""
+        if self._map is not None:
+            return self._map
+        table = self._table_name()
+        columns = self._columns(table)
+        layout = self.opts.layout
+        if layout == "langchain":
+            if not columns:
+                return None
+            mapping = TableMap(table, "id", "embedding", "document", "cmetadata", key_unique=True)
+            mapping.scope_column, mapping.scope_value = "collection_id", self._langchain_collection(create)
+            if mapping.scope_value is None:
+                return None
+        elif layout == "llamaindex":
+            if not columns:
+                return None
+            mapping = TableMap(table, "node_id", "embedding", "text", "metadata_", key_unique=False)
+        else:
+            if not columns:
+                return None
+            mapping = self._explicit_map(table, columns)
+        missing = [c for c in (mapping.id, mapping.vector, mapping.text, mapping.metadata, mapping.namespace)
+                   if c is not None and c not in columns]  # fmt: skip
+        if missing:
+            raise UsageError(
+                f"pgvector table {'.'.join(table)} has no column {', '.join(missing)} "
+                f"(its columns: {', '.join(columns)})"
+            )
+        kind = columns[mapping.vector]
+        if not kind.startswith(("vector", "halfvec")):
+            raise UsageError(f"pgvector column {mapping.vector} is {kind}, not a vector or halfvec column")
+        self._vector_type = "halfvec" if kind.startswith("halfvec") else "vector"
+        if mapping.key_unique and layout != "llamaindex" and not self._has_unique(table, mapping.id):
+            raise UsageError(
+                f"pgvector table {'.'.join(table)} has no primary key or unique index on {mapping.id}: "
+                "vex cannot upsert into it without duplicating records"
+            )
+        self._map = mapping
+        return mapping
+
+    def _explicit_map(self, table: tuple[str, ...], columns: dict[str, str]) -> TableMap:
+        native = all(c in columns for c in ("id", "embedding", "text", "metadata", *_NATIVE_EXTRAS))
+        opts = self.opts
+        return TableMap(
+            table,
+            id=opts.id_column or "id",
+            vector=opts.vector_column or "embedding",
+            text=opts.text_column or ("text" if "text" in columns else None),
+            metadata=opts.metadata_column or ("metadata" if "metadata" in columns else None),
+            namespace=opts.namespace_column or ("namespace" if "namespace" in columns else None),
+            native_extras=native and not any((opts.id_column, opts.vector_column, opts.metadata_column)),
+        )
+
+    def _langchain_collection(self, create: bool) -> Any:
+        name = self.opts.collection or "langchain"
+        row = self.conn().execute("SELECT uuid FROM langchain_pg_collection WHERE name = %s", (name,)).fetchone()
+        if row is not None:
+            return row[0]
+        if not create:
+            return None
+        import uuid
+
+        new = uuid.uuid4()
+        self.conn().execute(
+            "INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (%s, %s, %s)", (new, name, None)
+        )
+        return new
+
+    def _dims(self, mapping: TableMap) -> int | None:
+        kind = self._columns(mapping.table).get(mapping.vector, "")
+        if "(" in kind:
+            return int(kind.split("(")[1].rstrip(")"))
+        sql = self._sql()
+        row = (
+            self.conn()
+            .execute(
+                sql.SQL("SELECT vector_dims({v}) FROM {t} WHERE {v} IS NOT NULL LIMIT 1").format(
+                    v=sql.Identifier(mapping.vector), t=sql.Identifier(*mapping.table)
+                )
+            )
+            .fetchone()
+        )
+        return int(row[0]) if row else None
+
+    @staticmethod
+    def _sql() -> Any:
+        from psycopg import sql
+
+        return sql
+
+    # -- describe -----------------------------------------------------------------------
+
+    def describe(self) -> StoreInfo:
+        def run() -> StoreInfo:
+            if not self._extension_present():
+                return StoreInfo(exists=False)
+            mapping = self._resolve(create=False)
+            if mapping is None:
+                return StoreInfo(exists=False)
+            self._register()
+            sql = self._sql()
+            where, params = self._scope_clause(mapping, None)
+            count = (
+                self.conn()
+                .execute(sql.SQL("SELECT count(*) FROM {t}").format(t=sql.Identifier(*mapping.table)) + where, params)
+                .fetchone()[0]
+            )
+            info = StoreInfo(exists=True, dims=self._dims(mapping), metric=None, count=int(count))
+            self.conn().rollback()
+            return info
+
+        return self._run("describing the table", run)  # type: ignore[no-any-return]
+
+    def _extension_present(self) -> bool:
+        return self.conn().execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None
+
+    def _scope_clause(self, mapping: TableMap, namespace: str | None) -> tuple[Any, list[Any]]:
+        sql = self._sql()
+        clauses, params = [], []
+        if mapping.scope_column is not None:
+            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(mapping.scope_column)))
+            params.append(mapping.scope_value)
+        if namespace is not None:
+            if mapping.namespace is not None:
+                clauses.append(sql.SQL("{} = %s").format(sql.Identifier(mapping.namespace)))
+            elif mapping.metadata is not None:
+                clauses.append(sql.SQL("{} -> '_vex' ->> 'namespace' = %s").format(sql.Identifier(mapping.metadata)))
+            params.append(namespace)
+        if not clauses:
+            return sql.SQL(""), params
+        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
+
+    # -- extract ------------------------------------------------------------------------
+
+    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        mapping = self._run("opening the table", lambda: self._resolve(create=False))
+        if mapping is None:
+            what = (
+                f"LangChain collection '{self.opts.collection or 'langchain'}'"
+                if self.opts.layout == "langchain"
+                else (f"table {'.'.join(self._table_name())}")
+            )
+            raise UsageError(f"pgvector {self._where()}: {what} not found (check --table/--collection)")
+        self._run("registering the vector types", self._register)
+        sql = self._sql()
+        columns = [mapping.id, mapping.vector, mapping.text, mapping.metadata, mapping.namespace]
+        if mapping.native_extras:
+            columns += ["model", "created_at", "score", "source_store", "extra"]
+        select = sql.SQL(", ").join(sql.Identifier(c) if c else sql.SQL("NULL") for c in columns)
+        last, remaining = cursor, limit
+        while remaining is None or remaining > 0:
+            size = self.page_size if remaining is None else min(self.page_size, remaining)
+            where, params = self._scope_clause(mapping, namespace)
+            if last is not None:
+                keyset = sql.SQL("{} > %s").format(sql.Identifier(mapping.id))
+                where = (where + sql.SQL(" AND ") + keyset) if params else (sql.SQL(" WHERE ") + keyset)
+                params = [*params, last]
+            query = (
+                sql.SQL("SELECT {cols} FROM {t}").format(cols=select, t=sql.Identifier(*mapping.table))
+                + where
+                + sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(mapping.id))
+            )
+
+            def fetch(query: Any = query, params: list[Any] = params, size: int = size) -> list[Any]:
+                with self.conn().cursor(binary=True) as cur:
+                    rows = cur.execute(query, [*params, size]).fetchall()
+                self.conn().rollback()
+                return rows
+
+            rows = self._run("reading rows", fetch)
+            if not rows:
+                return
+            last = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+            done = len(rows) < size or remaining == 0
+            yield Page(self._rows_to_batch(rows, mapping), None if done else str(last))
+            if done:
+                return
+
+    def _rows_to_batch(self, rows: list[tuple[Any, ...]], mapping: TableMap) -> pa.RecordBatch:
+        ids, vectors, texts, metas, namespaces = [], [], [], [], []
+        models, created, scores, sources, extras = [], [], [], [], []
+        for row in rows:
+            ids.append(str(row[0]))
+            vector = row[1]
+            vectors.append(None if vector is None else np.asarray(vector.to_numpy(), dtype=np.float32))
+            texts.append(row[2])
+            meta = row[3] if isinstance(row[3], dict) else (orjson.loads(row[3]) if isinstance(row[3], str) else {})
+            reserved = meta.pop(RESERVED_KEY, None) or {}
+            metas.append(md.dumps(meta))
+            namespaces.append(row[4] if mapping.namespace else reserved.get("namespace"))
+            if mapping.native_extras:
+                models.append(row[5])
+                created.append(None if row[6] is None else _micros(row[6]))
+                scores.append(row[7])
+                sources.append(row[8] or self.name)
+                extras.append(md.dumps(row[9]) if row[9] else None)
+            else:
+                models.append(reserved.get("model"))
+                created.append(reserved.get("created_at"))
+                scores.append(reserved.get("score"))
+                sources.append(reserved.get("source_store", self.name))
+                extra = reserved.get("extra")
+                extras.append(md.dumps(extra) if extra else None)
+        return build_batch(
+            ids, vectors=vectors, text=texts, model=models, namespace=namespaces, metadata=metas,
+            created_at=created, score=scores, source_store=sources, extra=extras,
+        )  # fmt: skip
+
+    # -- load ---------------------------------------------------------------------------
+
+    def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        def run() -> None:
+            self._ensure_extension()
+            mapping = self._resolve(create=True)
+            if mapping is None:
+                if self.opts.layout != "native" or any(
+                    (self.opts.id_column, self.opts.vector_column, self.opts.text_column, self.opts.metadata_column)
+                ):
+                    raise UsageError(
+                        f"pgvector table {'.'.join(self._table_name())} not found (vex creates native tables only)"
+                    )
+                if dims is None:
+                    raise UsageError("pgvector needs a dimension to create a table: pass --dims N")
+                self._create_native(dims)
+                self._map = None
+                mapping = self._resolve(create=True)
+                assert mapping is not None
+            else:
+                existing = self._dims(mapping)
+                if dims is not None and existing is not None and existing != dims:
+                    raise UsageError(
+                        f"pgvector table {'.'.join(mapping.table)} holds {existing}-d vectors, the data has {dims}-d: "
+                        "use another --table"
+                    )
+            self.conn().commit()
+            self._register()
+
+        self._run("preparing the table", run)
+
+    def _ensure_extension(self) -> None:
+        if self._extension_present():
+            return
+        psycopg = _psycopg()
+        try:
+            self.conn().execute("CREATE EXTENSION IF NOT EXISTS vector")
+            self.conn().commit()
+        except psycopg.errors.InsufficientPrivilege:
+            self.conn().rollback()
+            raise UsageError(
+                f"pgvector {self._where()}: the vector extension is not installed and this role may not create it; "
+                "ask an administrator to run CREATE EXTENSION vector in this database"
+            ) from None
+
+    def _create_native(self, dims: int) -> None:
+        sql = self._sql()
+        table = _split_name(self.opts.table)
+        self.conn().execute(
+            sql.SQL(
+                "CREATE TABLE {t} (id text PRIMARY KEY, embedding vector({d}) NOT NULL, text text, metadata jsonb, "
+                "namespace text, model text, created_at timestamptz, score double precision, source_store text, "
+                "extra jsonb)"
+            ).format(t=sql.Identifier(*table), d=sql.Literal(dims))
+        )
+        self._created = True
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        if batch.num_rows == 0:
+            return LoadResult(written=0)
+        mapping = self._map
+        if mapping is None:
+            raise StoreError("pgvector: load called before the table was prepared")
+        unique = last_of_each_id(batch)
+        try:
+            self._run("loading a batch", lambda: self._load_transaction(unique, mapping))
+        except TransientError:
+            raise
+        except StoreError:
+            # The batch was rolled back whole; find the records PostgreSQL refuses, load the rest.
+            return self._load_one_by_one(batch, unique, mapping)
+        return LoadResult(written=batch.num_rows)
+
+    def _load_one_by_one(self, batch: pa.RecordBatch, unique: pa.RecordBatch, mapping: TableMap) -> LoadResult:
+        failed: list[tuple[str, str]] = []
+        for index in range(unique.num_rows):
+            row = unique.slice(index, 1)
+            try:
+                self._run("loading a record", lambda row=row: self._load_transaction(row, mapping))
+            except TransientError:
+                raise
+            except StoreError as exc:
+                failed.append((str(row.column("id")[0].as_py()), str(exc)))
+        return LoadResult(written=batch.num_rows - len(failed), failed=failed)
+
+    def _target_columns(self, mapping: TableMap) -> list[tuple[str, str]]:
+        """(column, type) pairs the load writes, in COPY order."""
+        columns = [(mapping.id, "text"), (mapping.vector, self._vector_type)]
+        if mapping.text:
+            columns.append((mapping.text, "text"))
+        if mapping.metadata:
+            columns.append((mapping.metadata, "jsonb"))
+        if mapping.namespace:
+            columns.append((mapping.namespace, "text"))
+        if mapping.native_extras:
+            columns += [("model", "text"), ("created_at", "timestamptz"), ("score", "float8"),
+                        ("source_store", "text"), ("extra", "jsonb")]  # fmt: skip
+        if mapping.scope_column:
+            columns.append((mapping.scope_column, "uuid"))
+        return columns
+
+    def _load_transaction(self, batch: pa.RecordBatch, mapping: TableMap) -> None:
+        sql = self._sql()
+        conn = self.conn()
+        columns = self._target_columns(mapping)
+        names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
+        target = sql.Identifier(*mapping.table)
+        if not self._staging:
+            conn.execute(
+                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS vex_stage AS SELECT {cols} FROM {t} WITH NO DATA").format(
+                    cols=names, t=target
+                )
+            )
+            conn.commit()
+            self._staging = True
+        conn.execute("TRUNCATE vex_stage")
+        with (
+            conn.cursor() as cur,
+            cur.copy(sql.SQL("COPY vex_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy,
+        ):
+            copy.set_types([kind for _, kind in columns])
+            for row in self._rows(batch, mapping):
+                copy.write_row(row)
+        if mapping.key_unique:
+            updates = sql.SQL(", ").join(
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c, _ in columns if c != mapping.id
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM vex_stage ON CONFLICT ({id}) DO UPDATE SET {u}"
+                ).format(t=target, cols=names, id=sql.Identifier(mapping.id), u=updates)
+            )
+        else:
+            conn.execute(
+                sql.SQL("DELETE FROM {t} WHERE {id} IN (SELECT {id} FROM vex_stage)").format(
+                    t=target, id=sql.Identifier(mapping.id)
+                )
+            )
+            conn.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM vex_stage").format(t=target, cols=names))
+        conn.commit()
+
+    def _rows(self, batch: pa.RecordBatch, mapping: TableMap) -> Iterator[tuple[Any, ...]]:
+        from pgvector import HalfVector
+
+        ids = batch.column("id").to_pylist()
+        texts = batch.column("text").to_pylist()
+        metas = batch.column("metadata").to_pylist()
+        namespaces = batch.column("namespace").to_pylist()
+        models = batch.column("model").to_pylist()
+        created = batch.column("created_at").to_pylist()
+        scores = batch.column("score").to_pylist()
+        sources = batch.column("source_store").to_pylist()
+        extras = batch.column("extra").to_pylist()
+        half = self._vector_type == "halfvec"
+        for i, vector in enumerate(vector_rows(batch)):
+            assert vector is not None, "the engine skips null vectors for this store"
+            meta = md.loads(metas[i])
+            if not mapping.native_extras:
+                reserved = {
+                    key: value
+                    for key, value in (
+                        ("namespace", None if mapping.namespace else namespaces[i]),
+                        ("model", models[i]),
+                        ("created_at", None if created[i] is None else _micros(created[i])),
+                        ("score", scores[i]),
+                        ("source_store", None if sources[i] in (None, self.name) else sources[i]),
+                        ("extra", orjson.loads(extras[i]) if extras[i] else None),
+                    )
+                    if value is not None
+                }
+                if reserved:
+                    meta[RESERVED_KEY] = reserved
+            row: list[Any] = [ids[i], HalfVector(vector) if half else vector]
+            if mapping.text:
+                row.append(texts[i] if texts[i] is not None or mapping.id != "node_id" else "")
+            if mapping.metadata:
+                row.append(meta)
+            if mapping.namespace:
+                row.append(namespaces[i])
+            if mapping.native_extras:
+                row += [models[i], created[i], scores[i], sources[i], orjson.loads(extras[i]) if extras[i] else None]
+            if mapping.scope_column:
+                row.append(mapping.scope_value)
+            yield tuple(row)
+
+    def finish(self) -> None:
+        if self._conn is None or self._map is None or not self._created or self.opts.index == "none":
+            return
+        sql = self._sql()
+        mapping = self._map
+        opclass = f"{self._vector_type}_{_OPCLASS[self.opts.metric]}"
+        method = sql.SQL(self.opts.index)
+        with_clause = sql.SQL("")
+        if self.opts.index == "ivfflat":
+            count = (
+                self.conn()
+                .execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*mapping.table)))
+                .fetchone()[0]
+            )
+            with_clause = sql.SQL(" WITH (lists = {})").format(sql.Literal(max(1, int(count) // 1000)))
+        index_name = sql.Identifier(f"{mapping.table[-1]}_{mapping.vector}_idx")
+
+        def build() -> None:
+            self.conn().execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {n} ON {t} USING {m} ({v} {o})").format(
+                    n=index_name, t=sql.Identifier(*mapping.table), m=method, v=sql.Identifier(mapping.vector),
+                    o=sql.SQL(opclass),
+                )
+                + with_clause
+            )  # fmt: skip
+            self.conn().commit()
+
+        self._run("building the vector index", build)
+
+    def abort(self) -> None:
+        self._rollback()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self._staging = False
+
+
+def _qualified(table: tuple[str, ...]) -> str:
+    from psycopg import sql
+
+    return ".".join(sql.Identifier(part).as_string(None) for part in table)
+
+
+def _micros(value: Any) -> int:
+    from vmig.timefmt import to_micros
+
+    micros = to_micros(value)
+    assert micros is not None
+    return micros

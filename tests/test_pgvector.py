@@ -1,0 +1,306 @@
+"""pgvector on a real PostgreSQL: layouts people already have, halfvec, indexes, refusals, secrets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.chroma_server import free_port
+from tests.conftest import ROOT, run_vex
+from tests.pg_server import PgServer
+from tests.records import read_vmig, sample_records, write_vmig
+
+DEMO_DB = ROOT / "demo" / "memory.db"
+
+
+def _last(result) -> dict:  # type: ignore[no-untyped-def]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _no_secret(result, server: PgServer) -> None:  # type: ignore[no-untyped-def]
+    assert server.password not in result.stdout + result.stderr
+
+
+def test_demo_into_pgvector_with_index_and_back(tmp_path: Path, pg_server: PgServer) -> None:
+    url = pg_server.dsn()
+    result = run_vex("migrate", "--from", "vektor", "--to", "pgvector", "--db", str(DEMO_DB), "--url", url,
+                     "--table", "public.demo_memories", "--verify", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _last(result)["verify"]["ok"]
+    _no_secret(result, pg_server)
+    with pg_server.admin("vexdb") as conn:
+        index = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'demo_memories' AND indexdef LIKE '%hnsw%'"
+        ).fetchone()
+        assert index is not None and "vector_cosine_ops" in index[0]
+    out = tmp_path / "ns.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--table", "public.demo_memories",
+                     "--namespace", "research", "--limit", "30", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = read_vmig(out)
+    assert len(records) == 30 and {r["namespace"] for r in records.values()} == {"research"}
+
+
+def test_ivfflat_and_no_index(pg_server: PgServer, tmp_path: Path) -> None:
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=20, odd_ones=False))
+    for table, index, metric in (("t_ivf", "ivfflat", "euclid"), ("t_noidx", "none", "cosine")):
+        result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", pg_server.dsn(),
+                         "--table", table,
+                         "--index", index, "--metric", metric)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        ivf = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 't_ivf' AND indexdef LIKE '%ivfflat%'"
+        ).fetchone()
+        assert ivf is not None  # vector_l2_ops is ivfflat's default operator class, so it is not printed
+        assert (
+            conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 't_noidx'").fetchone()[0] == 1
+        )  # the pkey
+
+
+def test_halfvec_columns(pg_server: PgServer, tmp_path: Path) -> None:
+    with pg_server.admin("vexdb") as conn:
+        conn.execute(
+            "CREATE TABLE half_mem (id text PRIMARY KEY, embedding halfvec(8) NOT NULL, text text, metadata jsonb)"
+        )
+        conn.execute("GRANT ALL ON half_mem TO vex")
+    records = sample_records(count=10, odd_ones=False)
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    url = pg_server.dsn()
+    assert (
+        run_vex("import", "--from", str(source), "--to", "pgvector", "--url", url, "--table", "half_mem").returncode
+        == 0
+    )
+    out = tmp_path / "o.vmig.jsonl"
+    assert (
+        run_vex("export", "--from", "pgvector", "--url", url, "--table", "half_mem", "--output", str(out)).returncode
+        == 0
+    )
+    back = read_vmig(out)
+    for record in records:
+        got = np.asarray(back[record["id"]]["vector"], dtype=np.float32)
+        assert np.array_equal(got, record["vector"].astype(np.float16).astype(np.float32))
+        assert (
+            back[record["id"]]["metadata"] == record["metadata"]
+            and back[record["id"]]["namespace"] == record["namespace"]
+        )
+
+
+LANGCHAIN_DDL = """
+-- langchain-postgres (langchain_postgres/vectorstores.py): CollectionStore and EmbeddingStore
+CREATE TABLE langchain_pg_collection (uuid UUID PRIMARY KEY, name VARCHAR NOT NULL UNIQUE, cmetadata JSON);
+CREATE TABLE langchain_pg_embedding (
+    id VARCHAR PRIMARY KEY,
+    collection_id UUID REFERENCES langchain_pg_collection(uuid) ON DELETE CASCADE,
+    embedding VECTOR(8),
+    document VARCHAR,
+    cmetadata JSONB
+);
+CREATE INDEX ix_cmetadata_gin ON langchain_pg_embedding USING gin (cmetadata jsonb_path_ops);
+"""
+
+LLAMAINDEX_DDL = """
+-- llama-index-vector-stores-postgres (PGVectorStore, use_jsonb=True): table data_<name>
+CREATE TABLE data_docs (
+    id BIGSERIAL PRIMARY KEY,
+    text VARCHAR NOT NULL,
+    metadata_ JSONB,
+    node_id VARCHAR,
+    embedding VECTOR(8)
+);
+CREATE INDEX docs_idx_1 ON data_docs ((metadata_ ->> 'ref_doc_id'));
+"""
+
+
+def _vec(seed: int) -> str:
+    return "[" + ",".join(f"{x:.6f}" for x in np.random.default_rng(seed).standard_normal(8)) + "]"
+
+
+@pytest.fixture
+def langchain_tables(pg_server: PgServer):  # type: ignore[no-untyped-def]
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS langchain_pg_embedding, langchain_pg_collection")
+        conn.execute(LANGCHAIN_DDL)
+        conn.execute("GRANT ALL ON langchain_pg_embedding, langchain_pg_collection TO vex")
+        docs, other = uuid.uuid4(), uuid.uuid4()
+        conn.execute(
+            "INSERT INTO langchain_pg_collection VALUES (%s, 'docs', '{}'), (%s, 'other', NULL)", (docs, other)
+        )
+        for i in range(12):
+            conn.execute(
+                "INSERT INTO langchain_pg_embedding VALUES (%s, %s, %s, %s, %s)",
+                (f"lc-{i}", docs if i < 10 else other, _vec(i), f"langchain doc {i}",
+                 json.dumps({"source": f"file{i}.md", "page": i, "tags": ["a", "b"]})),
+            )  # fmt: skip
+    yield
+
+
+@pytest.fixture
+def llamaindex_tables(pg_server: PgServer):  # type: ignore[no-untyped-def]
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS data_docs")
+        conn.execute(LLAMAINDEX_DDL)
+        conn.execute("GRANT ALL ON data_docs TO vex")
+        conn.execute("GRANT ALL ON SEQUENCE data_docs_id_seq TO vex")
+        for i in range(10):
+            meta = {"ref_doc_id": f"doc-{i // 3}", "_node_type": "TextNode", "file_name": f"f{i}.txt"}
+            conn.execute(
+                "INSERT INTO data_docs (text, metadata_, node_id, embedding) VALUES (%s, %s, %s, %s)",
+                (f"llama node {i}", json.dumps(meta), str(uuid.UUID(int=i + 1)), _vec(100 + i)),
+            )
+    yield
+
+
+@pytest.mark.usefixtures("langchain_tables")
+def test_langchain_layout_to_qdrant_and_back(pg_server: PgServer, tmp_path: Path) -> None:
+    url = pg_server.dsn()
+    first = tmp_path / "lc.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--layout", "langchain", "--collection", "docs",
+                     "--output", str(first))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    original = read_vmig(first)
+    assert sorted(original) == [f"lc-{i}" for i in range(10)]
+    assert original["lc-3"]["text"] == "langchain doc 3" and original["lc-3"]["metadata"]["tags"] == ["a", "b"]
+
+    result = run_vex("migrate", "--from", "pgvector", "--to", "qdrant", "--source-url", url, "--layout", "langchain",
+                     "--source-collection", "docs", "--target-path", str(tmp_path / "q"), "--target-collection", "lc",
+                     "--verify")  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    result = run_vex("migrate", "--from", "qdrant", "--to", "pgvector", "--source-path", str(tmp_path / "q"),
+                     "--source-collection", "lc", "--target-url", url, "--layout", "langchain", "--target-collection",
+                     "restored", "--verify")  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    second = tmp_path / "restored.vmig.jsonl"
+    assert run_vex("export", "--from", "pgvector", "--url", url, "--layout", "langchain", "--collection", "restored",
+                   "--output", str(second)).returncode == 0  # fmt: skip
+    restored = read_vmig(second)
+    assert sorted(restored) == sorted(original)
+    for key, record in original.items():
+        for field in ("text", "metadata", "vector", "namespace"):
+            assert restored[key][field] == record[field], (key, field)
+
+
+@pytest.mark.usefixtures("llamaindex_tables")
+def test_llamaindex_layout_to_qdrant_and_back(pg_server: PgServer, tmp_path: Path) -> None:
+    url = pg_server.dsn()
+    first = tmp_path / "li.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--layout", "llamaindex", "--collection", "docs",
+                     "--output", str(first))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    original = read_vmig(first)
+    assert len(original) == 10 and original[str(uuid.UUID(int=5))]["metadata"]["ref_doc_id"] == "doc-1"
+    result = run_vex("migrate", "--from", "pgvector", "--to", "qdrant", "--source-url", url, "--layout", "llamaindex",
+                     "--source-collection", "docs", "--target-path", str(tmp_path / "q"), "--target-collection", "li",
+                     "--verify")  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DELETE FROM data_docs WHERE node_id IN (%s, %s)", (str(uuid.UUID(int=1)), str(uuid.UUID(int=2))))
+        conn.execute("UPDATE data_docs SET text = 'changed' WHERE node_id = %s", (str(uuid.UUID(int=3)),))
+    result = run_vex("migrate", "--from", "qdrant", "--to", "pgvector", "--source-path", str(tmp_path / "q"),
+                     "--source-collection", "li", "--target-url", url, "--layout", "llamaindex",
+                     "--target-collection", "docs",
+                     "--verify")  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    second = tmp_path / "again.vmig.jsonl"
+    assert run_vex("export", "--from", "pgvector", "--url", url, "--layout", "llamaindex", "--collection", "docs",
+                   "--output", str(second)).returncode == 0  # fmt: skip
+    restored = read_vmig(second)
+    assert sorted(restored) == sorted(original)
+    for key, record in original.items():
+        for field in ("text", "metadata", "vector"):
+            assert restored[key][field] == record[field], (key, field)
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT count(*) FROM data_docs").fetchone()[0] == 10, "no node doubled"
+
+
+def test_explicit_column_mapping(pg_server: PgServer, tmp_path: Path) -> None:
+    with pg_server.admin("vexdb") as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS my_items "
+            "(item_key text PRIMARY KEY, vec vector(8), body text, attrs jsonb, tenant text)"
+        )
+        conn.execute("GRANT ALL ON my_items TO vex")
+    mapping = ["--table", "my_items", "--id-column", "item_key", "--vector-column", "vec", "--text-column", "body",
+               "--metadata-column", "attrs", "--namespace-column", "tenant"]  # fmt: skip
+    records = sample_records(count=9, odd_ones=False)
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", pg_server.dsn(), *mapping)
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT count(*) FROM my_items WHERE tenant = 'trading'").fetchone()[0] == 3
+    out = tmp_path / "o.vmig.jsonl"
+    assert (
+        run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), *mapping, "--output", str(out)).returncode
+        == 0
+    )
+    back = read_vmig(out)
+    assert back["mem-0004"]["metadata"] == records[4]["metadata"] and back["mem-0004"]["model"] == records[4]["model"]
+    result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--table", "my_items",
+                     "--id-column", "nope", "--output", str(tmp_path / "x.vmig.jsonl"))  # fmt: skip
+    assert result.returncode == 2 and "has no column nope" in result.stderr
+
+
+def test_refused_record_is_counted_and_the_rest_loaded(pg_server: PgServer, tmp_path: Path) -> None:
+    records = sample_records(count=6, odd_ones=False)
+    records[2]["text"] = "a NUL \x00 byte PostgreSQL text cannot hold"
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", pg_server.dsn(), "--table", "nul_t",
+                     "--json")  # fmt: skip
+    assert result.returncode == 1
+    summary = _last(result)
+    assert summary["upserted"] == 5 and summary["failed"] == 1 and summary["failed_sample"][0]["id"] == "mem-0002"
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT count(*) FROM nul_t").fetchone()[0] == 5
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def _import(source: Path, *flags: str):  # type: ignore[no-untyped-def]
+    return run_vex("import", "--from", str(source), "--to", "pgvector", *flags)
+
+
+def test_wrong_password(pg_server: PgServer, tmp_path: Path) -> None:
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
+    result = _import(source, "--url", pg_server.dsn(password="not-the-password-123"), "--table", "t_pw")
+    assert result.returncode == 2 and "password authentication failed" in result.stderr
+    assert "not-the-password-123" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_unreachable_server(pg_server: PgServer, tmp_path: Path) -> None:
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
+    result = _import(source, "--url", pg_server.dsn(host="127.0.0.1", port=free_port()), "--table", "t_x")
+    assert result.returncode == 1 and "unreachable" in result.stderr and "Traceback" not in result.stderr
+    _no_secret(result, pg_server)
+
+
+def test_missing_extension_without_rights(pg_server: PgServer, tmp_path: Path) -> None:
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
+    result = _import(source, "--url", pg_server.dsn(database="vex_noext"), "--table", "t")
+    assert result.returncode == 2 and "CREATE EXTENSION vector" in result.stderr
+    _no_secret(result, pg_server)
+
+
+def test_existing_table_of_other_dims(pg_server: PgServer, tmp_path: Path) -> None:
+    small = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
+    assert _import(small, "--url", pg_server.dsn(), "--table", "t_dims").returncode == 0
+    wide = write_vmig(tmp_path / "w.vmig.jsonl", sample_records(count=3, dims=12, odd_ones=False))
+    result = _import(wide, "--url", pg_server.dsn(), "--table", "t_dims")
+    assert result.returncode == 2 and "nothing would fit" in result.stderr
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT count(*) FROM t_dims").fetchone()[0] == 3
+
+
+def test_table_without_primary_key(pg_server: PgServer, tmp_path: Path) -> None:
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS no_pk (id text, embedding vector(8), text text, metadata jsonb)")
+        conn.execute("GRANT ALL ON no_pk TO vex")
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
+    result = _import(source, "--url", pg_server.dsn(), "--table", "no_pk")
+    assert result.returncode == 2 and "no primary key" in result.stderr
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT count(*) FROM no_pk").fetchone()[0] == 0
