@@ -13,7 +13,6 @@ from pydantic import SecretStr
 
 from connectors.registry import get_connector
 from engine.params import SECRET_FIELDS, StoreSpec
-from engine.redact import split_url_password
 from vmig.errors import UsageError
 
 
@@ -43,13 +42,10 @@ def parse_pairs(args: list[str]) -> dict[str, str | bool]:
 
 
 def _spec(store: str, options: dict[str, Any]) -> StoreSpec:
-    """Secrets leave the plain options: an API key, a password, and a password written into a URL."""
+    """Secrets leave the plain options (a password written into a URL too: see StoreSpec)."""
     values = dict(options)
     secret = values.pop("api_key", None)
     password = values.pop("password", None)
-    if isinstance(values.get("url"), str) and "password" in _fields(store):
-        values["url"], in_url = split_url_password(values["url"])
-        password = password if password is not None else in_url
     return StoreSpec(
         store=store,
         options=values,

@@ -304,9 +304,10 @@ class ChromaConnector(Connector):
 
     def _max_batch(self) -> int:
         try:
-            return max(1, min(self.capabilities.max_batch, int(self.client().get_max_batch_size())))
-        except Exception:  # noqa: BLE001 - an older server without the endpoint: stay at our own size
+            server_max = int(self._call("asking the batch limit", self.client().get_max_batch_size))
+        except StoreError:  # an older server without the endpoint: stay at our own size
             return self.capabilities.max_batch
+        return max(1, min(self.capabilities.max_batch, server_max))
 
     def close(self) -> None:
         self._collection = None

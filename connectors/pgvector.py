@@ -20,6 +20,9 @@ message: give it in the URL, with `--password`, or as PGPASSWORD.
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -48,6 +51,8 @@ class PgvectorOptions(StoreOptions):
     """LangChain collection name, or LlamaIndex table name (without `data_`)."""
     index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
     metric: Literal["cosine", "dot", "euclid"] = "cosine"
+    timeout: float = 300.0
+    """Seconds one statement may wait on the server before the connection is dropped and retried."""
     id_column: str | None = None
     vector_column: str | None = None
     text_column: str | None = None
@@ -144,7 +149,11 @@ class PgvectorConnector(Connector):
         psycopg = _psycopg()
         try:
             self._conn = psycopg.connect(self._conninfo(), autocommit=False)
+            if self._extension_present():
+                self._register()  # every new connection, including one that replaces a lost one
+            self._conn.rollback()
         except psycopg.Error as exc:
+            self._conn = None
             raise self._error(exc, "connecting") from None
         return self._conn
 
@@ -178,6 +187,9 @@ class PgvectorConnector(Connector):
 
     def _run(self, doing: str, fn: Any) -> Any:
         psycopg = _psycopg()
+        watchdog = threading.Timer(self.opts.timeout, self._drop_connection)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             return fn()
         except (UsageError, StoreError):
@@ -189,6 +201,18 @@ class PgvectorConnector(Connector):
                 self._conn = None
                 self._staging = False
             raise self._error(exc, doing) from None
+        finally:
+            watchdog.cancel()
+
+    def _drop_connection(self) -> None:
+        """A stalled server never answers: shut the socket so the waiting call fails and is retried."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        try:
+            socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _rollback(self) -> None:
         self._staging = False  # a rolled-back transaction may have taken the staging table with it

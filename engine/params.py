@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 
 from connectors.base import Connector, StoreOptions
 from connectors.registry import get_connector
+from engine.redact import split_url_password, with_url_password
 from vmig.errors import UsageError
 
 SECRET_FIELDS = frozenset({"api_key", "password"})
@@ -21,6 +22,18 @@ class StoreSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="store options, as on the command line")
     api_key: SecretStr | None = Field(default=None, description="API key; never logged")
     password: SecretStr | None = Field(default=None, description="database password; never logged")
+
+    @model_validator(mode="after")
+    def _password_out_of_url(self) -> StoreSpec:
+        """A password written into a URL moves to the secret field, so parameters never show it."""
+        url = self.options.get("url")
+        if isinstance(url, str):
+            bare, password = split_url_password(url)
+            if password is not None:
+                self.options["url"] = bare
+                if self.password is None:
+                    self.password = SecretStr(password)
+        return self
 
     def public_options(self) -> dict[str, Any]:
         """Options safe to print: secrets are left out."""
@@ -74,7 +87,10 @@ def open_store(spec: StoreSpec) -> Connector:
     if spec.api_key is not None:
         values["api_key"] = spec.api_key
     if spec.password is not None:
-        values["password"] = spec.password
+        if "password" in cls.Options.model_fields:
+            values["password"] = spec.password
+        elif isinstance(values.get("url"), str):
+            values["url"] = with_url_password(values["url"], spec.password.get_secret_value())
     options_model: type[StoreOptions] = cls.Options
     unknown = sorted(set(values) - set(options_model.model_fields))
     if unknown:

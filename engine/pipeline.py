@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from connectors.base import Connector, LoadResult
 from engine.checkpoint import Checkpoint, restore
+from engine.retry import with_retries
 from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
 from vmig.errors import UsageError
@@ -171,7 +172,7 @@ def run_transfer(
 
 
 def _move(batch: pa.RecordBatch, steps: Steps, state: _TargetState, summary: RunSummary) -> None:
-    rule = state.rule_for(batch)
+    rule = with_retries(state.rule_for)(batch)  # describing/creating the target meets the same faults as loads
     if rule is None:
         # No vector in sight and the target needs a fixed dimension: all of these are null vectors.
         rule = TargetRule(None, True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 MASK = "****"
 _known: set[str] = set()
@@ -39,6 +39,15 @@ def split_url_password(url: str) -> tuple[str, str | None]:
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return parts._replace(netloc=f"{user}@{netloc[1]}").geturl(), unquote(password)
+
+
+def with_url_password(url: str, password: str) -> str:
+    """The inverse of `split_url_password`, for stores that only take a URL."""
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    if not user:
+        return url
+    return parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}").geturl()
 
 
 def redact(text: str) -> str:

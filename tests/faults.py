@@ -26,23 +26,42 @@ LOOPBACK = "127.0.0.1"
 class TcpPlan:
     """What the proxy does to the next connections; counters say what it did."""
 
-    reset_after_bytes: int | None = None
-    """Server-to-client bytes after which a connection is reset (RST), for `resets` connections."""
-    resets: int = 0
+    fault: str | None = None
+    """"reset" (RST both ends) or "stall" (stop forwarding for `stall_seconds`)."""
+    after_bytes: int = 0
+    """Bytes a connection carries (both directions) before the fault strikes it."""
+    times: int = 0
+    """How many faults to inject in all."""
     stall_seconds: float = 0.0
-    """Pause before forwarding the first server response of the next `stalls` connections."""
-    stalls: int = 0
     bytes_per_second: float | None = None
     """Throttle every connection to this rate (None: full speed)."""
-    done_resets: int = 0
-    done_stalls: int = 0
+    hits: int = 0
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def arm(self, fault: str, after_bytes: int, times: int = 1, stall_seconds: float = 0.0) -> None:
+        with self.lock:
+            self.fault, self.after_bytes, self.times, self.stall_seconds, self.hits = (
+                fault,
+                after_bytes,
+                times,
+                stall_seconds,
+                0,
+            )
+
+    def strike(self, carried: int) -> str | None:
+        """The fault to inject now for a connection that has carried `carried` bytes, if any."""
+        with self.lock:
+            if self.fault is None or self.hits >= self.times or carried < self.after_bytes:
+                return None
+            self.hits += 1
+            return self.fault
+
 
 class TcpFaultProxy:
-    def __init__(self, upstream_port: int, upstream_host: str = LOOPBACK) -> None:
-        self.upstream = (upstream_host, upstream_port)
+    def __init__(self, upstream_port: int | None = None, upstream_unix: str | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.upstream_unix = upstream_unix
         self.plan = TcpPlan()
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -71,54 +90,55 @@ class TcpFaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.upstream_unix is not None:
+            return await asyncio.wait_for(asyncio.open_unix_connection(self.upstream_unix), 10)
+        return await asyncio.wait_for(asyncio.open_connection(LOOPBACK, self.upstream_port), 10)
+
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        plan = self.plan
-        with plan.lock:
-            plan.connections += 1
-            reset_at = None
-            if plan.reset_after_bytes is not None and plan.done_resets < plan.resets:
-                plan.done_resets += 1
-                reset_at = plan.reset_after_bytes
-            stall = 0.0
-            if plan.stall_seconds and plan.done_stalls < plan.stalls:
-                plan.done_stalls += 1
-                stall = plan.stall_seconds
+        with self.plan.lock:
+            self.plan.connections += 1
         try:
-            server_reader, server_writer = await asyncio.wait_for(asyncio.open_connection(*self.upstream), 10)
+            server_reader, server_writer = await self._open_upstream()
         except (TimeoutError, OSError):
             _reset(client_writer)
             return
-        upward = asyncio.ensure_future(self._pipe(client_reader, server_writer, None, 0.0))
-        downward = asyncio.ensure_future(self._pipe(server_reader, client_writer, reset_at, stall))
+        carried = [0]
+        ends = (client_writer, server_writer)
+        upward = asyncio.ensure_future(self._pipe(client_reader, server_writer, carried, ends))
+        downward = asyncio.ensure_future(self._pipe(server_reader, client_writer, carried, ends))
         await asyncio.wait([upward, downward], return_when=asyncio.FIRST_COMPLETED)
         for task in (upward, downward):
             task.cancel()
-        for writer in (client_writer, server_writer):
+        for writer in ends:
             if not writer.is_closing():
                 writer.close()
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reset_at: int | None, stall: float
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        carried: list[int],
+        ends: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
     ) -> None:
-        sent = 0
         while True:
             data = await reader.read(65536)
             if not data:
                 writer.close()
                 return
-            if stall:
-                await asyncio.sleep(stall)
-                stall = 0.0
-            if reset_at is not None and sent + len(data) >= reset_at:
-                writer.write(data[: max(0, reset_at - sent)])
-                _reset(writer)
+            carried[0] += len(data)
+            fault = self.plan.strike(carried[0])
+            if fault == "reset":
+                for end in ends:
+                    _reset(end)
                 return
+            if fault == "stall":
+                await asyncio.sleep(self.plan.stall_seconds)
             rate = self.plan.bytes_per_second
             if rate:
                 await asyncio.sleep(len(data) / rate)
             writer.write(data)
             await writer.drain()
-            sent += len(data)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -130,8 +150,8 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 @contextmanager
-def tcp_fault_proxy(upstream_port: int) -> Iterator[TcpFaultProxy]:
-    proxy = TcpFaultProxy(upstream_port).start()
+def tcp_fault_proxy(upstream_port: int | None = None, upstream_unix: str | None = None) -> Iterator[TcpFaultProxy]:
+    proxy = TcpFaultProxy(upstream_port, upstream_unix).start()
     try:
         yield proxy
     finally:
@@ -140,17 +160,19 @@ def tcp_fault_proxy(upstream_port: int) -> Iterator[TcpFaultProxy]:
 
 @dataclass
 class HttpPlan:
-    """Answer the next `count` requests with `status` instead of forwarding them."""
+    """After `after` more requests, answer the next `count` with `status` instead of forwarding them."""
 
     status: int = 0
     count: int = 0
+    after: int = 0
     answered: int = 0
     forwarded: int = 0
+    seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def burst(self, status: int, count: int) -> None:
+    def burst(self, status: int, count: int, after: int = 0) -> None:
         with self.lock:
-            self.status, self.count, self.answered = status, count, 0
+            self.status, self.count, self.answered, self.after, self.seen = status, count, 0, after, 0
 
 
 class HttpFaultProxy:
@@ -173,7 +195,8 @@ class HttpFaultProxy:
                 body = self.rfile.read(length) if length else b""
                 plan = proxy.plan
                 with plan.lock:
-                    inject = plan.answered < plan.count
+                    plan.seen += 1
+                    inject = plan.seen > plan.after and plan.answered < plan.count
                     if inject:
                         plan.answered += 1
                     else:

@@ -39,16 +39,16 @@ def upstream() -> Iterator[int]:
 
 def test_tcp_proxy_resets_then_recovers(upstream: int) -> None:
     with tcp_fault_proxy(upstream) as proxy:
-        proxy.plan.reset_after_bytes, proxy.plan.resets = 50_000, 1
+        proxy.plan.arm("reset", after_bytes=50_000)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{proxy.port}/", timeout=10)
         assert httpx.get(f"http://127.0.0.1:{proxy.port}/", timeout=10).content == PAYLOAD
-        assert proxy.plan.done_resets == 1 and proxy.plan.connections == 2
+        assert proxy.plan.hits == 1 and proxy.plan.connections == 2
 
 
 def test_tcp_proxy_stalls_past_a_client_timeout(upstream: int) -> None:
     with tcp_fault_proxy(upstream) as proxy:
-        proxy.plan.stall_seconds, proxy.plan.stalls = 2.0, 1
+        proxy.plan.arm("stall", after_bytes=1, stall_seconds=2.0)
         with pytest.raises(httpx.ReadTimeout):
             httpx.get(f"http://127.0.0.1:{proxy.port}/", timeout=0.3)
         assert httpx.get(f"http://127.0.0.1:{proxy.port}/", timeout=10).status_code == 200
@@ -59,7 +59,8 @@ def test_http_proxy_answers_bursts_then_forwards(upstream: int) -> None:
         proxy.plan.burst(503, 2)
         statuses = [httpx.get(proxy.url + "/", timeout=10).status_code for _ in range(3)]
         assert statuses == [503, 503, 200]
-        proxy.plan.burst(429, 1)
+        proxy.plan.burst(429, 1, after=1)
+        assert httpx.get(proxy.url + "/", timeout=10).status_code == 200
         response = httpx.get(proxy.url + "/", timeout=10)
         assert response.status_code == 429 and response.headers["Retry-After"] == "0"
         assert httpx.get(proxy.url + "/", timeout=10).content == PAYLOAD

