@@ -46,7 +46,7 @@ def test_no_output_contains_a_secret(tmp_path: Path, pg_server: PgServer, chroma
             password,
             "--table",
             "sec_b",
-        ),  # fmt: skip
+        ),
         # password from the environment (libpq's PGPASSWORD)
         run_vex(
             "export",
@@ -59,7 +59,7 @@ def test_no_output_contains_a_secret(tmp_path: Path, pg_server: PgServer, chroma
             "--output",
             str(tmp_path / "env.vmig.jsonl"),
             env={"PGPASSWORD": password},
-        ),  # fmt: skip
+        ),
         # API key as a flag, to a real server
         run_vex(
             "migrate",
@@ -78,7 +78,7 @@ def test_no_output_contains_a_secret(tmp_path: Path, pg_server: PgServer, chroma
             "--target-collection",
             "secrets_c",
             "--verify",
-        ),  # fmt: skip
+        ),
         run_vex(
             "verify",
             "--from",
@@ -97,7 +97,7 @@ def test_no_output_contains_a_secret(tmp_path: Path, pg_server: PgServer, chroma
             "secrets_c",
             "--report",
             str(tmp_path / "verify.json"),
-        ),  # fmt: skip
+        ),
         # refusals that quote the options back
         run_vex("migrate", "--from", "pgvector", "--to", "pgvector", "--url", pg_server.dsn(), "--table", "x"),
         run_vex(
@@ -110,7 +110,7 @@ def test_no_output_contains_a_secret(tmp_path: Path, pg_server: PgServer, chroma
             pg_server.dsn(password="wrong-pw-42"),
             "--table",
             "sec_c",
-        ),  # fmt: skip
+        ),
     ]
     assert [r.returncode for r in results] == [0, 0, 0, 0, 0, 2, 2], [r.stderr[-300:] for r in results]
     assert json.loads((tmp_path / "verify.json").read_text())["ok"]
