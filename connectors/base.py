@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from vmig.errors import MissingExtraError, StoreError, UsageError
 from vmig.reader import Reject
 
 Cursor = Any
@@ -74,6 +75,25 @@ class LoadResult:
     """(id, reason) for every record the store refused."""
 
 
+def client_module(store: str, extra: str, module: str, package: str) -> Any:
+    """Import a store's client on first use; a missing one names the pip extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(store, extra, package) from None
+
+
+def is_network_error(exc: Exception) -> bool:
+    """Connection refused/reset and timeouts, from httpx or the socket layer: worth a retry."""
+    try:
+        import httpx
+    except ImportError:
+        return isinstance(exc, (ConnectionError, TimeoutError))
+    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
+
+
 class Connector(ABC):
     """A store. Construct with its Options; use as a context manager."""
 
@@ -101,6 +121,19 @@ class Connector(ABC):
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         raise NotImplementedError(f"{self.name} cannot be imported into")
+
+    def classify(self, exc: Exception, doing: str) -> Exception:
+        """Sort a client exception into TransientError (retried) or a permanent error; stores override."""
+        return StoreError(f"{self.label()}: {doing} failed: {exc}")
+
+    def guarded(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the store's client so that no raw client exception escapes: each one is classified."""
+        try:
+            return fn(*args, **kwargs)
+        except (UsageError, StoreError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
+            raise self.classify(exc, doing) from None
 
     def stored_form(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch as this store gives it back (e.g. vectors normalised for cosine).

@@ -23,10 +23,20 @@ import orjson
 import pyarrow as pa
 from pydantic import SecretStr, model_validator
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.base import (
+    Capabilities,
+    Connector,
+    Cursor,
+    LoadResult,
+    Page,
+    StoreInfo,
+    StoreOptions,
+    client_module,
+    is_network_error,
+)
 from vmig import metadata as md
 from vmig.batch import build_batch, last_of_each_id, vector_matrix
-from vmig.errors import MissingExtraError, StoreError, TransientError, UsageError
+from vmig.errors import StoreError, TransientError, UsageError
 
 NAMESPACE_KEY = "_vex_namespace"
 MODEL_KEY = "_vex_model"
@@ -57,11 +67,7 @@ class ChromaOptions(StoreOptions):
 
 
 def _chromadb() -> Any:
-    try:
-        import chromadb
-    except ImportError:
-        raise MissingExtraError("chroma", "chroma", "chromadb") from None
-    return chromadb
+    return client_module("chroma", "chroma", "chromadb", "chromadb")
 
 
 class ChromaConnector(Connector):
@@ -104,7 +110,7 @@ class ChromaConnector(Connector):
         chromadb = _chromadb()
         if self.opts.path is not None:
             self.opts.path.mkdir(parents=True, exist_ok=True)
-            self._client = self._call("opening the database", chromadb.PersistentClient, path=str(self.opts.path))
+            self._client = self.guarded("opening the database", chromadb.PersistentClient, path=str(self.opts.path))
             return self._client
         parts = urlsplit(self.opts.url or "")
         if not parts.hostname:
@@ -112,7 +118,7 @@ class ChromaConnector(Connector):
         headers = {}
         if self.opts.api_key is not None:
             headers["x-chroma-token"] = self.opts.api_key.get_secret_value()
-        self._client = self._call(
+        self._client = self.guarded(
             "connecting",
             chromadb.HttpClient,
             host=parts.hostname,
@@ -137,7 +143,11 @@ class ChromaConnector(Connector):
 
         session.event_hooks["response"].append(remember)
 
-    def _error(self, exc: Exception, doing: str) -> Exception:
+    def guarded(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.last_status = None  # the status a failure is judged by is this call's own
+        return super().guarded(doing, fn, *args, **kwargs)
+
+    def classify(self, exc: Exception, doing: str) -> Exception:
         from chromadb import errors
 
         detail = f"chroma {self._where}: {doing} failed"
@@ -150,29 +160,20 @@ class ChromaConnector(Connector):
             status is not None and (status == 429 or status >= 500)
         ):
             return TransientError(f"{detail}: the server answered {status or type(exc).__name__}, retrying")
-        if _is_network_error(exc) or "could not connect" in str(exc).lower():
+        if is_network_error(exc) or "could not connect" in str(exc).lower():
             return TransientError(f"{detail}: server unreachable ({type(exc).__name__})")
         if isinstance(exc, (errors.InvalidArgumentError, errors.InvalidDimensionException)):
             return StoreError(f"{detail}: {exc}")
         return StoreError(f"{detail}: {type(exc).__name__}: {str(exc)[:300]}")
 
-    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        self.last_status = None
-        try:
-            return fn(*args, **kwargs)
-        except (UsageError, StoreError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
-            raise self._error(exc, doing) from None
-
     def _existing(self) -> Any:
         if self._collection is not None:
             return self._collection
         client = self.client()
-        names = {getattr(c, "name", c) for c in self._call("listing collections", client.list_collections)}
+        names = {getattr(c, "name", c) for c in self.guarded("listing collections", client.list_collections)}
         if self.opts.collection not in names:
             return None
-        self._collection = self._call(
+        self._collection = self.guarded(
             "opening the collection", client.get_collection, self.opts.collection, embedding_function=None
         )
         return self._collection
@@ -190,10 +191,10 @@ class ChromaConnector(Connector):
         collection = self._existing()
         if collection is None:
             return StoreInfo(exists=False)
-        count = int(self._call("counting records", collection.count))
+        count = int(self.guarded("counting records", collection.count))
         dims = None
         if count:
-            first = self._call("reading a record", collection.get, limit=1, include=["embeddings"])
+            first = self.guarded("reading a record", collection.get, limit=1, include=["embeddings"])
             embeddings = first.get("embeddings")
             if embeddings is not None and len(embeddings):
                 dims = len(embeddings[0])
@@ -211,7 +212,7 @@ class ChromaConnector(Connector):
         offset, remaining = int(cursor or 0), limit
         while remaining is None or remaining > 0:
             size = self.page_size if remaining is None else min(self.page_size, remaining)
-            result = self._call(
+            result = self.guarded(
                 "reading records",
                 collection.get,
                 where=where,
@@ -247,7 +248,7 @@ class ChromaConnector(Connector):
                     "use another --collection or --metric"
                 )
             return
-        self._collection = self._call(
+        self._collection = self.guarded(
             "creating the collection",
             self.client().get_or_create_collection,
             self.opts.collection,
@@ -280,7 +281,7 @@ class ChromaConnector(Connector):
         return LoadResult(written=written, failed=failed)
 
     def _upsert(self, collection: Any, part: pa.RecordBatch) -> None:
-        self._call(
+        self.guarded(
             "upserting records",
             collection.upsert,
             ids=part.column("id").to_pylist(),
@@ -304,7 +305,7 @@ class ChromaConnector(Connector):
 
     def _max_batch(self) -> int:
         try:
-            server_max = int(self._call("asking the batch limit", self.client().get_max_batch_size))
+            server_max = int(self.guarded("asking the batch limit", self.client().get_max_batch_size))
         except StoreError:  # an older server without the endpoint: stay at our own size
             return self.capabilities.max_batch
         return max(1, min(self.capabilities.max_batch, server_max))
@@ -312,12 +313,6 @@ class ChromaConnector(Connector):
     def close(self) -> None:
         self._collection = None
         self._client = None
-
-
-def _is_network_error(exc: Exception) -> bool:
-    import httpx
-
-    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
 def _metadatas(batch: pa.RecordBatch) -> list[dict[str, Any] | None]:

@@ -32,10 +32,19 @@ import orjson
 import pyarrow as pa
 from pydantic import SecretStr
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.base import (
+    Capabilities,
+    Connector,
+    Cursor,
+    LoadResult,
+    Page,
+    StoreInfo,
+    StoreOptions,
+    client_module,
+)
 from vmig import metadata as md
 from vmig.batch import build_batch, last_of_each_id, vector_rows
-from vmig.errors import MissingExtraError, StoreError, TransientError, UsageError
+from vmig.errors import StoreError, TransientError, UsageError
 
 RESERVED_KEY = "_vex"
 _OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "euclid": "l2_ops"}
@@ -80,11 +89,7 @@ class TableMap:
 
 
 def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError:
-        raise MissingExtraError("pgvector", "pgvector", "psycopg") from None
-    return psycopg
+    return client_module("pgvector", "pgvector", "psycopg", "psycopg")
 
 
 def _split_name(name: str) -> tuple[str, ...]:

@@ -21,10 +21,20 @@ import numpy as np
 import pyarrow as pa
 from pydantic import SecretStr, model_validator
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.base import (
+    Capabilities,
+    Connector,
+    Cursor,
+    LoadResult,
+    Page,
+    StoreInfo,
+    StoreOptions,
+    client_module,
+    is_network_error,
+)
 from vmig import metadata as md
 from vmig.batch import build_batch, uniform_dims, vector_matrix
-from vmig.errors import MissingExtraError, StoreError, TransientError, UsageError
+from vmig.errors import StoreError, TransientError, UsageError
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 ID_FIELD = "_vex_id"
@@ -66,11 +76,7 @@ def point_id(record_id: str) -> int | str:
 
 
 def _client_module() -> Any:
-    try:
-        import qdrant_client
-    except ImportError:
-        raise MissingExtraError("qdrant", "qdrant", "qdrant-client") from None
-    return qdrant_client
+    return client_module("qdrant", "qdrant", "qdrant_client", "qdrant-client")
 
 
 class QdrantConnector(Connector):
@@ -126,7 +132,7 @@ class QdrantConnector(Connector):
             raise
         return self._client
 
-    def _error(self, exc: Exception, doing: str) -> Exception:
+    def classify(self, exc: Exception, doing: str) -> Exception:
         """Sort the client's exceptions into transient (retried) and permanent."""
         from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -140,19 +146,11 @@ class QdrantConnector(Connector):
             if status is None or status == 429 or status >= 500:
                 return TransientError(detail)
             return StoreError(f"{detail}: {exc.content[:200]!r}")
-        if isinstance(exc, ResponseHandlingException) or _is_network_error(exc):
+        if isinstance(exc, ResponseHandlingException) or is_network_error(exc):
             return TransientError(f"qdrant {self._where} unreachable while {doing} ({type(exc).__name__})")
         if isinstance(exc, ValueError) and "not found" in str(exc).lower():
             return UsageError(f"qdrant {self._where}: collection '{self.collection}' not found")
         return StoreError(f"qdrant {self._where}: {doing} failed: {exc}")
-
-    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (UsageError, StoreError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
-            raise self._error(exc, doing) from None
 
     # -- describe ---------------------------------------------------------------
 
@@ -176,11 +174,11 @@ class QdrantConnector(Connector):
 
     def describe(self) -> StoreInfo:
         client = self.client()
-        if not self._call("looking up the collection", client.collection_exists, self.collection):
+        if not self.guarded("looking up the collection", client.collection_exists, self.collection):
             return StoreInfo(exists=False)
-        info = self._call("reading the collection config", client.get_collection, self.collection)
+        info = self.guarded("reading the collection config", client.get_collection, self.collection)
         params = self._vector_params(info)
-        count = self._call("counting points", client.count, self.collection, exact=True).count
+        count = self.guarded("counting points", client.count, self.collection, exact=True).count
         metric = {v: k for k, v in _DISTANCES.items()}.get(str(getattr(params.distance, "value", params.distance)))
         return StoreInfo(exists=True, dims=int(params.size), metric=metric, count=int(count))
 
@@ -211,9 +209,9 @@ class QdrantConnector(Connector):
         from qdrant_client import models
 
         client = self.client()
-        if not self._call("looking up the collection", client.collection_exists, self.collection):
+        if not self.guarded("looking up the collection", client.collection_exists, self.collection):
             raise UsageError(f"qdrant {self._where}: collection '{self.collection}' not found (check --collection)")
-        self._vector_params(self._call("reading the collection config", client.get_collection, self.collection))
+        self._vector_params(self.guarded("reading the collection config", client.get_collection, self.collection))
         flt = None
         if namespace is not None:
             flt = models.Filter(must=[models.FieldCondition(key="namespace", match=models.MatchValue(value=namespace))])
@@ -221,7 +219,7 @@ class QdrantConnector(Connector):
         offset, remaining = cursor, limit
         while remaining is None or remaining > 0:
             size = self.page_size if remaining is None else min(self.page_size, remaining)
-            points, next_offset = self._call(
+            points, next_offset = self.guarded(
                 "scrolling points",
                 client.scroll,
                 self.collection,
@@ -286,7 +284,7 @@ class QdrantConnector(Connector):
 
         client = self.client()
         wanted = self.opts.metric or metric
-        if self._call("looking up the collection", client.collection_exists, self.collection):
+        if self.guarded("looking up the collection", client.collection_exists, self.collection):
             info = self.describe()
             if dims is not None and info.dims != dims:
                 raise UsageError(
@@ -303,7 +301,7 @@ class QdrantConnector(Connector):
             raise UsageError("qdrant needs a dimension to create a collection: pass --dims N")
         params = models.VectorParams(size=dims, distance=models.Distance(_DISTANCES[wanted or "cosine"]))
         config: Any = {self.opts.vector_name: params} if self.opts.vector_name else params
-        self._call("creating the collection", client.create_collection, self.collection, vectors_config=config)
+        self.guarded("creating the collection", client.create_collection, self.collection, vectors_config=config)
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         from qdrant_client import models
@@ -316,7 +314,7 @@ class QdrantConnector(Connector):
         if self.opts.vector_name:
             vectors = {self.opts.vector_name: vectors}
         points = models.Batch(ids=[point_id(i) for i in record_ids], vectors=vectors, payloads=_payloads(batch))
-        self._call("upserting points", self.client().upsert, self.collection, points=points, wait=True)
+        self.guarded("upserting points", self.client().upsert, self.collection, points=points, wait=True)
         return LoadResult(written=batch.num_rows)
 
     def close(self) -> None:
@@ -329,14 +327,6 @@ class QdrantConnector(Connector):
 
 def _json_cursor(offset: Any) -> Any:
     return offset if isinstance(offset, (int, str)) else str(offset)
-
-
-def _is_network_error(exc: Exception) -> bool:
-    try:
-        import httpx
-    except ImportError:
-        return False
-    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
 def _payloads(batch: pa.RecordBatch) -> list[dict[str, Any]]:
