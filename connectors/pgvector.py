@@ -32,6 +32,7 @@ import orjson
 import pyarrow as pa
 from pydantic import SecretStr
 
+from connectors import pgcopy
 from connectors.base import (
     Capabilities,
     Connector,
@@ -43,7 +44,7 @@ from connectors.base import (
     client_module,
 )
 from vmig import metadata as md
-from vmig.batch import build_batch, last_of_each_id, vector_rows
+from vmig.batch import build_batch, last_of_each_id, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
 
 RESERVED_KEY = "_vex"
@@ -85,7 +86,8 @@ class TableMap:
     scope_value: Any = None
     key_unique: bool = True
     """`id` has a unique constraint: ON CONFLICT upserts; otherwise delete-then-insert."""
-    fixed: dict[str, Any] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    """Column name -> formatted type, as the catalog gives it."""
 
 
 def _psycopg() -> Any:
@@ -115,6 +117,7 @@ class PgvectorConnector(Connector):
         self._vector_type = "vector"
         self._created = False
         self._staging = False
+        self._direct = True
 
     # -- connection and errors ------------------------------------------------------
 
@@ -123,7 +126,8 @@ class PgvectorConnector(Connector):
 
         extra = {"password": self.opts.password.get_secret_value()} if self.opts.password else {}
         try:
-            return str(make_conninfo(self.opts.url, connect_timeout=10, **extra))
+            # COPY sends text fields as UTF-8 bytes (connectors/pgcopy.py).
+            return str(make_conninfo(self.opts.url, connect_timeout=10, client_encoding="UTF8", **extra))
         except Exception as exc:  # noqa: BLE001 - a malformed URL; never echo it (it may hold a password)
             raise UsageError(f"pgvector --url is not a valid PostgreSQL URL ({type(exc).__name__})") from None
 
@@ -284,6 +288,7 @@ class PgvectorConnector(Connector):
                 f"pgvector table {'.'.join(table)} has no primary key or unique index on {mapping.id}: "
                 "vex cannot upsert into it without duplicating records"
             )
+        mapping.types = columns
         self._map = mapping
         return mapping
 
@@ -542,28 +547,103 @@ class PgvectorConnector(Connector):
                 failed.append((str(row.column("id")[0].as_py()), str(exc)))
         return LoadResult(written=batch.num_rows - len(failed), failed=failed)
 
-    def _target_columns(self, mapping: TableMap) -> list[tuple[str, str]]:
-        """(column, type) pairs the load writes, in COPY order."""
-        columns = [(mapping.id, "text"), (mapping.vector, self._vector_type)]
+    def _copy_fields(self, batch: pa.RecordBatch, mapping: TableMap) -> list[tuple[str, pgcopy.Field]]:
+        """(column, encoded values) in COPY order, built a column at a time."""
+        count = batch.num_rows
+        fields = [
+            (mapping.id, self._encode_text(mapping, mapping.id, batch.column("id"))),
+            (mapping.vector, pgcopy.vector(vector_matrix(batch), half=self._vector_type == "halfvec")),
+        ]
         if mapping.text:
-            columns.append((mapping.text, "text"))
+            texts = batch.column("text")
+            if mapping.id == "node_id":  # LlamaIndex's text column is NOT NULL
+                texts = texts.fill_null("")
+            fields.append((mapping.text, self._encode_text(mapping, mapping.text, texts)))
         if mapping.metadata:
-            columns.append((mapping.metadata, "jsonb"))
+            metadata = (
+                batch.column("metadata") if mapping.native_extras else self._metadata_with_reserved(batch, mapping)
+            )
+            fields.append((mapping.metadata, self._encode_json(mapping, mapping.metadata, metadata.fill_null("{}"))))
         if mapping.namespace:
-            columns.append((mapping.namespace, "text"))
+            fields.append((mapping.namespace, self._encode_text(mapping, mapping.namespace, batch.column("namespace"))))
         if mapping.native_extras:
-            columns += [("model", "text"), ("created_at", "timestamptz"), ("score", "float8"),
-                        ("source_store", "text"), ("extra", "jsonb")]  # fmt: skip
+            fields += [
+                ("model", pgcopy.text(batch.column("model"))),
+                ("created_at", pgcopy.timestamptz(batch.column("created_at"))),
+                ("score", pgcopy.float8(batch.column("score"))),
+                ("source_store", pgcopy.text(batch.column("source_store"))),
+                ("extra", pgcopy.jsonb(batch.column("extra"))),
+            ]
         if mapping.scope_column:
-            columns.append((mapping.scope_column, "uuid"))
-        return columns
+            fields.append((mapping.scope_column, pgcopy.uuid_constant(mapping.scope_value, count)))
+        return fields
+
+    @staticmethod
+    def _encode_text(mapping: TableMap, column: str, values: pa.Array) -> pgcopy.Field:
+        kind = mapping.types.get(column, "text")
+        if not kind.startswith(("text", "character", "varchar", "name", "citext")):
+            raise UsageError(f"pgvector column {column} is {kind}: vex writes ids, text and namespaces to text columns")
+        return pgcopy.text(values)
+
+    @staticmethod
+    def _encode_json(mapping: TableMap, column: str, values: pa.Array) -> pgcopy.Field:
+        kind = mapping.types.get(column, "jsonb")
+        if kind == "jsonb":
+            return pgcopy.jsonb(values)
+        if kind == "json":
+            return pgcopy.text(values)  # binary `json` is the text itself
+        raise UsageError(f"pgvector column {column} is {kind}: vex writes metadata to json or jsonb columns")
+
+    def _metadata_with_reserved(self, batch: pa.RecordBatch, mapping: TableMap) -> pa.Array:
+        """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need)."""
+        columns = {name: batch.column(name).to_pylist() for name in
+                   ("metadata", "namespace", "model", "created_at", "score", "source_store", "extra")}  # fmt: skip
+        merged: list[str] = []
+        for i, text in enumerate(columns["metadata"]):
+            created = columns["created_at"][i]
+            source = columns["source_store"][i]
+            extra = columns["extra"][i]
+            reserved = {
+                key: value
+                for key, value in (
+                    ("namespace", None if mapping.namespace else columns["namespace"][i]),
+                    ("model", columns["model"][i]),
+                    ("created_at", None if created is None else _micros(created)),
+                    ("score", columns["score"][i]),
+                    ("source_store", None if source in (None, self.name) else source),
+                    ("extra", orjson.loads(extra) if extra else None),
+                )
+                if value is not None
+            }
+            if not reserved:
+                merged.append(text or "{}")
+                continue
+            meta = md.loads(text)
+            meta[RESERVED_KEY] = reserved
+            merged.append(orjson.dumps(meta).decode())
+        return pa.array(merged, type=pa.string())
 
     def _load_transaction(self, batch: pa.RecordBatch, mapping: TableMap) -> None:
+        """One batch, one transaction: straight into the table while no id is already there, else upserted."""
+        psycopg = _psycopg()
         sql = self._sql()
         conn = self.conn()
-        columns = self._target_columns(mapping)
-        names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in columns)
+        fields = self._copy_fields(batch, mapping)
+        stream = pgcopy.copy_stream([values for _, values in fields], batch.num_rows)
+        names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in fields)
         target = sql.Identifier(*mapping.table)
+        if self._direct and mapping.key_unique:
+            # A new table, or ids the table does not hold yet: COPY into it, as fast as PostgreSQL loads.
+            # The first id already there fails the COPY whole; from then on batches go through staging.
+            try:
+                with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                    target, names)) as copy:  # fmt: skip
+                    copy.write(stream)
+                conn.commit()
+                return
+            except psycopg.errors.UniqueViolation:
+                conn.rollback()
+                self._direct = False
         if not self._staging:
             conn.execute(
                 sql.SQL("CREATE TEMP TABLE IF NOT EXISTS vex_stage AS SELECT {cols} FROM {t} WITH NO DATA").format(
@@ -577,12 +657,10 @@ class PgvectorConnector(Connector):
             conn.cursor() as cur,
             cur.copy(sql.SQL("COPY vex_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy,
         ):
-            copy.set_types([kind for _, kind in columns])
-            for row in self._rows(batch, mapping):
-                copy.write_row(row)
+            copy.write(stream)
         if mapping.key_unique:
             updates = sql.SQL(", ").join(
-                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c, _ in columns if c != mapping.id
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c, _ in fields if c != mapping.id
             )
             conn.execute(
                 sql.SQL(
@@ -597,50 +675,6 @@ class PgvectorConnector(Connector):
             )
             conn.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM vex_stage").format(t=target, cols=names))
         conn.commit()
-
-    def _rows(self, batch: pa.RecordBatch, mapping: TableMap) -> Iterator[tuple[Any, ...]]:
-        from pgvector import HalfVector
-
-        ids = batch.column("id").to_pylist()
-        texts = batch.column("text").to_pylist()
-        metas = batch.column("metadata").to_pylist()
-        namespaces = batch.column("namespace").to_pylist()
-        models = batch.column("model").to_pylist()
-        created = batch.column("created_at").to_pylist()
-        scores = batch.column("score").to_pylist()
-        sources = batch.column("source_store").to_pylist()
-        extras = batch.column("extra").to_pylist()
-        half = self._vector_type == "halfvec"
-        for i, vector in enumerate(vector_rows(batch)):
-            assert vector is not None, "the engine skips null vectors for this store"
-            meta = md.loads(metas[i])
-            if not mapping.native_extras:
-                reserved = {
-                    key: value
-                    for key, value in (
-                        ("namespace", None if mapping.namespace else namespaces[i]),
-                        ("model", models[i]),
-                        ("created_at", None if created[i] is None else _micros(created[i])),
-                        ("score", scores[i]),
-                        ("source_store", None if sources[i] in (None, self.name) else sources[i]),
-                        ("extra", orjson.loads(extras[i]) if extras[i] else None),
-                    )
-                    if value is not None
-                }
-                if reserved:
-                    meta[RESERVED_KEY] = reserved
-            row: list[Any] = [ids[i], HalfVector(vector) if half else vector]
-            if mapping.text:
-                row.append(texts[i] if texts[i] is not None or mapping.id != "node_id" else "")
-            if mapping.metadata:
-                row.append(meta)
-            if mapping.namespace:
-                row.append(namespaces[i])
-            if mapping.native_extras:
-                row += [models[i], created[i], scores[i], sources[i], orjson.loads(extras[i]) if extras[i] else None]
-            if mapping.scope_column:
-                row.append(mapping.scope_value)
-            yield tuple(row)
 
     def finish(self) -> None:
         if self._conn is None or self._map is None or not self._created or self.opts.index == "none":
