@@ -7,11 +7,16 @@ the binary formats of `COPY ... (FORMAT BINARY)`), and one Arrow kernel joins th
 fields of each row, so a batch's bytes are made without a Python step per record.
 
 `copy_stream` gives the whole stream (signature, rows, trailer) for `Copy.write`.
+Reading goes the other way: `split_fields` finds each field of a `COPY ... TO STDOUT
+(FORMAT BINARY)` stream (one small step per field), then each column is cut out of
+the stream with numpy in one go.
 """
 
 from __future__ import annotations
 
+import struct
 import uuid
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -115,3 +120,123 @@ def copy_stream(fields: list[Field], count: int) -> pa.Buffer:
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64, count=count + 1, offset=rows.offset * 8)
     body = rows.buffers()[2][int(offsets[0]) : int(offsets[-1])]
     return pa.py_buffer(b"".join((SIGNATURE, memoryview(body), TRAILER)))
+
+
+# -- reading: COPY ... TO STDOUT (FORMAT BINARY) -----------------------------------------
+
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+
+
+@dataclass
+class Fields:
+    """Where every field of a binary COPY stream lies: rows x columns starts and lengths (-1: NULL)."""
+
+    data: bytes
+    starts: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.starts)
+
+
+def split_fields(data: bytes, columns: int) -> Fields:
+    """Locate the fields of each row (the signature, if present, and the trailer are skipped)."""
+    unpack_h, unpack_i = _INT16.unpack_from, _INT32.unpack_from
+    pos, end = 0, len(data)
+    if data.startswith(SIGNATURE[:11]):
+        pos = 15 + 4 + unpack_i(data, 15)[0]
+    starts: list[int] = []
+    lengths: list[int] = []
+    while pos < end:
+        (count,) = unpack_h(data, pos)
+        pos += 2
+        if count == -1:
+            break
+        if count != columns:
+            raise ValueError(f"binary COPY row has {count} fields, expected {columns}")
+        for _ in range(columns):
+            (length,) = unpack_i(data, pos)
+            pos += 4
+            starts.append(pos)
+            lengths.append(length)
+            if length > 0:
+                pos += length
+    shape = (-1, columns)
+    return Fields(
+        data, np.asarray(starts, dtype=np.int64).reshape(shape), np.asarray(lengths, dtype=np.int64).reshape(shape)
+    )
+
+
+def is_last_message(message: bytes) -> bool:
+    """The trailer, alone or (for no rows at all) right after the header."""
+    return message == TRAILER or message == SIGNATURE + TRAILER
+
+
+def first_text(row: bytes) -> str:
+    """The first field of one row message, as text (the keyset cursor of a page)."""
+    length = _INT32.unpack_from(row, 2)[0]
+    return row[6 : 6 + length].decode()
+
+
+def _gather(fields: Fields, column: int, skip: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bytes of the column's non-null fields, laid end to end), their offsets, and the validity mask."""
+    lengths = fields.lengths[:, column]
+    valid = lengths >= 0
+    sizes = np.where(valid, lengths - skip, 0)
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    starts = fields.starts[:, column] + skip
+    index = np.repeat(starts - offsets[:-1], sizes) + np.arange(offsets[-1], dtype=np.int64)
+    return np.frombuffer(fields.data, dtype=np.uint8)[index], offsets, valid
+
+
+def read_text(fields: Fields, column: int, skip: int = 0) -> pa.Array:
+    """A text (or `json`; `jsonb` with skip=1 for its version byte) column as an Arrow string array."""
+    values, offsets, valid = _gather(fields, column, skip)
+    mask = None if valid.all() else pa.array(valid).buffers()[1]
+    array = pa.Array.from_buffers(
+        pa.large_string(), len(valid), [mask, pa.py_buffer(offsets), pa.py_buffer(values)], null_count=-1
+    )
+    return array.cast(pa.string())
+
+
+def read_vectors(fields: Fields, column: int, half: bool = False) -> list[np.ndarray | None] | np.ndarray:
+    """A `vector`/`halfvec` column: one float32 matrix when every row has one of the same size."""
+    lengths = fields.lengths[:, column]
+    item = ">f2" if half else ">f4"
+    width = np.dtype(item).itemsize
+    data = np.frombuffer(fields.data, dtype=np.uint8)
+    if len(lengths) and (lengths == lengths[0]).all() and lengths[0] >= 4:
+        size = int(lengths[0])
+        view = memoryview(fields.data)
+        # Slices joined end to end: one copy, no per-byte index array.
+        packed = b"".join([view[start + 4 : start + size] for start in fields.starts[:, column].tolist()])
+        return np.frombuffer(packed, dtype=item).astype(np.float32).reshape(len(lengths), (size - 4) // width)
+    rows: list[np.ndarray | None] = []
+    for start, length in zip(fields.starts[:, column], lengths, strict=True):
+        payload = data[start + 4 : start + length] if length >= 4 else None
+        rows.append(None if payload is None else payload.view(item).astype(np.float32))
+    return rows
+
+
+def _fixed(fields: Fields, column: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    lengths = fields.lengths[:, column]
+    valid = lengths >= 0
+    data = np.frombuffer(fields.data, dtype=np.uint8)
+    width = np.dtype(kind).itemsize
+    starts = np.where(valid, fields.starts[:, column], 0)
+    values = data[starts[:, None] + np.arange(width, dtype=np.int64)].copy().view(kind).reshape(-1)
+    return values, valid
+
+
+def read_timestamptz(fields: Fields, column: int) -> pa.Array:
+    """A `timestamptz` column as Unix microseconds (int64, nulls kept)."""
+    values, valid = _fixed(fields, column, ">i8")
+    return pa.array(values.astype(np.int64) + POSTGRES_EPOCH_MICROS, mask=~valid)
+
+
+def read_float8(fields: Fields, column: int) -> pa.Array:
+    values, valid = _fixed(fields, column, ">f8")
+    return pa.array(values.astype(np.float64), mask=~valid)

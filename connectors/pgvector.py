@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import SecretStr
 
 from connectors import pgcopy
@@ -395,12 +395,36 @@ class PgvectorConnector(Connector):
                 else (f"table {'.'.join(self._table_name())}")
             )
             raise UsageError(f"pgvector {self._where()}: {what} not found (check --table/--collection)")
-        self._run("registering the vector types", self._register)
         sql = self._sql()
-        columns = [mapping.id, mapping.vector, mapping.text, mapping.metadata, mapping.namespace]
+        layout = _PageLayout(
+            native_extras=mapping.native_extras,
+            namespace_column=mapping.namespace is not None,
+            half=mapping.types.get(mapping.vector, "").startswith("halfvec"),
+            store=self.name,
+        )
+        columns = [
+            sql.SQL("{}::text").format(sql.Identifier(c)) if c else sql.SQL("NULL::text")
+            for c in (mapping.id, None, mapping.text, mapping.metadata, mapping.namespace)
+        ]
+        columns[1] = sql.Identifier(mapping.vector)
         if mapping.native_extras:
-            columns += ["model", "created_at", "score", "source_store", "extra"]
-        select = sql.SQL(", ").join(sql.Identifier(c) if c else sql.SQL("NULL") for c in columns)
+            columns += [sql.SQL("model::text"), sql.SQL("created_at"), sql.SQL("score::float8"),
+                        sql.SQL("source_store::text"), sql.SQL("extra::text")]  # fmt: skip
+        select = sql.SQL(", ").join(columns)
+        for page in self._copy_pages(mapping, namespace, limit, cursor, select, layout):
+            yield Page(_decode_page(page), page.next_cursor)
+
+    def _copy_pages(
+        self, mapping: TableMap, namespace: str | None, limit: int | None, cursor: Cursor | None, select: Any,
+        layout: _PageLayout,
+    ) -> Iterator[_PageJob]:  # fmt: skip
+        """Keyset pages of the table as raw binary COPY data: each is one short query, retried on its own.
+
+        The next page's query needs only the last id, read off the last row's first field,
+        so no row is parsed here.
+        """
+        psycopg = _psycopg()
+        sql = self._sql()
         last, remaining = cursor, limit
         while remaining is None or remaining > 0:
             size = self.page_size if remaining is None else min(self.page_size, remaining)
@@ -415,52 +439,28 @@ class PgvectorConnector(Connector):
                 + sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(mapping.id))
             )
 
-            def fetch(query: Any = query, params: list[Any] = params, size: int = size) -> list[Any]:
-                with self.conn().cursor(binary=True) as cur:
-                    rows = cur.execute(query, [*params, size]).fetchall()
-                self.conn().rollback()
-                return rows
+            def fetch(query: Any = query, params: list[Any] = params, size: int = size) -> list[bytes]:
+                conn = self.conn()
+                # COPY takes no parameters: the client cursor quotes them into the query.
+                literal = psycopg.ClientCursor(conn).mogrify(query, [*params, size])
+                with conn.cursor() as cur, cur.copy(
+                    sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(literal))
+                ) as copy:  # fmt: skip
+                    messages = _copy_messages(conn.pgconn, copy)
+                conn.rollback()
+                return messages
 
-            rows = self._run("reading rows", fetch)
-            if not rows:
+            messages = self._run("reading rows", fetch)
+            rows = len(messages) - 1  # the last message is the trailer
+            if rows <= 0:
                 return
-            last = rows[-1][0]
+            last = pgcopy.first_text(messages[-2] if rows > 1 else messages[0][19:])
             if remaining is not None:
-                remaining -= len(rows)
-            done = len(rows) < size or remaining == 0
-            yield Page(self._rows_to_batch(rows, mapping), None if done else str(last))
+                remaining -= rows
+            done = rows < size or remaining == 0
+            yield _PageJob(b"".join(messages), layout, None if done else last)
             if done:
                 return
-
-    def _rows_to_batch(self, rows: list[tuple[Any, ...]], mapping: TableMap) -> pa.RecordBatch:
-        ids, vectors, texts, metas, namespaces = [], [], [], [], []
-        models, created, scores, sources, extras = [], [], [], [], []
-        for row in rows:
-            ids.append(str(row[0]))
-            vector = row[1]
-            vectors.append(None if vector is None else np.asarray(vector.to_numpy(), dtype=np.float32))
-            texts.append(row[2])
-            meta = row[3] if isinstance(row[3], dict) else (orjson.loads(row[3]) if isinstance(row[3], str) else {})
-            reserved = meta.pop(RESERVED_KEY, None) or {}
-            metas.append(md.dumps(meta))
-            namespaces.append(row[4] if mapping.namespace else reserved.get("namespace"))
-            if mapping.native_extras:
-                models.append(row[5])
-                created.append(None if row[6] is None else _micros(row[6]))
-                scores.append(row[7])
-                sources.append(row[8] or self.name)
-                extras.append(md.dumps(row[9]) if row[9] else None)
-            else:
-                models.append(reserved.get("model"))
-                created.append(reserved.get("created_at"))
-                scores.append(reserved.get("score"))
-                sources.append(reserved.get("source_store", self.name))
-                extra = reserved.get("extra")
-                extras.append(md.dumps(extra) if extra else None)
-        return build_batch(
-            ids, vectors=vectors, text=texts, model=models, namespace=namespaces, metadata=metas,
-            created_at=created, score=scores, source_store=sources, extra=extras,
-        )  # fmt: skip
 
     # -- load ---------------------------------------------------------------------------
 
@@ -719,6 +719,91 @@ def _qualified(table: tuple[str, ...]) -> str:
     from psycopg import sql
 
     return ".".join(sql.Identifier(part).as_string(None) for part in table)
+
+
+def _copy_messages(pgconn: Any, copy: Any) -> list[bytes]:
+    """Every message of a COPY TO: one per row (the first carries the header), then the trailer.
+
+    psycopg's `Copy.read` waits for each message through its generator machinery, a few
+    microseconds a row; libpq usually holds many rows already, so after each wait the
+    rows it has buffered are taken straight from it (`get_copy_data` without blocking),
+    up to the trailer. psycopg's next read then sees the end of the COPY as usual.
+    """
+    messages: list[bytes] = []
+    for message in copy:
+        messages.append(bytes(message))
+        while not pgcopy.is_last_message(messages[-1]):
+            size, data = pgconn.get_copy_data(1)
+            if size <= 0:
+                break  # nothing buffered yet: psycopg waits for more
+            messages.append(bytes(data))
+    return messages
+
+
+@dataclass(frozen=True)
+class _PageLayout:
+    """What decoding a page needs to know of the table."""
+
+    native_extras: bool
+    namespace_column: bool
+    half: bool
+    store: str
+
+
+@dataclass(frozen=True)
+class _PageJob:
+    data: bytes
+    """A page's binary COPY data: id, vector, text, metadata, namespace[, the native extras]."""
+    layout: _PageLayout
+    next_cursor: str | None
+
+
+def _without_reserved(text: str | None) -> str:
+    meta = md.loads(text)
+    meta.pop(RESERVED_KEY, None)
+    return md.dumps(meta) or "{}"
+
+
+def _decode_page(job: _PageJob) -> pa.RecordBatch:
+    """Binary COPY rows to a canonical batch: columns cut out with numpy, metadata a step per row."""
+    layout = job.layout
+    fields = pgcopy.split_fields(job.data, 10 if layout.native_extras else 5)
+    vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
+    metas = pgcopy.read_text(fields, 3).to_pylist()
+    if layout.native_extras:
+        extras = pgcopy.read_text(fields, 9).to_pylist()
+        sources = pgcopy.read_text(fields, 8).fill_null(layout.store)
+        return build_batch(
+            pgcopy.read_text(fields, 0),
+            vectors=vectors,
+            text=pgcopy.read_text(fields, 2),
+            model=pgcopy.read_text(fields, 5),
+            namespace=pgcopy.read_text(fields, 4),
+            metadata=[_without_reserved(text) for text in metas],
+            created_at=pgcopy.read_timestamptz(fields, 6),
+            score=pgcopy.read_float8(fields, 7),
+            source_store=pc.if_else(pc.equal(sources, ""), layout.store, sources),
+            extra=[md.dumps(value) if text and (value := orjson.loads(text)) else None for text in extras],
+        )
+    namespaces = pgcopy.read_text(fields, 4).to_pylist()
+    meta_texts, models, created, scores, sources_list, extra_texts = [], [], [], [], [], []
+    for i, text in enumerate(metas):
+        meta = md.loads(text)
+        reserved = meta.pop(RESERVED_KEY, None) or {}
+        meta_texts.append(md.dumps(meta))
+        if not layout.namespace_column:
+            namespaces[i] = reserved.get("namespace")
+        models.append(reserved.get("model"))
+        created.append(reserved.get("created_at"))
+        scores.append(reserved.get("score"))
+        sources_list.append(reserved.get("source_store", layout.store))
+        extra = reserved.get("extra")
+        extra_texts.append(md.dumps(extra) if extra else None)
+    return build_batch(
+        pgcopy.read_text(fields, 0), vectors=vectors, text=pgcopy.read_text(fields, 2), model=models,
+        namespace=namespaces, metadata=meta_texts, created_at=created, score=scores, source_store=sources_list,
+        extra=extra_texts,
+    )  # fmt: skip
 
 
 def _micros(value: Any) -> int:

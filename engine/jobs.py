@@ -22,6 +22,7 @@ from engine.summary import RunSummary
 from engine.verify import VerifyReport, verify_stores
 from vmig.errors import IntegrityError, UsageError
 from vmig.paths import rejects_path
+from vmig.reader import start_workers_for
 from vmig.sidecar import Sidecar
 from vmig.stats import RecordStats
 
@@ -131,6 +132,7 @@ def export_job(params: ExportParams, steps: JobSteps, progress: ProgressFn | Non
 def import_job(params: ImportParams, steps: JobSteps, progress: ProgressFn | None = None) -> RunSummary:
     """`.vmig.jsonl` -> store, verified against the sidecar before the first write."""
     source = JsonlConnector(JsonlOptions(path=params.input))
+    start_workers_for(params.input)  # they start while the checksum is checked
     sidecar, warnings = steps.validate_input(params.input, params.verify)
     with open_store(params.target) as target:
         hint = None

@@ -14,7 +14,7 @@ import io
 import math
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +25,7 @@ import pyarrow as pa
 from vmig import metadata as md
 from vmig.batch import build_batch
 from vmig.errors import IntegrityError, UsageError
+from vmig.parallel import OrderedWorkers, warm_up, worker_count
 from vmig.paths import compression_of
 from vmig.timefmt import TimestampError, to_micros
 from vmig.writer import KNOWN_KEYS
@@ -183,14 +184,23 @@ def parse_record(raw: bytes) -> dict[str, Any]:
     return _record_fields(record, raw)
 
 
-class FastParser:
-    """simdjson for the common line, `parse_record` for everything else.
+_VECTOR_KEY = b'"vector"'
+_PLACEHOLDER = b'"\\u0000vex:vector"'
+"""Stands in for the vector array while the rest of a line is parsed (a string no real line holds)."""
+_PLACEHOLDER_VALUE = orjson.loads(_PLACEHOLDER)
 
-    Parsing the numbers of a vector is most of the cost of reading a data file; simdjson
-    reads them into one float64 buffer without making a Python object per number, about
-    four times faster than orjson. Anything the fast path is not certain about (a
-    duplicate key, a nested or non-numeric vector, a number out of range, invalid JSON,
-    odd spacing) goes through `parse_record`, so both paths give the same verdict.
+
+class FastParser:
+    """The vector of a line parsed by simdjson, the rest by orjson; `parse_record` when unsure.
+
+    Parsing the numbers of a vector is most of the cost of reading a data file. Here the
+    vector's array is cut out of the line by a byte search, its numbers read by simdjson
+    into one float64 buffer (no Python object per number, about four times faster than
+    orjson), and the small rest of the line parsed by orjson with a placeholder where
+    the array was. The placeholder coming back as the record's `vector` proves the cut
+    was the record's vector (not a nested key, not the first of duplicate keys). Any
+    doubt (no such array, a `[` inside it, a value simdjson refuses) sends the line to
+    `parse_record`, so both paths give the same verdict.
     """
 
     def __init__(self) -> None:
@@ -202,67 +212,44 @@ class FastParser:
             self._parser = simdjson.Parser()
 
     def __call__(self, raw: bytes) -> dict[str, Any]:
-        record = None
-        if self._parser is not None:
-            try:
-                record = self._simd_record(raw)
-            except (ValueError, TypeError, AttributeError, KeyError, RuntimeError):
-                record = None
-            if record is None and self._parser is not None:
-                import simdjson
-
-                self._parser = simdjson.Parser()  # a failed parse may leave the parser unusable
+        record = self._fast_record(raw) if self._parser is not None else None
         if record is None:
             return parse_record(raw)
         return _record_fields(record, raw)
 
-    def _simd_record(self, raw: bytes) -> dict[str, Any] | None:
-        doc = self._parser.parse(raw)
-        vector_proxy = None
+    def _fast_record(self, raw: bytes) -> dict[str, Any] | None:
+        key = raw.find(_VECTOR_KEY)
+        start = raw.find(b"[", key + len(_VECTOR_KEY)) if key >= 0 else -1
+        if start < 0 or raw[key + len(_VECTOR_KEY) : start].strip() != b":":
+            return None
+        end = raw.find(b"]", start)
+        if end < 0 or raw.find(b"[", start + 1, end) >= 0:
+            return None  # unterminated, or a nested array (simdjson would flatten it)
         try:
-            keys = list(doc.keys())
-            if len(set(keys)) != len(keys) or "vector" not in keys:
-                return None
-            record: dict[str, Any] = {}
-            for key in keys:
-                if key == "vector":
-                    continue
-                value = doc[key]
-                if not isinstance(value, (str, int, float, bool)) and value is not None:
-                    value = value.as_dict() if hasattr(value, "as_dict") else value.as_list()
-                record[key] = value
-            vector_proxy = doc["vector"]
-            if vector_proxy is None:
-                record["vector"] = None
-                return record
-            values = np.frombuffer(vector_proxy.as_buffer(of_type="d"), dtype=np.float64)
-            if not values.size or not _flat_vector_span(raw, values):
-                return None
-            record["vector"] = values
-            return record
+            record = orjson.loads(b"".join((raw[:start], _PLACEHOLDER, raw[end + 1 :])))
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(record, dict) or record.get("vector") != _PLACEHOLDER_VALUE:
+            return None
+        values = self._numbers(raw[start : end + 1])
+        if values is None or not values.size:
+            return None
+        record["vector"] = values
+        return record
+
+    def _numbers(self, array: bytes) -> np.ndarray | None:
+        """A flat JSON array of numbers as float64, or None if simdjson refuses it."""
+        proxy = None
+        try:
+            proxy = self._parser.parse(array)
+            return np.frombuffer(proxy.as_buffer(of_type="d"), dtype=np.float64)
+        except (ValueError, TypeError, AttributeError, RuntimeError):
+            import simdjson
+
+            self._parser = simdjson.Parser()  # a failed parse may leave the parser unusable
+            return None
         finally:
-            del vector_proxy, doc
-
-
-def _flat_vector_span(raw: bytes, values: np.ndarray) -> bool:
-    """The line's `"vector"` array is flat and is the one simdjson read (simdjson flattens nested arrays).
-
-    Cheap checks on the bytes instead of a second parse: the array after the first
-    `"vector"` key holds no `[`, and its first and last numbers are the buffer's.
-    """
-    key = raw.find(b'"vector"')
-    start = raw.find(b"[", key)
-    end = raw.find(b"]", start)
-    if key < 0 or start < 0 or end < 0 or raw.find(b"[", start + 1, end) >= 0:
-        return False
-    first_end = raw.find(b",", start, end)
-    last_start = raw.rfind(b",", start, end)
-    if first_end < 0:
-        first_end = last_start = end
-    try:
-        return float(raw[start + 1 : first_end]) == values[0] and float(raw[last_start + 1 : end]) == values[-1]
-    except ValueError:
-        return False
+            del proxy
 
 
 def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
@@ -385,63 +372,195 @@ def _read_line(stream: IO[bytes]) -> tuple[bytes, int, bool]:
     return b"", size, True
 
 
+@dataclass
+class _Lines:
+    """The non-blank lines of one batch as read, before parsing (which may happen in a worker)."""
+
+    raws: list[bytes]
+    numbers: list[int]
+    rejects: list[Reject]
+    """Lines refused before parsing (too long)."""
+    next_offset: int
+    next_line: int
+
+
+def _parse_lines(chunk: _Lines) -> ReadBatch:
+    """Parse and check one batch's lines: the CPU-heavy half of reading."""
+    parse = FastParser()
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    raws: list[bytes] = []
+    rejects = list(chunk.rejects)
+    for number, raw in zip(chunk.numbers, chunk.raws, strict=True):
+        try:
+            rows.append(parse(raw))
+        except LineRejected as exc:
+            rejects.append(Reject(number, str(exc), raw.rstrip(b"\r\n")))
+        else:
+            lines.append(number)
+            raws.append(raw)
+    batch, vector_rejects, row_lines = _columns_to_batch(rows, lines, raws)
+    found = sorted(rejects + vector_rejects, key=lambda r: r.line or 0)
+    return ReadBatch(batch, found, chunk.next_offset, chunk.next_line, len(chunk.raws), row_lines)
+
+
+def _line_chunks(
+    path: Path, stream: IO[bytes], batch_rows: int, offset: int, line_no: int, stop_at: int | None = None
+) -> Iterator[_Lines]:
+    """Split the stream into runs of `batch_rows` non-blank lines, keeping byte offsets and line numbers.
+
+    Stops before the first line that starts at or after `stop_at`. The last run is given
+    even when empty, so that a caller learns where reading stopped.
+    """
+    strip_bom = offset == 0
+    chunk = _Lines([], [], [], offset, line_no)
+    while stop_at is None or offset < stop_at:
+        try:
+            raw, size, too_long = _read_line(stream)
+        except _DECOMPRESSION_ERRORS as exc:
+            raise IntegrityError(
+                f"{path}: the compressed data is damaged or truncated after line {line_no - 1} ({exc})"
+            ) from None
+        if size == 0:
+            break
+        offset += size
+        current = line_no
+        line_no += 1
+        if strip_bom and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        strip_bom = False
+        if too_long:
+            chunk.rejects.append(Reject(current, f"line is longer than {MAX_LINE_BYTES} bytes", b""))
+        elif raw.strip():
+            chunk.raws.append(raw)
+            chunk.numbers.append(current)
+        chunk.next_offset, chunk.next_line = offset, line_no
+        if len(chunk.raws) >= batch_rows:
+            yield chunk
+            chunk = _Lines([], [], [], offset, line_no)
+    yield chunk
+
+
+def _has_lines(chunk: _Lines) -> bool:
+    return bool(chunk.raws or chunk.rejects)
+
+
+@dataclass(frozen=True)
+class _Range:
+    """The lines of an uncompressed file that start in [start, end): one worker's share."""
+
+    path: Path
+    start: int
+    end: int
+    batch_rows: int
+
+
+@dataclass
+class _RangeRead:
+    batches: list[ReadBatch]
+    lines: int
+    """Lines that start in the range, blank ones included: where the next range's numbering begins."""
+
+
+def _parse_range(job: _Range) -> _RangeRead:
+    """Read and parse one range in a worker; line numbers count from 1 at the range's first line."""
+    with open(job.path, "rb", buffering=_READ_BUFFER) as stream:
+        offset = job.start
+        if offset > 0:
+            stream.seek(offset - 1)
+            if stream.read(1) != b"\n":
+                offset += _read_line(stream)[1]  # the end of a line that began in the previous range
+        batches: list[ReadBatch] = []
+        last = None
+        for last in _line_chunks(job.path, stream, job.batch_rows, offset, 1, stop_at=job.end):
+            if _has_lines(last):
+                batches.append(_parse_lines(last))
+        assert last is not None, "_line_chunks always gives a last run"
+        return _RangeRead(batches, last.next_line - 1)
+
+
+def _renumber(read: ReadBatch, before: int) -> ReadBatch:
+    """Make a range's own line numbers file line numbers (`before`: lines ahead of the range)."""
+    read.rejects = [r if r.line is None else replace(r, line=r.line + before) for r in read.rejects]
+    read.row_lines = [line + before for line in read.row_lines]
+    read.next_line += before
+    return read
+
+
+RANGE_BYTES = 8 << 20
+"""Share of an uncompressed file one worker reads and parses at a time."""
+
+PARALLEL_FROM_BYTES = 32 << 20
+"""Inputs smaller than this are parsed in-process: starting workers would cost more than it saves."""
+
+
+def _auto_workers(path: Path, start_offset: int) -> int:
+    try:
+        large = path.stat().st_size - start_offset >= PARALLEL_FROM_BYTES
+    except OSError:
+        return 0
+    return worker_count() if large else 0
+
+
+def start_workers_for(path: Path) -> None:
+    """Spawn the workers a read of `path` will use, so they start while other work (a checksum) runs."""
+    workers = _auto_workers(Path(path), 0)
+    if workers > 1 and compression_of(Path(path)) is None:
+        warm_up(workers)
+
+
 def read_batches(
     path: Path,
     batch_rows: int = 4096,
     start_offset: int = 0,
     start_line: int = 1,
+    workers: int | None = None,
 ) -> Iterator[ReadBatch]:
-    """Stream a data file as canonical batches, starting at a byte offset (resume)."""
+    """Stream a data file as canonical batches, starting at a byte offset (resume).
+
+    Each batch holds the records of up to `batch_rows` non-blank lines, in file order.
+    Large files are parsed by `workers` processes (default `vmig.parallel.worker_count()`
+    for a file of `PARALLEL_FROM_BYTES` or more, none for a smaller one): each reads its
+    own byte ranges of an uncompressed file, or parses lines this process decompressed.
+    """
     path = Path(path)
     stream = open_data(path)
-    parse = FastParser()
     try:
+        size = path.stat().st_size
+        if workers is None:
+            workers = worker_count() if size - start_offset >= PARALLEL_FROM_BYTES else 0
+        if workers > 1 and compression_of(path) is None:
+            stream.close()
+            yield from _parallel_ranges(path, size, batch_rows, start_offset, start_line, workers)
+            return
         if start_offset:
             _skip(stream, start_offset)
-        offset, line_no = start_offset, start_line
-        rows: list[dict[str, Any]] = []
-        lines: list[int] = []
-        raws: list[bytes] = []
-        rejects: list[Reject] = []
-        lines_in_batch = 0
-
-        def flush() -> ReadBatch:
-            batch, vector_rejects, row_lines = _columns_to_batch(rows, lines, raws)
-            found = sorted(rejects + vector_rejects, key=lambda r: r.line or 0)
-            return ReadBatch(batch, found, offset, line_no, lines_in_batch, row_lines)
-
-        while True:
-            try:
-                raw, size, too_long = _read_line(stream)
-            except _DECOMPRESSION_ERRORS as exc:
-                raise IntegrityError(
-                    f"{path}: the compressed data is damaged or truncated after line {line_no - 1} ({exc})"
-                ) from None
-            if size == 0:
-                break
-            offset += size
-            current = line_no
-            line_no += 1
-            if current == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            if too_long:
-                rejects.append(Reject(current, f"line is longer than {MAX_LINE_BYTES} bytes", b""))
-            elif raw.strip():
-                lines_in_batch += 1
-                try:
-                    rows.append(parse(raw))
-                except LineRejected as exc:
-                    rejects.append(Reject(current, str(exc), raw.rstrip(b"\r\n")))
-                else:
-                    lines.append(current)
-                    raws.append(raw)
-            if len(rows) >= batch_rows:
-                yield flush()
-                rows, lines, raws, rejects, lines_in_batch = [], [], [], [], 0
-        if rows or rejects:
-            yield flush()
+        chunks = filter(_has_lines, _line_chunks(path, stream, batch_rows, start_offset, start_line))
+        parsed = OrderedWorkers(_parse_lines, workers).map(chunks)
+        try:
+            yield from parsed
+        finally:
+            parsed.close()
     finally:
         stream.close()
+
+
+def _parallel_ranges(
+    path: Path, size: int, batch_rows: int, start_offset: int, start_line: int, workers: int
+) -> Iterator[ReadBatch]:
+    ranges = (
+        _Range(path, start, min(start + RANGE_BYTES, size), batch_rows)
+        for start in range(start_offset, size, RANGE_BYTES)
+    )
+    parsed = OrderedWorkers(_parse_range, workers).map(ranges)
+    before = start_line - 1
+    try:
+        for share in parsed:
+            for read in share.batches:
+                yield _renumber(read, before)
+            before += share.lines
+    finally:
+        parsed.close()
 
 
 def _skip(stream: IO[bytes], count: int) -> None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch numbers above this are milliseconds (year 2286 in seconds), the
 # heuristic other vex versions rely on too.
@@ -70,10 +74,30 @@ def format_micros(micros: int) -> str:
     """Canonical ISO form: milliseconds when exact (as the seed writes), else µs."""
     seconds, rest = divmod(micros, 1_000_000)
     moment = datetime.fromtimestamp(seconds, tz=UTC)
-    head = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    head = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"  # %Y is not zero-padded before year 1000
     if rest % 1000 == 0:
         return f"{head}.{rest // 1000:03d}Z"
     return f"{head}.{rest:06d}Z"
+
+
+_MIN_MICROS = -62_135_596_800_000_000  # 0001-01-01
+_MAX_MICROS = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999
+
+
+def format_micros_column(values: pa.Array) -> list[str | None]:
+    """`format_micros` for a whole column at once (numpy formats the dates; same text)."""
+    micros = values.cast(pa.int64())
+    numbers = micros.fill_null(0).to_numpy()
+    if len(numbers) and (numbers.min() < _MIN_MICROS or numbers.max() > _MAX_MICROS):
+        return [None if value is None else format_micros(value) for value in micros.to_pylist()]
+    moments = numbers.astype("datetime64[us]")
+    texts = np.where(
+        numbers % 1000 == 0,
+        np.datetime_as_string(moments, unit="ms"),
+        np.datetime_as_string(moments, unit="us"),
+    )
+    formatted = pc.binary_join_element_wise(pa.array(texts, pa.string()), "Z", "")
+    return pc.if_else(micros.is_valid(), formatted, pa.scalar(None, pa.string())).to_pylist()
 
 
 def now_iso() -> str:

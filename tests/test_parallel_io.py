@@ -1,0 +1,70 @@
+"""Worker-process reading gives exactly what in-process reading gives; batch time formatting matches per-value."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from vmig import reader
+from vmig.reader import read_batches
+from vmig.timefmt import format_micros, format_micros_column, to_micros
+
+
+def _messy_file(path: Path, count: int) -> Path:
+    """Good records with blank lines, damaged lines, a BOM and an over-long line among them."""
+    rng = random.Random(5)
+    lines = []
+    for i in range(count):
+        record = {"id": f"r{i}", "vector": [rng.random() for _ in range(8)], "text": f"t{i}"}
+        lines.append(json.dumps(record).encode())
+        if i % 97 == 3:
+            lines.append(b"")
+        if i % 131 == 7:
+            lines.append(b'{"id": "bad", "vector": [1, "x"]}')
+        if i % 173 == 11:
+            lines.append(b"{not json")
+    lines[0] = b"\xef\xbb\xbf" + lines[0]
+    lines.insert(len(lines) // 2, b'{"id": "long", "text": "' + b"x" * (reader.MAX_LINE_BYTES + 10) + b'"}')
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _summary(reads: list[reader.ReadBatch]) -> tuple[list[str], list[int], list[tuple[int | None, str]]]:
+    ids = [i for read in reads for i in read.batch.column("id").to_pylist()]
+    lines = [n for read in reads for n in read.row_lines]
+    rejects = [(r.line, r.reason) for read in reads for r in read.rejects]
+    return ids, lines, rejects
+
+
+def test_workers_read_the_same_records_lines_and_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "RANGE_BYTES", 64 << 10)  # many ranges, lines cut at range edges
+    path = _messy_file(tmp_path / "m.vmig.jsonl", 3000)
+    serial = list(read_batches(path, 256, workers=0))
+    parallel = list(read_batches(path, 256, workers=2))
+    assert _summary(parallel) == _summary(serial)
+    ids, _lines, rejects = _summary(serial)
+    assert len(ids) == 3000 and len(rejects) == 3000 // 131 + 1 + 3000 // 173 + 1 + 1
+
+
+def test_resuming_at_a_batch_boundary_with_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "RANGE_BYTES", 64 << 10)
+    path = _messy_file(tmp_path / "m.vmig.jsonl", 2000)
+    whole = list(read_batches(path, 256, workers=0))
+    middle = whole[len(whole) // 2]
+    rest = list(read_batches(path, 256, middle.next_offset, middle.next_line, workers=2))
+    expected = whole[len(whole) // 2 + 1 :]
+    assert _summary(rest) == _summary(expected)
+
+
+def test_batch_time_formatting_matches_per_value() -> None:
+    rng = random.Random(9)
+    values = [0, 1, 999, 1000, -1, -1001, 1_736_936_580_123_000, -62_135_596_800_000_000, None]
+    values += [rng.randint(-62_135_596_800_000_000, 253_402_300_799_999_999) for _ in range(2000)]
+    column = pa.array(values, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    expected = [None if v is None else format_micros(v) for v in values]
+    assert format_micros_column(column) == expected
+    assert all(to_micros(text) == v for v, text in zip(values, expected, strict=True) if v is not None)

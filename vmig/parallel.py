@@ -1,0 +1,112 @@
+"""CPU-heavy steps of a run (parsing and formatting lines) in worker processes, results in order.
+
+Reading a `.vmig.jsonl` line costs more than loading it into most stores, and
+writing one costs more than reading it from most stores; one Python process does
+either on one core. Worker processes do that part on the other cores while the
+main process talks to the store. Results come back in the order the work went
+out, so files, cursors and line numbers stay exactly as a serial run gives them,
+and at most a few chunks are in flight, so memory stays bounded.
+
+Workers come from loky's reusable pool: spawned, not forked (a run may have
+Prefect's threads), without re-importing the caller's main module (a script
+without a `__main__` guard still works), and kept a minute after use, so a
+second read in the same process starts at once. They are used only for inputs
+large enough to repay their start; `VEX_WORKERS` sets how many (0 or 1: none).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+from loky import get_reusable_executor
+
+from vmig.errors import UsageError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKERS_ENV = "VEX_WORKERS"
+MAX_DEFAULT_WORKERS = 4
+IDLE_SECONDS = 60
+"""Workers left idle this long stop; the next use spawns them again."""
+
+
+def _preload() -> None:
+    """Import what workers run, ahead of the first real job."""
+    for module in ("vmig.reader", "vmig.writer", "connectors.pgcopy"):
+        importlib.import_module(module)
+
+
+def warm_up(workers: int) -> None:
+    """Start the worker processes now (they take a moment), so that they are ready when the data is."""
+    if workers > 1:
+        pool = get_reusable_executor(workers, timeout=IDLE_SECONDS)
+        for _ in range(workers):
+            pool.submit(_preload)
+
+
+def worker_count() -> int:
+    """Worker processes for a large input: `VEX_WORKERS`, else one per core (at most four)."""
+    given = os.environ.get(WORKERS_ENV)
+    if given is not None and given.strip():
+        try:
+            count = int(given)
+        except ValueError:
+            raise UsageError(f"{WORKERS_ENV} must be a whole number, got {given!r}") from None
+        return max(count, 0)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, MAX_DEFAULT_WORKERS)
+
+
+class OrderedWorkers(Generic[T, R]):
+    """`fn` applied to items in worker processes; results handed back in submission order.
+
+    The first `in_process_first` items run in this process (a small input never starts a
+    worker), and so does everything when `workers` is below two: callers have one code path.
+    """
+
+    def __init__(self, fn: Callable[[T], R], workers: int, in_process_first: int = 0) -> None:
+        self.fn = fn
+        self.workers = workers
+        self.window = 2 * max(workers, 1)
+        self._in_process_left = in_process_first
+        self._pending: deque[Future[R]] = deque()
+
+    def submit(self, item: T) -> list[R]:
+        """Queue one item; returns the results now due (waiting for the oldest while the window is full)."""
+        if self.workers < 2 or self._in_process_left > 0:
+            self._in_process_left -= 1
+            due = list(self.drain())
+            due.append(self.fn(item))
+            return due
+        pool = get_reusable_executor(self.workers, timeout=IDLE_SECONDS)
+        self._pending.append(pool.submit(self.fn, item))
+        due = []
+        while len(self._pending) >= self.window or (self._pending and self._pending[0].done()):
+            due.append(self._pending.popleft().result())
+        return due
+
+    def drain(self) -> Iterator[R]:
+        """The remaining results, in order."""
+        while self._pending:
+            yield self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Drop work not yet handed back (what a worker has started finishes there, unused)."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+
+    def map(self, items: Iterable[T]) -> Generator[R, None, None]:
+        """All results of `items`, in order, reading `items` only as far as the window needs."""
+        try:
+            for item in items:
+                yield from self.submit(item)
+            yield from self.drain()
+        finally:
+            self.close()
