@@ -118,6 +118,8 @@ class PgvectorConnector(Connector):
         self._created = False
         self._staging = False
         self._direct = True
+        self._orphan_pid: int | None = None
+        self._backend_pid: int | None = None
 
     # -- connection and errors ------------------------------------------------------
 
@@ -158,6 +160,8 @@ class PgvectorConnector(Connector):
         psycopg = _psycopg()
         try:
             self._conn = psycopg.connect(self._conninfo(), autocommit=False)
+            self._backend_pid = self._conn.info.backend_pid
+            self._end_orphan(self._conn)
             if self._extension_present():
                 self._register()  # every new connection, including one that replaces a lost one
             self._conn.rollback()
@@ -205,10 +209,12 @@ class PgvectorConnector(Connector):
             self._rollback()
             raise
         except psycopg.Error as exc:
-            self._rollback()
-            if isinstance(exc, psycopg.OperationalError) and self._conn is not None and self._conn.closed:
-                self._conn = None
-                self._staging = False
+            if isinstance(exc, psycopg.OperationalError):
+                # Lost, stalled or cancelled mid-statement: its state is unknown (psycopg may still
+                # call it open), so the next call starts on a new connection.
+                self._discard_connection()
+            else:
+                self._rollback()
             raise self._error(exc, doing) from None
         finally:
             watchdog.cancel()
@@ -222,6 +228,32 @@ class PgvectorConnector(Connector):
             socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def _discard_connection(self) -> None:
+        """Leave a connection whose state is unknown; the next connection ends its server process.
+
+        Over a stalled network the server process does not notice we left: it would keep the
+        batch's transaction open, and its row locks would block the retry's rows until it did.
+        A cancel does not reach a process waiting for COPY data, so the next connection
+        terminates it (`pg_terminate_backend`, allowed for one's own sessions).
+        """
+        conn, self._conn, self._staging = self._conn, None, False
+        if conn is None:
+            return
+        self._orphan_pid = self._backend_pid  # libpq forgets it once the connection is broken
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
+            pass
+
+    def _end_orphan(self, conn: Any) -> None:
+        pid, self._orphan_pid = self._orphan_pid, None
+        if not pid:
+            return
+        try:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        except Exception:  # noqa: BLE001 - gone already, or not ours to end: the retry meets the locks, if any
+            conn.rollback()
 
     def _rollback(self) -> None:
         self._staging = False  # a rolled-back transaction may have taken the staging table with it
