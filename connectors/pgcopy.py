@@ -174,6 +174,45 @@ def is_last_message(message: bytes) -> bool:
     return message == TRAILER or message == SIGNATURE + TRAILER
 
 
+def _int_at(buffer: np.ndarray, positions: np.ndarray, kind: str) -> np.ndarray:
+    """The big-endian integers of type `kind` starting at each position, read all at once."""
+    width = np.dtype(kind).itemsize
+    raw = buffer[positions[:, None] + np.arange(width, dtype=np.int64)]
+    return np.ascontiguousarray(raw).view(kind).reshape(-1).astype(np.int64)
+
+
+def split_rows(messages: list[bytes], columns: int) -> Fields:
+    """`split_fields` for the messages of a COPY TO, one row each: a column at a time across all rows.
+
+    PostgreSQL sends each row as a message of its own (the header rides on the first, the
+    trailer comes alone), so where rows start is known without reading them; each
+    column's lengths are then read for every row in one numpy step.
+    """
+    data = b"".join(messages)
+    sizes = np.fromiter(map(len, messages), dtype=np.int64, count=len(messages))
+    row_ends = np.cumsum(sizes)[:-1]  # the last message is the trailer
+    row_starts = np.zeros(len(row_ends), dtype=np.int64)
+    row_starts[1:] = row_ends[:-1]
+    if len(row_starts) and data.startswith(SIGNATURE[:11]):
+        row_starts[0] += 15 + 4 + _INT32.unpack_from(data, 15)[0]
+    if not data.endswith(TRAILER) or (len(messages) > 1 and sizes[-1] != len(TRAILER)):
+        return split_fields(data, columns)  # not one message a row: read it field by field
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    if len(row_starts) and (_int_at(buffer, row_starts, ">i2") != columns).any():
+        raise ValueError(f"binary COPY rows do not all have {columns} fields")
+    starts = np.empty((len(row_starts), columns), dtype=np.int64)
+    lengths = np.empty((len(row_starts), columns), dtype=np.int64)
+    position = row_starts + 2
+    for column in range(columns):
+        length = _int_at(buffer, position, ">i4")
+        starts[:, column] = position + 4
+        lengths[:, column] = length
+        position = position + 4 + np.maximum(length, 0)
+    if (position != row_ends).any():
+        raise ValueError("binary COPY row lengths do not add up")
+    return Fields(data, starts, lengths)
+
+
 def first_text(row: bytes) -> str:
     """The first field of one row message, as text (the keyset cursor of a page)."""
     length = _INT32.unpack_from(row, 2)[0]

@@ -490,7 +490,7 @@ class PgvectorConnector(Connector):
             if remaining is not None:
                 remaining -= rows
             done = rows < size or remaining == 0
-            yield _PageJob(b"".join(messages), layout, None if done else last)
+            yield _PageJob(messages, layout, None if done else last)
             if done:
                 return
 
@@ -784,8 +784,8 @@ class _PageLayout:
 
 @dataclass(frozen=True)
 class _PageJob:
-    data: bytes
-    """A page's binary COPY data: id, vector, text, metadata, namespace[, the native extras]."""
+    messages: list[bytes]
+    """A page's binary COPY messages (a row each): id, vector, text, metadata, namespace[, the native extras]."""
     layout: _PageLayout
     next_cursor: str | None
 
@@ -799,7 +799,7 @@ def _without_reserved(text: str | None) -> str:
 def _decode_page(job: _PageJob) -> pa.RecordBatch:
     """Binary COPY rows to a canonical batch: columns cut out with numpy, metadata a step per row."""
     layout = job.layout
-    fields = pgcopy.split_fields(job.data, 10 if layout.native_extras else 5)
+    fields = pgcopy.split_rows(job.messages, 10 if layout.native_extras else 5)
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
     metas = pgcopy.read_text(fields, 3).to_pylist()
     if layout.native_extras:

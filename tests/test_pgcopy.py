@@ -66,3 +66,48 @@ def test_stream_has_signature_and_trailer(count: int) -> None:
     stream = pgcopy.copy_stream([pgcopy.text(pa.array(["x"] * count, pa.string()))], count).to_pybytes()
     assert stream.startswith(pgcopy.SIGNATURE) and stream.endswith(pgcopy.TRAILER)
     assert len(stream) == len(pgcopy.SIGNATURE) + len(pgcopy.TRAILER) + count * (2 + 4 + 1)
+
+
+def test_binary_copy_out_reads_back_every_column(pg_server: PgServer) -> None:
+    import psycopg
+
+    from connectors.pgvector import _copy_messages
+
+    vectors = np.random.default_rng(4).standard_normal((300, 6)).astype(np.float32)
+    ids = [f"id-{i}" if i % 7 else f"é-{i}" for i in range(300)]
+    texts = [None if i % 5 == 0 else f"text {i}\n" * (i % 4) for i in range(300)]
+    stamps = [None if i % 3 == 0 else 1_736_936_580_123_000 + i for i in range(300)]
+    scores = [None if i % 4 == 0 else i / 3 for i in range(300)]
+    fields = [
+        pgcopy.text(pa.array(ids)),
+        pgcopy.vector(vectors),
+        pgcopy.vector(vectors, half=True),
+        pgcopy.text(pa.array(texts, pa.string())),
+        pgcopy.timestamptz(pa.array(stamps, pa.timestamp("us", tz="UTC"))),
+        pgcopy.float8(pa.array(scores, pa.float64())),
+    ]
+    with psycopg.connect(pg_server.dsn(), client_encoding="UTF8") as conn:
+        conn.execute("CREATE TEMP TABLE out_t (id text, v vector(6), h halfvec(6), t text, c timestamptz, s float8)")
+        with conn.cursor() as cur, cur.copy("COPY out_t FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(pgcopy.copy_stream(fields, 300))
+        pages = []
+        for limit in (300, 1, 0):
+            query = f"COPY (SELECT * FROM out_t ORDER BY id LIMIT {limit}) TO STDOUT (FORMAT BINARY)"
+            with conn.cursor() as cur, cur.copy(query) as copy:
+                pages.append(_copy_messages(conn.pgconn, copy))
+    messages = pages[0]
+    by_rows = pgcopy.split_rows(messages, 6)
+    by_fields = pgcopy.split_fields(b"".join(messages), 6)
+    assert np.array_equal(by_rows.starts, by_fields.starts) and np.array_equal(by_rows.lengths, by_fields.lengths)
+    got_ids = pgcopy.read_text(by_rows, 0).to_pylist()
+    assert sorted(got_ids) == sorted(ids)
+    order = [ids.index(i) for i in got_ids]
+    assert np.array_equal(pgcopy.read_vectors(by_rows, 1), vectors[order])
+    assert np.array_equal(
+        pgcopy.read_vectors(by_rows, 2, half=True), vectors[order].astype(np.float16).astype(np.float32)
+    )
+    assert pgcopy.read_text(by_rows, 3).to_pylist() == [texts[i] for i in order]
+    assert pgcopy.read_timestamptz(by_rows, 4).to_pylist() == [stamps[i] for i in order]
+    assert pgcopy.read_float8(by_rows, 5).to_pylist() == [scores[i] for i in order]
+    assert pgcopy.split_rows(pages[1], 6).rows == 1 and pgcopy.split_rows(pages[2], 6).rows == 0
+    assert pgcopy.read_text(pgcopy.split_rows(pages[1], 6), 0).to_pylist() == [got_ids[0]]

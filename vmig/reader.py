@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import operator
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -252,6 +253,9 @@ class FastParser:
             del proxy
 
 
+_NOT_EXTRA = KNOWN_KEYS | {"source"}
+
+
 def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
     raw_id = record.get("id")
     if raw_id is None or isinstance(raw_id, (bool, dict, list, float)):
@@ -287,7 +291,8 @@ def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
     source = _text(record, "source_store")
     if source is None and isinstance(record.get("source"), str):
         source = record["source"]
-    extra = {k: v for k, v in record.items() if k not in KNOWN_KEYS and k != "source"}
+    # The set difference is a quick test; the comprehension keeps the line's key order.
+    extra = {k: v for k, v in record.items() if k not in _NOT_EXTRA} if record.keys() - _NOT_EXTRA else {}
     if "source" in record and not isinstance(record["source"], str):
         extra["source"] = record["source"]
     return {
@@ -336,6 +341,12 @@ def _vector_matrix(vectors: list[Any]) -> tuple[Any, dict[int, str]]:
     return vectors, bad
 
 
+_BATCH_FIELDS = (
+    "id", "vector", "text", "model", "namespace", "metadata", "created_at", "score", "source_store", "extra",
+)  # fmt: skip
+_row_fields = operator.itemgetter(*_BATCH_FIELDS)
+
+
 def _columns_to_batch(
     rows: list[dict[str, Any]], lines: list[int], raws: list[bytes]
 ) -> tuple[pa.RecordBatch, list[Reject], list[int]]:
@@ -345,18 +356,11 @@ def _columns_to_batch(
         rows = [row for i, row in enumerate(rows) if i not in bad]
         lines = [line for i, line in enumerate(lines) if i not in bad]
         vectors = [row["vector"] for row in rows]
-    batch = build_batch(
-        [row["id"] for row in rows],
-        vectors=vectors,
-        text=[row["text"] for row in rows],
-        model=[row["model"] for row in rows],
-        namespace=[row["namespace"] for row in rows],
-        metadata=[row["metadata"] for row in rows],
-        created_at=[row["created_at"] for row in rows],
-        score=[row["score"] for row in rows],
-        source_store=[row["source_store"] for row in rows],
-        extra=[row["extra"] for row in rows],
-    )
+    if not rows:
+        return build_batch([]), rejects, lines
+    # One C-level pass: rows to columns.
+    columns = dict(zip(_BATCH_FIELDS, zip(*map(_row_fields, rows), strict=True), strict=True))
+    batch = build_batch(columns.pop("id"), vectors=vectors, **{k: v for k, v in columns.items() if k != "vector"})
     return batch, rejects, lines
 
 
