@@ -68,3 +68,54 @@ def test_batch_time_formatting_matches_per_value() -> None:
     expected = [None if v is None else format_micros(v) for v in values]
     assert format_micros_column(column) == expected
     assert all(to_micros(text) == v for v, text in zip(values, expected, strict=True) if v is not None)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_leave_with_a_killed_run_and_need_no_main_guard(tmp_path: Path) -> None:
+    """A script without `if __name__ == "__main__"` reads with workers; SIGKILLed, it leaves no worker behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = _messy_file(tmp_path / "m.vmig.jsonl", 2000)
+    ready = tmp_path / "ready"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import pathlib, time\n"
+        "from vmig.reader import read_batches\n"
+        f"rows = sum(r.batch.num_rows for r in read_batches(pathlib.Path({str(path)!r}), 256, workers=2))\n"
+        f"pathlib.Path({str(ready)!r}).write_text(str(rows))\n"
+        "time.sleep(60)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, str(script)], cwd=root, env={"PYTHONPATH": str(root)})
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists() and ready.read_text() == "2000", "the unguarded script read the file with workers"
+        workers = _children(process.pid)
+        assert len(workers) >= 2
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived the killed run"
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from loky import get_reusable_executor
 
@@ -36,6 +38,29 @@ IDLE_SECONDS = 60
 """Workers left idle this long stop; the next use spawns them again."""
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: leave as soon as the process that started it is gone.
+
+    A run killed outright (SIGKILL, the OOM killer) cannot stop its workers, and loky's
+    own check misses a parent that died mid-exchange; a worker polling its parent id
+    never outlives the run by more than a second.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="vex-parent-watch", daemon=True).start()
+
+
+_PARENT_POLL_SECONDS = 0.5
+
+
+def _pool(workers: int) -> Any:
+    return get_reusable_executor(workers, timeout=IDLE_SECONDS, initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 def _preload() -> None:
     """Import what workers run, ahead of the first real job."""
     for module in ("vmig.reader", "vmig.writer", "connectors.pgcopy"):
@@ -45,7 +70,7 @@ def _preload() -> None:
 def warm_up(workers: int) -> None:
     """Start the worker processes now (they take a moment), so that they are ready when the data is."""
     if workers > 1:
-        pool = get_reusable_executor(workers, timeout=IDLE_SECONDS)
+        pool = _pool(workers)
         for _ in range(workers):
             pool.submit(_preload)
 
@@ -84,7 +109,7 @@ class OrderedWorkers(Generic[T, R]):
             due = list(self.drain())
             due.append(self.fn(item))
             return due
-        pool = get_reusable_executor(self.workers, timeout=IDLE_SECONDS)
+        pool = _pool(self.workers)
         self._pending.append(pool.submit(self.fn, item))
         due = []
         while len(self._pending) >= self.window or (self._pending and self._pending[0].done()):
