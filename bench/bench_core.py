@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.rss import peak_rss_mib, rss_label  # noqa: E402 - importable once the path is set
 
 DIMS = 384
 
@@ -75,8 +76,7 @@ def child(operation: str, source: str, target: str) -> None:
             ImportParams(input=Path(source), target=StoreSpec(store="vektor", options={"db": target})), LocalSteps()
         )
     elapsed = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"records": summary.upserted, "seconds": elapsed, "peak_rss_mib": peak_mib}))
+    print(json.dumps({"records": summary.upserted, "seconds": elapsed, **peak_rss_mib()}))
 
 
 def run_child(operation: str, source: Path, target: Path) -> dict[str, float]:
@@ -129,16 +129,14 @@ def main() -> None:
             exported = run_child("export", db, data)
             imported = run_child("import", data, workdir / f"dst-{size}.db")
             for label, result in (("vektor -> jsonl", exported), ("jsonl -> vektor", imported)):
-                rows.append(
-                    (label, size, result["records"] / result["seconds"], result["peak_rss_mib"], result["seconds"])
-                )
+                rows.append((label, size, result["records"] / result["seconds"], rss_label(result), result["seconds"]))
             data.unlink()
             db.unlink()
             (workdir / f"dst-{size}.db").unlink()
         small = small_job_wall_times(workdir, args.repeats)
-    print(f"\n{'path':<18}{'records':>10}{'records/s':>12}{'peak RSS MiB':>14}{'seconds':>10}")
+    print(f"\n{'path':<18}{'records':>10}{'records/s':>12}{'peak RSS MiB':>22}{'seconds':>10}")
     for label, size, rate, rss, seconds in rows:
-        print(f"{label:<18}{size:>10,}{rate:>12,.0f}{rss:>14,.0f}{seconds:>10.1f}")
+        print(f"{label:<18}{size:>10,}{rate:>12,.0f}{rss:>22}{seconds:>10.1f}")
     print(f"\n1,000-record jobs, wall time end to end (median of {args.repeats}, local mode):")
     print(f"  vex export  {small['export']:.2f} s")
     print(f"  vex import  {small['import']:.2f} s")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.rss import peak_rss_mib, rss_label  # noqa: E402 - importable once the path is set
 
 DIMS = 384
 
@@ -200,7 +201,7 @@ def main() -> None:
             "script-import": lambda: script_import(dsn, Path(arg)),
             "script-export": lambda: script_export(dsn, "vex_t", Path(arg)),
         }[kind]()
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result.update(peak_rss_mib())
         print(json.dumps(result))
         return
     from bench.bench_stores import make_data
@@ -234,19 +235,19 @@ def main() -> None:
                 for label, vex, floor, script in pairs:
                     vex_rate, floor_rate = vex["records"] / vex["seconds"], floor["records"] / floor["seconds"]
                     script_rate = script["records"] / script["seconds"]
-                    rows.append((label, count, vex_rate, floor_rate, script_rate, vex["peak_rss_mib"]))
+                    rows.append((label, count, vex_rate, floor_rate, script_rate, rss_label(vex)))
                 data.unlink()
         finally:
             if server is not None:
                 server.cleanup()  # type: ignore[attr-defined]
     print(
         f"\n{'path':<20}{'records':>10}{'vex rec/s':>11}{'floor rec/s':>13}{'vex/floor':>11}"
-        f"{'script rec/s':>14}{'vex/script':>12}{'vex RSS MiB':>13}"
+        f"{'script rec/s':>14}{'vex/script':>12}{'vex RSS MiB':>22}"
     )
     for label, count, vex_rate, floor_rate, script_rate, rss in rows:
         print(
             f"{label:<20}{count:>10,}{vex_rate:>11,.0f}{floor_rate:>13,.0f}{vex_rate / floor_rate:>11.2f}"
-            f"{script_rate:>14,.0f}{vex_rate / script_rate:>12.2f}{rss:>13,.0f}"
+            f"{script_rate:>14,.0f}{vex_rate / script_rate:>12.2f}{rss:>22}"
         )
 
 

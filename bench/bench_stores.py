@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.rss import peak_rss_mib, rss_label  # noqa: E402 - importable once the path is set
 
 DIMS = 384
 BATCH = 1000
@@ -138,7 +139,7 @@ def main() -> None:
             if kind == "vex"
             else floor_child(store, int(rest[0]), Path(rest[1]))
         )
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result.update(peak_rss_mib())
         print(json.dumps(result))
         return
     rows = []
@@ -152,13 +153,13 @@ def main() -> None:
             assert vex["records"] == floor["records"] == args.records, (vex, floor)
             vex_rate = vex["records"] / vex["seconds"]
             floor_rate = floor["records"] / floor["seconds"]
-            rows.append((store, args.records, vex_rate, floor_rate, vex_rate / floor_rate, vex["peak_rss_mib"]))
+            rows.append((store, args.records, vex_rate, floor_rate, vex_rate / floor_rate, rss_label(vex)))
     print(
         f"\n{'store (embedded)':<18}{'records':>9}{'vex rec/s':>11}{'floor rec/s':>13}{'vex/floor':>11}"
-        f"{'vex RSS MiB':>13}"
+        f"{'vex RSS MiB':>22}"
     )
     for store, count, vex_rate, floor_rate, ratio, rss in rows:
-        print(f"{store:<18}{count:>9,}{vex_rate:>11,.0f}{floor_rate:>13,.0f}{ratio:>11.2f}{rss:>13,.0f}")
+        print(f"{store:<18}{count:>9,}{vex_rate:>11,.0f}{floor_rate:>13,.0f}{ratio:>11.2f}{rss:>22}")
 
 
 if __name__ == "__main__":
