@@ -766,10 +766,28 @@ def _copy_messages(pgconn: Any, copy: Any) -> list[bytes]:
         messages.append(bytes(message))
         while not pgcopy.is_last_message(messages[-1]):
             size, data = pgconn.get_copy_data(1)
-            if size <= 0:
+            if size == 0:
                 break  # nothing buffered yet: psycopg waits for more
+            if size < 0:
+                raise _copy_out_error(pgconn)
             messages.append(bytes(data))
     return messages
+
+
+def _copy_out_error(pgconn: Any) -> Exception:
+    """The server's error for a COPY TO that ended before its trailer (a timeout, a cancel).
+
+    libpq has handed over the end of the COPY here, so psycopg would no longer find it:
+    the error is taken from the results the server sent, the way psycopg does.
+    """
+    psycopg = _psycopg()
+    failed = None
+    while (result := pgconn.get_result()) is not None:
+        if result.status == psycopg.pq.ExecStatus.FATAL_ERROR and failed is None:
+            failed = result
+    if failed is not None:
+        return psycopg.errors.error_from_result(failed, encoding="utf-8")
+    return psycopg.OperationalError(f"COPY ended before its last row: {pgconn.get_error_message()}")
 
 
 @dataclass(frozen=True)

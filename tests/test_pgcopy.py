@@ -111,3 +111,19 @@ def test_binary_copy_out_reads_back_every_column(pg_server: PgServer) -> None:
     assert pgcopy.read_float8(by_rows, 5).to_pylist() == [scores[i] for i in order]
     assert pgcopy.split_rows(pages[1], 6).rows == 1 and pgcopy.split_rows(pages[2], 6).rows == 0
     assert pgcopy.read_text(pgcopy.split_rows(pages[1], 6), 0).to_pylist() == [got_ids[0]]
+
+
+def test_copy_out_cut_short_by_the_server_raises_its_error(pg_server: PgServer) -> None:
+    """A COPY TO that the server ends mid-stream (here a statement timeout) raises the server's error."""
+    import psycopg
+
+    from connectors.pgvector import _copy_messages
+
+    query = "COPY (SELECT i, pg_sleep(0.001) FROM generate_series(1, 100000) i) TO STDOUT (FORMAT BINARY)"
+    with psycopg.connect(pg_server.dsn()) as conn:
+        conn.execute("SET statement_timeout = 200")
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            with conn.cursor() as cur, cur.copy(query) as copy:
+                _copy_messages(conn.pgconn, copy)
+        conn.rollback()
+        assert conn.execute("SELECT 1").fetchone() == (1,), "the connection is still usable"
