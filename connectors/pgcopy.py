@@ -141,12 +141,17 @@ class Fields:
         return len(self.starts)
 
 
+def _header_size(data: bytes) -> int:
+    """Bytes of the signature, flags and header extension at the start of `data` (0 if none)."""
+    if not data.startswith(SIGNATURE[:11]):
+        return 0
+    return 15 + 4 + _INT32.unpack_from(data, 15)[0]
+
+
 def split_fields(data: bytes, columns: int) -> Fields:
     """Locate the fields of each row (the signature, if present, and the trailer are skipped)."""
     unpack_h, unpack_i = _INT16.unpack_from, _INT32.unpack_from
-    pos, end = 0, len(data)
-    if data.startswith(SIGNATURE[:11]):
-        pos = 15 + 4 + unpack_i(data, 15)[0]
+    pos, end = _header_size(data), len(data)
     starts: list[int] = []
     lengths: list[int] = []
     while pos < end:
@@ -193,8 +198,8 @@ def split_rows(messages: list[bytes], columns: int) -> Fields:
     row_ends = np.cumsum(sizes)[:-1]  # the last message is the trailer
     row_starts = np.zeros(len(row_ends), dtype=np.int64)
     row_starts[1:] = row_ends[:-1]
-    if len(row_starts) and data.startswith(SIGNATURE[:11]):
-        row_starts[0] += 15 + 4 + _INT32.unpack_from(data, 15)[0]
+    if len(row_starts):
+        row_starts[0] += _header_size(data)
     if not data.endswith(TRAILER) or (len(messages) > 1 and sizes[-1] != len(TRAILER)):
         return split_fields(data, columns)  # not one message a row: read it field by field
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -213,8 +218,9 @@ def split_rows(messages: list[bytes], columns: int) -> Fields:
     return Fields(data, starts, lengths)
 
 
-def first_text(row: bytes) -> str:
-    """The first field of one row message, as text (the keyset cursor of a page)."""
+def last_row_first_text(messages: list[bytes]) -> str:
+    """The first field, as text, of the last row of a COPY TO (the keyset cursor of a page)."""
+    row = messages[-2] if len(messages) > 2 else messages[0][_header_size(messages[0]) :]
     length = _INT32.unpack_from(row, 2)[0]
     return row[6 : 6 + length].decode()
 

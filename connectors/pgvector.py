@@ -162,22 +162,11 @@ class PgvectorConnector(Connector):
             self._conn = psycopg.connect(self._conninfo(), autocommit=False)
             self._backend_pid = self._conn.info.backend_pid
             self._end_orphan(self._conn)
-            if self._extension_present():
-                self._register()  # every new connection, including one that replaces a lost one
             self._conn.rollback()
         except psycopg.Error as exc:
             self._conn = None
             raise self._error(exc, "connecting") from None
         return self._conn
-
-    def _register(self) -> None:
-        from pgvector.psycopg import register_vector
-        from psycopg.types.json import set_json_dumps, set_json_loads
-
-        conn = self.conn()
-        register_vector(conn)
-        set_json_dumps(orjson.dumps, context=conn)
-        set_json_loads(orjson.loads, context=conn)
 
     def _error(self, exc: Exception, doing: str) -> Exception:
         psycopg = _psycopg()
@@ -383,7 +372,6 @@ class PgvectorConnector(Connector):
             mapping = self._resolve(create=False)
             if mapping is None:
                 return StoreInfo(exists=False)
-            self._register()
             sql = self._sql()
             where, params = self._scope_clause(mapping, None)
             count = (
@@ -431,7 +419,7 @@ class PgvectorConnector(Connector):
         layout = _PageLayout(
             native_extras=mapping.native_extras,
             namespace_column=mapping.namespace is not None,
-            half=mapping.types.get(mapping.vector, "").startswith("halfvec"),
+            half=self._vector_type == "halfvec",
             store=self.name,
         )
         columns = [
@@ -486,7 +474,7 @@ class PgvectorConnector(Connector):
             rows = len(messages) - 1  # the last message is the trailer
             if rows <= 0:
                 return
-            last = pgcopy.first_text(messages[-2] if rows > 1 else messages[0][19:])
+            last = pgcopy.last_row_first_text(messages)
             if remaining is not None:
                 remaining -= rows
             done = rows < size or remaining == 0
@@ -521,7 +509,6 @@ class PgvectorConnector(Connector):
                         "use another --table"
                     )
             self.conn().commit()
-            self._register()
 
         self._run("preparing the table", run)
 

@@ -1,9 +1,8 @@
-"""CPU-heavy steps of a run (parsing and formatting lines) in worker processes, results in order.
+"""The CPU-heavy step of reading (parsing lines) in worker processes, results in order.
 
-Reading a `.vmig.jsonl` line costs more than loading it into most stores, and
-writing one costs more than reading it from most stores; one Python process does
-either on one core. Worker processes do that part on the other cores while the
-main process talks to the store. Results come back in the order the work went
+Reading a `.vmig.jsonl` line costs more than loading it into most stores, and one
+Python process does it on one core. Worker processes do that part on the other
+cores while the main process talks to the store. Results come back in the order the work went
 out, so files, cursors and line numbers stay exactly as a serial run gives them,
 and at most a few chunks are in flight, so memory stays bounded.
 
@@ -63,8 +62,7 @@ def _pool(workers: int) -> Any:
 
 def _preload() -> None:
     """Import what workers run, ahead of the first real job."""
-    for module in ("vmig.reader", "vmig.writer", "connectors.pgcopy"):
-        importlib.import_module(module)
+    importlib.import_module("vmig.reader")
 
 
 def warm_up(workers: int) -> None:
@@ -91,24 +89,19 @@ def worker_count() -> int:
 class OrderedWorkers(Generic[T, R]):
     """`fn` applied to items in worker processes; results handed back in submission order.
 
-    The first `in_process_first` items run in this process (a small input never starts a
-    worker), and so does everything when `workers` is below two: callers have one code path.
+    With fewer than two workers `fn` runs in this process, so callers have one code path.
     """
 
-    def __init__(self, fn: Callable[[T], R], workers: int, in_process_first: int = 0) -> None:
+    def __init__(self, fn: Callable[[T], R], workers: int) -> None:
         self.fn = fn
         self.workers = workers
         self.window = 2 * max(workers, 1)
-        self._in_process_left = in_process_first
         self._pending: deque[Future[R]] = deque()
 
     def submit(self, item: T) -> list[R]:
         """Queue one item; returns the results now due (waiting for the oldest while the window is full)."""
-        if self.workers < 2 or self._in_process_left > 0:
-            self._in_process_left -= 1
-            due = list(self.drain())
-            due.append(self.fn(item))
-            return due
+        if self.workers < 2:
+            return [self.fn(item)]
         pool = _pool(self.workers)
         self._pending.append(pool.submit(self.fn, item))
         due = []

@@ -508,8 +508,9 @@ def _auto_workers(path: Path, start_offset: int) -> int:
 
 def start_workers_for(path: Path) -> None:
     """Spawn the workers a read of `path` will use, so they start while other work (a checksum) runs."""
-    workers = _auto_workers(Path(path), 0)
-    if workers > 1 and compression_of(Path(path)) is None:
+    path = Path(path)
+    workers = _auto_workers(path, 0)
+    if workers > 1 and compression_of(path) is None:
         warm_up(workers)
 
 
@@ -530,12 +531,11 @@ def read_batches(
     path = Path(path)
     stream = open_data(path)
     try:
-        size = path.stat().st_size
         if workers is None:
-            workers = worker_count() if size - start_offset >= PARALLEL_FROM_BYTES else 0
+            workers = _auto_workers(path, start_offset)
         if workers > 1 and compression_of(path) is None:
             stream.close()
-            yield from _parallel_ranges(path, size, batch_rows, start_offset, start_line, workers)
+            yield from _parallel_ranges(path, path.stat().st_size, batch_rows, start_offset, start_line, workers)
             return
         if start_offset:
             _skip(stream, start_offset)
