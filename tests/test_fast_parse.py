@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vmig.reader import FastParser, LineRejected, parse_record, read_batches
+from vmig.reader import _BATCH_FIELDS, FastParser, LineRejected, _plain_row, _row_fields, parse_record, read_batches
 
 LINES = [
     b'{"id": "a", "vector": [0.5, -0.25, 1e-3], "text": "x", "metadata": {"k": [1, {"d": true}]}}',
@@ -73,3 +73,60 @@ def test_nested_vector_is_rejected_not_flattened(tmp_path: Path) -> None:
     reads = list(read_batches(path))
     assert [(r.line, r.reason) for r in reads[0].rejects] == [(2, "'vector' holds a value that is not a number")]
     assert reads[0].batch.column("id").to_pylist() == ["ok"]
+
+
+_WRITTEN = (
+    b'{"id":"m-1","text":"t","vector":[0.5,-0.25],"model":null,"dims":2,"namespace":"n","score":null,'
+    b'"metadata":{"k":1},"created_at":"2025-01-15T10:23:00.000Z","source_store":"s","vex_version":"1.0.0"}'
+)
+"""A line as vex writes it: the shape `FastParser.row` checks in its short pass."""
+
+PLAIN_VARIANTS = [
+    _WRITTEN,
+    _WRITTEN.replace(b'"score":null', b'"score":1'),
+    _WRITTEN.replace(b'"score":null', b'"score":true'),
+    _WRITTEN.replace(b'"dims":2', b'"dims":3'),
+    _WRITTEN.replace(b'"dims":2', b'"dims":2.0'),
+    _WRITTEN.replace(b'"dims":2', b'"dims":true'),
+    _WRITTEN.replace(b"2025-01-15T10:23:00.000Z", b"2025-02-30T10:23:00.000Z"),
+    _WRITTEN.replace(b"2025-01-15T10:23:00.000Z", b"2025-01-15T10:23:00.000001Z"),
+    _WRITTEN.replace(b"2025-01-15T10:23:00.000Z", b"2025-01-15 10:23:00+02:00"),
+    _WRITTEN.replace(b'"2025-01-15T10:23:00.000Z"', b"1736936580"),
+    _WRITTEN.replace(b'"2025-01-15T10:23:00.000Z"', b'""'),
+    _WRITTEN.replace(b'"2025-01-15T10:23:00.000Z"', b"true"),
+    _WRITTEN.replace(b'"namespace":"n"', b'"namespace":5'),
+    _WRITTEN.replace(b'"text":"t"', b'"text":5'),
+    _WRITTEN.replace(b'"metadata":{"k":1}', b'"metadata":null'),
+    _WRITTEN.replace(b'"metadata":{"k":1}', b'"metadata":[1]'),
+    _WRITTEN.replace(b'"id":"m-1"', b'"id":""'),
+    _WRITTEN.replace(b'"id":"m-1"', b'"id":7'),
+    _WRITTEN.replace(b'"source_store":"s"', b'"source":"s"'),
+    _WRITTEN.replace(b'"source_store":"s"', b'"source_store":null,"source":{"x":1}'),
+    _WRITTEN.replace(b'"vex_version":"1.0.0"', b'"metadata_json_keys":["k"]').replace(b'{"k":1}', b'{"k":"[1]"}'),
+    _WRITTEN.replace(b'"vex_version":"1.0.0"', b'"vex_version":"1.0.0","other":[1]'),
+]
+
+
+def _row_verdict(parse, raw: bytes):  # type: ignore[no-untyped-def]
+    try:
+        row = parse(raw)
+    except LineRejected as exc:
+        return ("rejected", str(exc))
+    fields = dict(zip(_BATCH_FIELDS, row, strict=True))
+    vector = fields["vector"]
+    if isinstance(vector, np.ndarray) or (isinstance(vector, list) and all(type(v) in (int, float) for v in vector)):
+        fields["vector"] = [float(v) for v in vector]
+    return ("ok", fields)
+
+
+@pytest.mark.parametrize("raw", LINES + PLAIN_VARIANTS)
+def test_row_gives_the_fields_and_verdict_of_the_full_checks(raw: bytes) -> None:
+    fast = FastParser()
+    assert _row_verdict(fast.row, raw) == _row_verdict(lambda line: _row_fields(parse_record(line)), raw)
+
+
+def test_written_lines_take_the_short_pass() -> None:
+    record = FastParser()._fast_record(_WRITTEN)
+    assert record is not None
+    assert _plain_row(record) is not None
+    assert _plain_row(FastParser()._fast_record(PLAIN_VARIANTS[12]) or {}) is None  # namespace 5 needs the full checks

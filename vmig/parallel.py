@@ -92,10 +92,11 @@ class OrderedWorkers(Generic[T, R]):
     With fewer than two workers `fn` runs in this process, so callers have one code path.
     """
 
-    def __init__(self, fn: Callable[[T], R], workers: int) -> None:
+    def __init__(self, fn: Callable[[T], R], workers: int, ahead_per_worker: int = 2) -> None:
         self.fn = fn
         self.workers = workers
-        self.window = 2 * max(workers, 1)
+        self.window = ahead_per_worker * max(workers, 1)
+        """Items in flight at most: what bounds memory, and how long workers stay busy unattended."""
         self._pending: deque[Future[R]] = deque()
 
     def submit(self, item: T) -> list[R]:

@@ -218,6 +218,17 @@ class FastParser:
             return parse_record(raw)
         return _record_fields(record, raw)
 
+    def row(self, raw: bytes) -> tuple[Any, ...]:
+        """The line's fields in `_BATCH_FIELDS` order: what a batch is built from.
+
+        The line vex itself writes (its own keys, plain values) is checked in one short
+        pass; anything else goes through `_record_fields`, which says exactly what is wrong.
+        """
+        record = self._fast_record(raw) if self._parser is not None else None
+        if record is None:
+            return _row_fields(parse_record(raw))
+        return _plain_row(record) or _row_fields(_record_fields(record, raw))
+
     def _fast_record(self, raw: bytes) -> dict[str, Any] | None:
         key = raw.find(_VECTOR_KEY)
         start = raw.find(b"[", key + len(_VECTOR_KEY)) if key >= 0 else -1
@@ -309,6 +320,56 @@ def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
     }
 
 
+_PLAIN_KEYS = KNOWN_KEYS - {md.JSON_KEYS_FIELD}
+"""The keys of a line whose fields need no decoding: what vex writes for flat metadata."""
+
+
+def _plain_row(record: dict[str, Any]) -> tuple[Any, ...] | None:
+    """`_record_fields` for the common line, or None when it needs the full checks.
+
+    Only strings (or null) where strings go, an object or null as metadata, a number
+    or null as score, an ISO `created_at`, and a vector from the fast path: for such a
+    line both functions give the same fields, this one with a third of the work.
+    """
+    if not record.keys() <= _PLAIN_KEYS:
+        return None
+    get = record.get
+    record_id, text, model, namespace = get("id"), get("text"), get("model"), get("namespace")
+    source, meta, score, dims, created = (
+        get("source_store"), get("metadata"), get("score"), get("dims"), get("created_at")
+    )  # fmt: skip
+    vector = record["vector"]
+    if (
+        type(record_id) is not str
+        or not record_id
+        or (text is not None and type(text) is not str)
+        or (model is not None and type(model) is not str)
+        or (namespace is not None and type(namespace) is not str)
+        or (source is not None and type(source) is not str)
+        or (meta is not None and type(meta) is not dict)
+        or (score is not None and type(score) is not float and type(score) is not int)
+        or (dims is not None and (type(dims) is not int or dims != len(vector)))
+        or (created is not None and type(created) is not str)
+    ):
+        return None
+    try:
+        micros = to_micros(created)
+    except TimestampError:
+        return None
+    return (
+        record_id,
+        vector,
+        text,
+        model,
+        namespace,
+        None if meta is None else orjson.dumps(meta).decode(),
+        micros,
+        None if score is None else float(score),
+        source,
+        None,
+    )
+
+
 def _vector_matrix(vectors: list[Any]) -> tuple[Any, dict[int, str]]:
     """Vectors of a batch as one float32 matrix when uniform, and the rows that are not finite float32."""
     present = [i for i, v in enumerate(vectors) if v is not None]
@@ -320,10 +381,17 @@ def _vector_matrix(vectors: list[Any]) -> tuple[Any, dict[int, str]]:
         try:
             # No dtype here: numpy would turn the string "0.2" into a float; a string makes a non-numeric array.
             rows = [vectors[i] for i in present]
-            wide = np.stack(rows) if all(isinstance(row, np.ndarray) for row in rows) else np.array(rows)
-            if wide.dtype.kind in "fi":
+            if all(isinstance(row, np.ndarray) for row in rows):
+                # Row by row into float32: no float64 copy of the whole batch.
+                matrix = np.empty((len(rows), width), dtype=np.float32)
                 with np.errstate(over="ignore", invalid="ignore"):
-                    matrix = wide.astype(np.float32)
+                    for index, row in enumerate(rows):
+                        matrix[index] = row
+            else:
+                wide = np.array(rows)
+                if wide.dtype.kind in "fi":
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        matrix = wide.astype(np.float32)
         except (ValueError, TypeError):
             matrix = None
     if matrix is None or matrix.ndim != 2:
@@ -345,21 +413,22 @@ _BATCH_FIELDS = (
     "id", "vector", "text", "model", "namespace", "metadata", "created_at", "score", "source_store", "extra",
 )  # fmt: skip
 _row_fields = operator.itemgetter(*_BATCH_FIELDS)
+_VECTOR_FIELD = _BATCH_FIELDS.index("vector")
 
 
 def _columns_to_batch(
-    rows: list[dict[str, Any]], lines: list[int], raws: list[bytes]
+    rows: list[tuple[Any, ...]], lines: list[int], raws: list[bytes]
 ) -> tuple[pa.RecordBatch, list[Reject], list[int]]:
-    vectors, bad = _vector_matrix([row["vector"] for row in rows])
+    vectors, bad = _vector_matrix([row[_VECTOR_FIELD] for row in rows])
     rejects = [Reject(lines[i], reason, raws[i].rstrip(b"\r\n")) for i, reason in sorted(bad.items())]
     if bad:
         rows = [row for i, row in enumerate(rows) if i not in bad]
         lines = [line for i, line in enumerate(lines) if i not in bad]
-        vectors = [row["vector"] for row in rows]
+        vectors = [row[_VECTOR_FIELD] for row in rows]
     if not rows:
         return build_batch([]), rejects, lines
     # One C-level pass: rows to columns.
-    columns = dict(zip(_BATCH_FIELDS, zip(*map(_row_fields, rows), strict=True), strict=True))
+    columns = dict(zip(_BATCH_FIELDS, zip(*rows, strict=True), strict=True))
     batch = build_batch(columns.pop("id"), vectors=vectors, **{k: v for k, v in columns.items() if k != "vector"})
     return batch, rejects, lines
 
@@ -391,13 +460,13 @@ class _Lines:
 def _parse_lines(chunk: _Lines) -> ReadBatch:
     """Parse and check one batch's lines: the CPU-heavy half of reading."""
     parse = FastParser()
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     lines: list[int] = []
     raws: list[bytes] = []
     rejects = list(chunk.rejects)
     for number, raw in zip(chunk.numbers, chunk.raws, strict=True):
         try:
-            rows.append(parse(raw))
+            rows.append(parse.row(raw))
         except LineRejected as exc:
             rejects.append(Reject(number, str(exc), raw.rstrip(b"\r\n")))
         else:
@@ -494,8 +563,14 @@ def _renumber(read: ReadBatch, before: int) -> ReadBatch:
 RANGE_BYTES = 8 << 20
 """Share of an uncompressed file one worker reads and parses at a time."""
 
-PARALLEL_FROM_BYTES = 32 << 20
-"""Inputs smaller than this are parsed in-process: starting workers would cost more than it saves."""
+RANGES_AHEAD_PER_WORKER = 8
+"""Ranges queued per worker. A range job is a path and two offsets, its result about a third
+of its bytes; while this process loads a chunk into the store (and pulls no results) the
+workers go on parsing the next chunks instead of waiting: at most 8 x 8 MiB read ahead per worker."""
+
+PARALLEL_FROM_BYTES = 256 << 20
+"""Inputs smaller than this are parsed in-process: starting workers would cost more than it saves.
+Measured on jsonl -> pgvector: one process was faster up to about 190 MiB on 2 cores and on 16."""
 
 
 def _auto_workers(path: Path, start_offset: int) -> int:
@@ -556,7 +631,7 @@ def _parallel_ranges(
         _Range(path, start, min(start + RANGE_BYTES, size), batch_rows)
         for start in range(start_offset, size, RANGE_BYTES)
     )
-    parsed = OrderedWorkers(_parse_range, workers).map(ranges)
+    parsed = OrderedWorkers(_parse_range, workers, RANGES_AHEAD_PER_WORKER).map(ranges)
     before = start_line - 1
     try:
         for share in parsed:

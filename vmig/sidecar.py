@@ -8,7 +8,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,7 +19,6 @@ from vmig.stats import RecordStats
 from vmig.timefmt import now_iso
 
 _VERIFY_CHUNK = 4 << 20
-_NEWLINE = ord("\n")
 
 TOOL_NAME = "vex-migrate"
 
@@ -78,13 +76,18 @@ def _checksum_and_newlines(path: Path) -> tuple[str, int]:
     """
     digest = hashlib.sha256()
     newlines = 0
+    # Two buffers, reused: one is hashed while the other is filled (fresh 4 MiB reads would page-fault).
+    buffers = (bytearray(_VERIFY_CHUNK), bytearray(_VERIFY_CHUNK))
     with open(path, "rb", buffering=0) as handle, ThreadPoolExecutor(1, thread_name_prefix="vex-sha256") as pool:
         pending: Future[None] | None = None
-        while chunk := handle.read(_VERIFY_CHUNK):
-            newlines += int(np.count_nonzero(np.frombuffer(chunk, dtype=np.uint8) == _NEWLINE))
+        turn = 0
+        while size := handle.readinto(buffers[turn]):
+            chunk = memoryview(buffers[turn])[:size]
+            newlines += buffers[turn].count(b"\n", 0, size)  # memchr speed: several times numpy's compare-and-count
             if pending is not None:
                 pending.result()
             pending = pool.submit(digest.update, chunk)
+            turn = 1 - turn
         if pending is not None:
             pending.result()
     return "sha256:" + digest.hexdigest(), newlines
