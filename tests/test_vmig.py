@@ -187,3 +187,15 @@ def test_sidecar_counts_by_namespace_model_and_dims(tmp_path: Path) -> None:
 def test_timestamps_in_every_accepted_form(value: object, micros: int) -> None:
     assert to_micros(value) == micros
     assert to_micros(format_micros(micros)) == micros
+
+
+def test_a_batch_larger_than_a_write_slice_is_written_whole_and_in_order(tmp_path: Path) -> None:
+    from vmig.writer import WRITE_SLICE_ROWS, record_lines
+
+    records = sample_records(2 * WRITE_SLICE_ROWS + 17, dims=8, odd_ones=False)
+    batch = to_batch(records)
+    path = tmp_path / "big.vmig.jsonl"
+    with VmigWriter(path) as writer:
+        writer.write_batch(batch)
+    assert path.read_bytes() == b"".join(record_lines(batch))
+    assert [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()] == [r["id"] for r in records]
