@@ -148,19 +148,20 @@ def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
 def _dispatch(command: str, params: Any, bar: Callable[[int, int | None], None], prefect: bool) -> Any:
     if prefect:
         from engine.pipeline import TERMINAL_PROGRESS
+        from flows._observe import run_tracked
 
         TERMINAL_PROGRESS.set(bar)
         if command == "export":
             from flows.export import export_flow
 
-            return export_flow(params)
+            return run_tracked(export_flow, params)
         if command == "import":
             from flows.import_file import import_flow
 
-            return import_flow(params)
+            return run_tracked(import_flow, params)
         from flows.migrate import migrate_flow
 
-        return migrate_flow(params)
+        return run_tracked(migrate_flow, params)
     from engine.jobs import export_job, import_job, migrate_job
     from engine.local import LocalSteps
 
@@ -186,10 +187,11 @@ def _verify(args: argparse.Namespace, extra: list[str]) -> int:
     with TerminalProgress(f"verify {args.target}", show_bar) as bar:
         if _use_prefect(args):
             from engine.pipeline import TERMINAL_PROGRESS
+            from flows._observe import run_tracked
             from flows.verify import verify_flow
 
             TERMINAL_PROGRESS.set(bar)
-            report = verify_flow(params)
+            report = run_tracked(verify_flow, params)
         else:
             from engine.jobs import verify_job
 

@@ -46,9 +46,10 @@ class Checkpoint:
             return None
         return payload if isinstance(payload, dict) and "cursor" in payload else None
 
-    def save(self, cursor: Any, summary: RunSummary) -> None:
+    def save(self, cursor: Any, summary: RunSummary, rejects_bytes: int = 0) -> None:
         payload = {
             "cursor": cursor,
+            "rejects_bytes": rejects_bytes,
             "read": summary.read,
             "upserted": summary.upserted,
             "skipped": dict(summary.skipped),

@@ -134,7 +134,8 @@ def run_transfer(
         summary.warn(f"resumed an interrupted run after {summary.read} records (--restart starts over)")
     reader = ChunkReader(transfer.source, transfer.namespace, limit, cursor)
     state = _TargetState(transfer, summary)
-    rejects = RejectsWriter(transfer.rejects_path) if transfer.rejects_path else None
+    kept = int(saved.get("rejects_bytes", 0)) if saved is not None else 0
+    rejects = RejectsWriter(transfer.rejects_path, keep_bytes=kept) if transfer.rejects_path else None
     try:
         while not reader.finished:
             chunk = steps.extract(reader, transfer.chunk_rows)
@@ -150,7 +151,7 @@ def run_transfer(
             if batch.num_rows:
                 _move(batch, steps, state, summary)
             if checkpoint is not None and not chunk.done:
-                checkpoint.save(chunk.next_cursor, summary)
+                checkpoint.save(chunk.next_cursor, summary, rejects.size if rejects is not None else 0)
             if progress is not None:
                 progress(summary.read, transfer.expected_total)
         transfer.target.finish()

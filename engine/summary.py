@@ -60,6 +60,19 @@ class RunSummary:
         """Every record read is upserted, skipped or failed: nothing unaccounted."""
         return self.upserted + self.skipped_total + self.failed == self.read
 
+    def problems(self) -> list[str]:
+        """Why the exit code is not 0, in words (empty when it is)."""
+        found = []
+        if self.failed:
+            found.append(f"{self.failed} records failed to load")
+        if self.rejected:
+            found.append(f"{self.rejected} damaged lines or records rejected")
+        if not self.balanced():
+            found.append("the counts do not add up")
+        if self.verify is not None and not self.verify.ok:
+            found.append("verify found differences")
+        return found
+
     def exit_code(self) -> int:
         if self.rejected or (self.verify is not None and not self.verify.ok):
             return EXIT_INTEGRITY

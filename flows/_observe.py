@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from engine.summary import RunSummary
+
+R = TypeVar("R")
 
 _UPDATE_EVERY = 2.0
 """Percent of progress between artifact updates: each update is an API call."""
@@ -44,3 +49,24 @@ def publish_summary(summary: RunSummary) -> None:
         key=f"vex-{summary.action}-summary",
         description=f"{summary.action}: {summary.source} -> {summary.target}",
     )
+
+
+def final_state(result: R, problems: list[str]) -> R | State:
+    """The flow's return: its result, or a Failed state carrying it when something went wrong.
+
+    A run that lost records must not show as Completed in the UI (a scheduled sync that
+    fails every night would look healthy); the summary still travels with the state, so
+    `run_tracked` hands it to the command line as in local mode, with its exit code.
+    """
+    if not problems:
+        return result
+    return Failed(message="; ".join(problems), data=result)
+
+
+def run_tracked(flow: Any, params: Any) -> Any:
+    """Run a flow and return its result, also from a Failed state; a raised error is raised here as it was."""
+    state = flow(params, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -5,20 +5,21 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from engine.jobs import export_job
 from engine.params import ExportParams
 from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
-from flows._observe import ProgressArtifact, publish_summary
+from flows._observe import ProgressArtifact, final_state, publish_summary
 from tasks import PrefectSteps
 
 
 @flow(name="vex-export", validate_parameters=True)
-def export_flow(params: ExportParams) -> RunSummary:
+def export_flow(params: ExportParams) -> RunSummary | State:
     summary = export_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("export")))
     publish_summary(summary)
-    return summary
+    return final_state(summary, summary.problems())
 
 
 if __name__ == "__main__":

@@ -9,20 +9,21 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from engine.jobs import import_job
 from engine.params import ImportParams
 from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
-from flows._observe import ProgressArtifact, publish_summary
+from flows._observe import ProgressArtifact, final_state, publish_summary
 from tasks import PrefectSteps
 
 
 @flow(name="vex-import", validate_parameters=True)
-def import_flow(params: ImportParams) -> RunSummary:
+def import_flow(params: ImportParams) -> RunSummary | State:
     summary = import_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("import")))
     publish_summary(summary)
-    return summary
+    return final_state(summary, summary.problems())
 
 
 if __name__ == "__main__":

@@ -5,20 +5,21 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 
 from engine.jobs import migrate_job
 from engine.params import MigrateParams
 from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
-from flows._observe import ProgressArtifact, publish_summary
+from flows._observe import ProgressArtifact, final_state, publish_summary
 from tasks import PrefectSteps
 
 
 @flow(name="vex-migrate", validate_parameters=True)
-def migrate_flow(params: MigrateParams) -> RunSummary:
+def migrate_flow(params: MigrateParams) -> RunSummary | State:
     summary = migrate_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("migrate")))
     publish_summary(summary)
-    return summary
+    return final_state(summary, summary.problems())
 
 
 if __name__ == "__main__":

@@ -6,22 +6,24 @@ import sys
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.objects import State
 
 from engine.params import VerifyParams
 from engine.pipeline import TERMINAL_PROGRESS
 from engine.verify import VerifyReport
+from flows._observe import final_state
 from tasks.verify import verify
 
 
 @flow(name="vex-verify", validate_parameters=True)
-def verify_flow(params: VerifyParams) -> VerifyReport:
+def verify_flow(params: VerifyParams) -> VerifyReport | State:
     report = verify(params, TERMINAL_PROGRESS.get())
     rows = [{"measure": label, "value": value} for label, value in report.rows()]
     rows.append({"measure": "result", "value": "match" if report.ok else "MISMATCH"})
     create_table_artifact(
         table=rows, key="vex-verify-report", description=f"verify: {report.source} -> {report.target}"
     )
-    return report
+    return final_state(report, [] if report.ok else ["the stores differ"])
 
 
 if __name__ == "__main__":

@@ -100,6 +100,25 @@ def test_import_and_migrate_flows_publish_artifacts(prefect_api: None, tmp_path:
     assert progress and progress[-1].data == 100.0
 
 
+def test_a_run_that_rejects_records_ends_failed_and_still_reports(prefect_api: None, tmp_path: Path) -> None:
+    from flows._observe import run_tracked
+    from flows.import_file import import_flow
+
+    data = tmp_path / "d.vmig.jsonl"
+    export_job(ExportParams(source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}), output=data), LocalSteps())
+    with data.open("ab") as handle:
+        handle.write(b'{"id": "broken", "vector": [1.0, "x"]}\n')
+    params = ImportParams(
+        input=data, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "t.db")}), verify=False
+    )
+    state = import_flow(params, return_state=True)
+    assert state.is_failed(), "a run that lost a record must not show as Completed"
+    assert "1 damaged lines or records rejected" in (state.message or "")
+    summary = run_tracked(import_flow, params)
+    assert isinstance(summary, RunSummary)
+    assert (summary.upserted, summary.rejected, summary.exit_code()) == (300, 1, 3)
+
+
 @pytest.mark.parametrize("mode", ["local", "prefect"])
 def test_transient_errors_are_retried(mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     steps = request.getfixturevalue("prefect_steps") if mode == "prefect" else LocalSteps()
