@@ -96,3 +96,22 @@ def test_sigkill_during_import_resumes_without_duplicates(tmp_path: Path) -> Non
     verify = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(db), "--target-db", str(target),
                      "--report", str(tmp_path / "v.json"))  # fmt: skip
     assert verify.returncode == 0, verify.stdout
+
+
+def test_a_write_the_disk_refuses_ends_cleanly(tmp_path: Path) -> None:
+    """The writer's I/O thread meets a full disk (here: a file size limit): one line, exit 1, nothing left."""
+    import resource
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    db = make_layout1(tmp_path / "source.db", count=2000, dims=64)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "export", "--from", "vektor", "--db", str(db), "--output", "out.vmig.jsonl"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, preexec_fn=small_files,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == "vex: error: cannot write out.vmig.jsonl: File too large"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"], "no data, partial or sidecar file is left"

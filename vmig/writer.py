@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -20,6 +22,7 @@ import pyarrow as pa
 
 from vmig import metadata as md
 from vmig.batch import vector_rows
+from vmig.errors import StoreError
 from vmig.paths import compression_of
 from vmig.schema import FORMAT_VERSION
 from vmig.stats import RecordStats
@@ -129,9 +132,18 @@ class VmigWriter:
         self._io: ThreadPoolExecutor | None = None
         self._io_pending: Future[Any] | None = None
 
+    @contextmanager
+    def _file_errors(self) -> Iterator[None]:
+        """A full disk or a missing permission: one clear error naming the file, not a raw OSError."""
+        try:
+            yield
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
     def open(self) -> VmigWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._raw = open(self.temp_path, "wb")
+        with self._file_errors():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._raw = open(self.temp_path, "wb")
         self._hashing = _HashingFile(self._raw)
         compression = compression_of(self.path)
         if compression == "gzip":
@@ -165,7 +177,8 @@ class VmigWriter:
         """Wait for the write in flight; its error, if any, is raised here."""
         pending, self._io_pending = self._io_pending, None
         if pending is not None:
-            pending.result()
+            with self._file_errors():
+                pending.result()
 
     def _stop_io(self) -> None:
         if self._io is not None:
@@ -179,12 +192,13 @@ class VmigWriter:
         assert self._raw is not None and self._hashing is not None
         self._settle()
         self._stop_io()
-        if self._stream is not self._hashing:
-            self._stream.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
-        os.replace(self.temp_path, self.path)
+        with self._file_errors():
+            if self._stream is not self._hashing:
+                self._stream.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            os.replace(self.temp_path, self.path)
         self.checksum = "sha256:" + self._hashing.digest.hexdigest()
         self._stream = None
         return self.checksum
@@ -194,7 +208,8 @@ class VmigWriter:
         self._io_pending = None
         self._stop_io()
         if self._raw is not None and not self._raw.closed:
-            self._raw.close()
+            with suppress(OSError):  # a full disk fails the flush of close; the file goes anyway
+                self._raw.close()
         self._stream = None
         self.temp_path.unlink(missing_ok=True)
 
