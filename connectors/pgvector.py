@@ -46,6 +46,7 @@ from connectors.base import (
 from vmig import metadata as md
 from vmig.batch import build_batch, last_of_each_id, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
+from vmig.parallel import read_ahead
 
 RESERVED_KEY = "_vex"
 _OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "euclid": "l2_ops"}
@@ -431,8 +432,10 @@ class PgvectorConnector(Connector):
             columns += [sql.SQL("model::text"), sql.SQL("created_at"), sql.SQL("score::float8"),
                         sql.SQL("source_store::text"), sql.SQL("extra::text")]  # fmt: skip
         select = sql.SQL(", ").join(columns)
-        for page in self._copy_pages(mapping, namespace, limit, cursor, select, layout):
-            yield Page(_decode_page(page), page.next_cursor)
+        pages = self._copy_pages(mapping, namespace, limit, cursor, select, layout)
+        # The server runs the next page's query while this one is written out.
+        for batch, next_cursor in read_ahead((_decode_page(page), page.next_cursor) for page in pages):
+            yield Page(batch, next_cursor)
 
     def _copy_pages(
         self, mapping: TableMap, namespace: str | None, limit: int | None, cursor: Cursor | None, select: Any,

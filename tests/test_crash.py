@@ -107,7 +107,7 @@ def test_a_write_the_disk_refuses_ends_cleanly(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
     db = make_layout1(tmp_path / "source.db", count=2000, dims=64)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VEX_WORKERS": "0"}  # the limit would hit formatting workers first
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "export", "--from", "vektor", "--db", str(db), "--output", "out.vmig.jsonl"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, preexec_fn=small_files,

@@ -119,3 +119,92 @@ def test_workers_leave_with_a_killed_run_and_need_no_main_guard(tmp_path: Path) 
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _write(path: Path, batches: list[pa.RecordBatch], workers: int, spool_gone: bool = False) -> str:
+    import shutil
+
+    from vmig.writer import VmigWriter
+
+    writer = VmigWriter(path, default_source="t", workers=workers).open()
+    if spool_gone:
+        assert writer._spool is not None
+        shutil.rmtree(writer._spool.folder)  # no file can be written there now
+    for batch in batches:
+        writer.write_batch(batch)
+    return writer.commit()
+
+
+def _batches() -> list[pa.RecordBatch]:
+    from tests.records import sample_records, to_batch
+    from vmig.spool import SLICE_ROWS
+
+    records = sample_records(2 * SLICE_ROWS + 300, dims=16)  # nested metadata, nulls, odd ids among them
+    return [to_batch(records[: SLICE_ROWS + 5]), to_batch(records[SLICE_ROWS + 5 :])]
+
+
+def test_formatting_workers_write_the_same_bytes(tmp_path: Path) -> None:
+    batches = _batches()
+    one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
+    spooled = _write(tmp_path / "spooled.vmig.jsonl", batches, workers=2)
+    assert spooled == one
+    assert (tmp_path / "spooled.vmig.jsonl").read_bytes() == (tmp_path / "one.vmig.jsonl").read_bytes()
+
+
+def test_formatting_workers_fall_back_to_the_pipe_when_no_file_can_be_written(tmp_path: Path) -> None:
+    batches = _batches()
+    one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
+    assert _write(tmp_path / "piped.vmig.jsonl", batches, workers=2, spool_gone=True) == one
+
+
+def test_the_spool_folder_goes_with_the_run_and_orphans_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from vmig import spool
+    from vmig.writer import VmigWriter
+
+    root = spool._root()
+    if root is None:
+        pytest.skip("no /dev/shm here")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = Path(root) / f"vex-lines-{int(gone.stdout)}-test"
+    orphan.mkdir()
+    (orphan / "000000001.jsonl").write_bytes(b"left by a killed run\n")
+    writer = VmigWriter(tmp_path / "w.vmig.jsonl", workers=2).open()
+    assert writer._spool is not None
+    folder = Path(writer._spool.folder)
+    assert not orphan.exists(), "a folder whose process is gone is removed"
+    writer.write_batch(_batches()[0])
+    writer.abort()
+    assert not folder.exists() and not (tmp_path / "w.vmig.jsonl").exists()
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_closes_the_source() -> None:
+    import threading
+
+    from vmig.parallel import read_ahead
+
+    closed = threading.Event()
+
+    def pages(fail_at: int | None = None):  # type: ignore[no-untyped-def]
+        try:
+            for number in range(50):
+                if number == fail_at:
+                    raise ConnectionError(f"lost at {number}")
+                yield number
+        finally:
+            closed.set()
+
+    assert list(read_ahead(pages(), depth=2)) == list(range(50))
+    got = []
+    with pytest.raises(ConnectionError, match="lost at 7"):
+        for number in read_ahead(pages(fail_at=7)):
+            got.append(number)
+    assert got == list(range(7))
+    closed.clear()
+    early = read_ahead(pages())
+    assert [next(early) for _ in range(3)] == [0, 1, 2]
+    early.close()
+    assert closed.is_set(), "the source is closed once the consumer stops"
+    assert not [t for t in threading.enumerate() if t.name == "vex-read-ahead"]

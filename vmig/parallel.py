@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -84,6 +85,58 @@ def worker_count() -> int:
         return max(count, 0)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, MAX_DEFAULT_WORKERS)
+
+
+def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """`items` in order, produced by a thread that runs up to `depth` items ahead of the consumer.
+
+    For a source read: while the consumer writes one page out, the thread already waits on
+    the store for the next, so the store's work overlaps ours instead of alternating with it.
+    An error is raised to the consumer where its item would have come. When the consumer
+    stops early, the thread finishes the item in hand, closes `items` (in its own thread, as
+    a generator requires) and is joined, so nothing uses the source afterwards.
+    """
+    slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def offer(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=_PARENT_POLL_SECONDS)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            offer((None, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="vex-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+_END = object()
 
 
 class OrderedWorkers(Generic[T, R]):

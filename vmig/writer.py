@@ -25,6 +25,7 @@ from vmig.batch import vector_rows
 from vmig.errors import StoreError
 from vmig.paths import compression_of
 from vmig.schema import FORMAT_VERSION
+from vmig.spool import LineSpool, spool_workers, take
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
 
@@ -116,11 +117,10 @@ class VmigWriter:
     Hashing, compressing and writing the bytes run on a thread of their own (hashlib,
     zlib, zstandard and file writes let go of the GIL), so they overlap the formatting
     of the next batch; one write is in flight at a time, so order and memory are kept.
-    (Formatting in worker processes was measured slower on two cores: moving the
-    formatted bytes between processes costs more than the formatting it spreads.)
+    With cores to spare, worker processes format the lines (`vmig.spool`).
     """
 
-    def __init__(self, path: Path, default_source: str | None = None) -> None:
+    def __init__(self, path: Path, default_source: str | None = None, workers: int | None = None) -> None:
         self.path = Path(path)
         self.default_source = default_source
         self.stats = RecordStats()
@@ -131,6 +131,8 @@ class VmigWriter:
         self._stream: Any = None
         self._io: ThreadPoolExecutor | None = None
         self._io_pending: Future[Any] | None = None
+        self._workers = spool_workers() if workers is None else workers
+        self._spool: LineSpool | None = None
 
     @contextmanager
     def _file_errors(self) -> Iterator[None]:
@@ -155,14 +157,20 @@ class VmigWriter:
             self._stream = zstandard.ZstdCompressor().stream_writer(self._hashing, closefd=False)  # type: ignore[arg-type]
         else:
             self._stream = self._hashing
+        if self._workers > 1:
+            self._spool = LineSpool(self._workers, self.default_source)
         return self
 
     def write_batch(self, batch: pa.RecordBatch) -> int:
         """Queue a batch's lines; they reach the file in order, complete by `commit`."""
         if self._stream is None:
             self.open()
-        for start in range(0, batch.num_rows, WRITE_SLICE_ROWS):
-            self._write(b"".join(record_lines(batch.slice(start, WRITE_SLICE_ROWS), self.default_source)))
+        if self._spool is not None:
+            for item in self._spool.submit(batch):
+                self._write_spooled(item)
+        else:
+            for start in range(0, batch.num_rows, WRITE_SLICE_ROWS):
+                self._write(b"".join(record_lines(batch.slice(start, WRITE_SLICE_ROWS), self.default_source)))
         self.stats.add(batch)
         return batch.num_rows
 
@@ -172,6 +180,13 @@ class VmigWriter:
         if self._io is None:
             self._io = ThreadPoolExecutor(1, thread_name_prefix="vex-write")
         self._io_pending = self._io.submit(self._stream.write, data)
+
+    def _write_spooled(self, item: str | bytes) -> None:
+        """Like `_write`, for a worker's slice: the I/O thread reads, writes and removes its file."""
+        self._settle()
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix="vex-write")
+        self._io_pending = self._io.submit(lambda: self._stream.write(take(item)))
 
     def _settle(self) -> None:
         """Wait for the write in flight; its error, if any, is raised here."""
@@ -190,8 +205,14 @@ class VmigWriter:
         if self._stream is None:
             self.open()
         assert self._raw is not None and self._hashing is not None
+        if self._spool is not None:
+            for item in self._spool.drain():
+                self._write_spooled(item)
         self._settle()
         self._stop_io()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
         with self._file_errors():
             if self._stream is not self._hashing:
                 self._stream.close()
@@ -207,6 +228,9 @@ class VmigWriter:
         """Drop the temporary file; the destination is left as it was."""
         self._io_pending = None
         self._stop_io()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
         if self._raw is not None and not self._raw.closed:
             with suppress(OSError):  # a full disk fails the flush of close; the file goes anyway
                 self._raw.close()
