@@ -190,12 +190,13 @@ def test_timestamps_in_every_accepted_form(value: object, micros: int) -> None:
 
 
 def test_a_batch_larger_than_a_write_slice_is_written_whole_and_in_order(tmp_path: Path) -> None:
-    from vmig.writer import WRITE_SLICE_ROWS, record_lines
+    from vmig.spool import SLICE_ROWS
+    from vmig.writer import record_lines
 
-    records = sample_records(2 * WRITE_SLICE_ROWS + 17, dims=8, odd_ones=False)
+    records = sample_records(2 * SLICE_ROWS + 17, dims=8, odd_ones=False)
     batch = to_batch(records)
     path = tmp_path / "big.vmig.jsonl"
-    with VmigWriter(path) as writer:
+    with VmigWriter(path, workers=0) as writer:
         writer.write_batch(batch)
     assert path.read_bytes() == b"".join(record_lines(batch))
     assert [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()] == [r["id"] for r in records]

@@ -83,8 +83,12 @@ def worker_count() -> int:
         except ValueError:
             raise UsageError(f"{WORKERS_ENV} must be a whole number, got {given!r}") from None
         return max(count, 0)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(cores, MAX_DEFAULT_WORKERS)
+    return min(cores(), MAX_DEFAULT_WORKERS)
+
+
+def cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vmig.parallel import OrderedWorkers, warm_up, worker_count
+from vmig.parallel import OrderedWorkers, cores, warm_up, worker_count
 
 SLICE_ROWS = 1024
-"""Rows a worker formats at a time: about 5 MB of lines at 384 dims."""
+"""Rows formatted at a time, by a worker or by the writer itself: about 5 MB of lines at 384
+dims. Buffers that size are reused by the allocator; one for a whole chunk (tens of MB) is
+mapped fresh from the kernel each time, and its page faults cost more than the join itself."""
 
 FROM_CORES = 4
 """Fewest cores on which an export formats in workers by default: on two cores the main
@@ -36,8 +38,7 @@ def spool_workers() -> int:
     """Formatting workers: `VEX_WORKERS` when set, else one per core (at most four) from four cores up."""
     if os.environ.get("VEX_WORKERS", "").strip():
         return worker_count()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return worker_count() if cores >= FROM_CORES else 0
+    return worker_count() if cores() >= FROM_CORES else 0
 
 
 def _format_to_file(job: tuple[pa.RecordBatch, str | None, str]) -> str | bytes:

@@ -25,7 +25,7 @@ from vmig.batch import vector_rows
 from vmig.errors import StoreError
 from vmig.paths import compression_of
 from vmig.schema import FORMAT_VERSION
-from vmig.spool import LineSpool, spool_workers, take
+from vmig.spool import SLICE_ROWS, LineSpool, spool_workers, take
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
 
@@ -105,12 +105,6 @@ def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> li
     return lines
 
 
-WRITE_SLICE_ROWS = 1024
-"""Rows formatted and handed to the I/O thread at a time: about 5 MB of lines at 384 dims.
-Buffers that size are reused by the allocator; one for a whole chunk (tens of MB) is
-mapped fresh from the kernel each time, and its page faults cost more than the join itself."""
-
-
 class VmigWriter:
     """Write canonical batches to a `.vmig.jsonl[.gz|.zst]` file atomically.
 
@@ -169,24 +163,24 @@ class VmigWriter:
             for item in self._spool.submit(batch):
                 self._write_spooled(item)
         else:
-            for start in range(0, batch.num_rows, WRITE_SLICE_ROWS):
-                self._write(b"".join(record_lines(batch.slice(start, WRITE_SLICE_ROWS), self.default_source)))
+            for start in range(0, batch.num_rows, SLICE_ROWS):
+                self._write(b"".join(record_lines(batch.slice(start, SLICE_ROWS), self.default_source)))
         self.stats.add(batch)
         return batch.num_rows
 
     def _write(self, data: bytes) -> None:
         """Hand bytes to the I/O thread (one write in flight, so order and memory are kept)."""
-        self._settle()
-        if self._io is None:
-            self._io = ThreadPoolExecutor(1, thread_name_prefix="vex-write")
-        self._io_pending = self._io.submit(self._stream.write, data)
+        self._hand_over(self._stream.write, data)
 
     def _write_spooled(self, item: str | bytes) -> None:
         """Like `_write`, for a worker's slice: the I/O thread reads, writes and removes its file."""
+        self._hand_over(lambda: self._stream.write(take(item)))
+
+    def _hand_over(self, step: Any, *args: Any) -> None:
         self._settle()
         if self._io is None:
             self._io = ThreadPoolExecutor(1, thread_name_prefix="vex-write")
-        self._io_pending = self._io.submit(lambda: self._stream.write(take(item)))
+        self._io_pending = self._io.submit(step, *args)
 
     def _settle(self) -> None:
         """Wait for the write in flight; its error, if any, is raised here."""
