@@ -128,6 +128,7 @@ def _write(path: Path, batches: list[pa.RecordBatch], workers: int, spool_gone: 
 
     writer = VmigWriter(path, default_source="t", workers=workers).open()
     if spool_gone:
+        writer._start_workers_when_large()
         assert writer._spool is not None
         shutil.rmtree(writer._spool.folder)  # no file can be written there now
     for batch in batches:
@@ -135,15 +136,33 @@ def _write(path: Path, batches: list[pa.RecordBatch], workers: int, spool_gone: 
     return writer.commit()
 
 
-def _batches() -> list[pa.RecordBatch]:
+def _batches(count: int = 3) -> list[pa.RecordBatch]:
     from tests.records import sample_records, to_batch
     from vmig.spool import SLICE_ROWS
 
-    records = sample_records(2 * SLICE_ROWS + 300, dims=16)  # nested metadata, nulls, odd ids among them
-    return [to_batch(records[: SLICE_ROWS + 5]), to_batch(records[SLICE_ROWS + 5 :])]
+    records = sample_records(count * (SLICE_ROWS + 5), dims=16)  # nested metadata, nulls, odd ids among them
+    return [to_batch(records[i : i + SLICE_ROWS + 5]) for i in range(0, len(records), SLICE_ROWS + 5)]
 
 
-def test_formatting_workers_write_the_same_bytes(tmp_path: Path) -> None:
+@pytest.fixture
+def spool_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers from the second batch on: the switch from formatting here to the workers is in every test."""
+    from vmig import writer
+
+    monkeypatch.setattr(writer, "WARM_FROM_ROWS", 1)
+    monkeypatch.setattr(writer, "SPOOL_FROM_ROWS", 1000)
+
+
+@pytest.fixture
+def spool_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers from the first record on."""
+    from vmig import writer
+
+    monkeypatch.setattr(writer, "WARM_FROM_ROWS", 0)
+    monkeypatch.setattr(writer, "SPOOL_FROM_ROWS", 0)
+
+
+def test_formatting_workers_write_the_same_bytes(tmp_path: Path, spool_early: None) -> None:
     batches = _batches()
     one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
     spooled = _write(tmp_path / "spooled.vmig.jsonl", batches, workers=2)
@@ -151,13 +170,23 @@ def test_formatting_workers_write_the_same_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "spooled.vmig.jsonl").read_bytes() == (tmp_path / "one.vmig.jsonl").read_bytes()
 
 
-def test_formatting_workers_fall_back_to_the_pipe_when_no_file_can_be_written(tmp_path: Path) -> None:
+def test_formatting_workers_fall_back_to_the_pipe_when_no_file_can_be_written(tmp_path: Path, spool_now: None) -> None:
     batches = _batches()
     one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
     assert _write(tmp_path / "piped.vmig.jsonl", batches, workers=2, spool_gone=True) == one
 
 
-def test_the_spool_folder_goes_with_the_run_and_orphans_are_removed(tmp_path: Path) -> None:
+def test_a_small_export_starts_no_formatting_workers(tmp_path: Path) -> None:
+    from vmig.writer import VmigWriter
+
+    writer = VmigWriter(tmp_path / "small.vmig.jsonl", workers=4).open()
+    for batch in _batches():
+        writer.write_batch(batch)
+    assert writer._spool is None and not writer._warming
+    writer.commit()
+
+
+def test_the_spool_folder_goes_with_the_run_and_orphans_are_removed(tmp_path: Path, spool_now: None) -> None:
     import subprocess
     import sys
 
@@ -172,6 +201,7 @@ def test_the_spool_folder_goes_with_the_run_and_orphans_are_removed(tmp_path: Pa
     orphan.mkdir()
     (orphan / "000000001.jsonl").write_bytes(b"left by a killed run\n")
     writer = VmigWriter(tmp_path / "w.vmig.jsonl", workers=2).open()
+    writer._start_workers_when_large()
     assert writer._spool is not None
     folder = Path(writer._spool.folder)
     assert not orphan.exists(), "a folder whose process is gone is removed"

@@ -31,6 +31,12 @@ FROM_CORES = 4
 """Fewest cores on which an export formats in workers by default: on two cores the main
 process, its I/O thread and the source's server already use both (measured slower)."""
 
+WARM_FROM_ROWS = 10_000
+SPOOL_FROM_ROWS = 20_000
+"""An export starts its formatting workers after WARM_FROM_ROWS records and uses them from
+SPOOL_FROM_ROWS on: starting them costs about half a second of a run, which a small export
+would not win back."""
+
 _PREFIX = "vex-lines-"
 
 

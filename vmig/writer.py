@@ -23,9 +23,10 @@ import pyarrow as pa
 from vmig import metadata as md
 from vmig.batch import vector_rows
 from vmig.errors import StoreError
+from vmig.parallel import warm_up
 from vmig.paths import compression_of
 from vmig.schema import FORMAT_VERSION
-from vmig.spool import SLICE_ROWS, LineSpool, spool_workers, take
+from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, LineSpool, spool_workers, take
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
 
@@ -127,6 +128,7 @@ class VmigWriter:
         self._io_pending: Future[Any] | None = None
         self._workers = spool_workers() if workers is None else workers
         self._spool: LineSpool | None = None
+        self._warming = False
 
     @contextmanager
     def _file_errors(self) -> Iterator[None]:
@@ -151,14 +153,13 @@ class VmigWriter:
             self._stream = zstandard.ZstdCompressor().stream_writer(self._hashing, closefd=False)  # type: ignore[arg-type]
         else:
             self._stream = self._hashing
-        if self._workers > 1:
-            self._spool = LineSpool(self._workers, self.default_source)
         return self
 
     def write_batch(self, batch: pa.RecordBatch) -> int:
         """Queue a batch's lines; they reach the file in order, complete by `commit`."""
         if self._stream is None:
             self.open()
+        self._start_workers_when_large()
         if self._spool is not None:
             for item in self._spool.submit(batch):
                 self._write_spooled(item)
@@ -167,6 +168,21 @@ class VmigWriter:
                 self._write(b"".join(record_lines(batch.slice(start, SLICE_ROWS), self.default_source)))
         self.stats.add(batch)
         return batch.num_rows
+
+    def _start_workers_when_large(self) -> None:
+        """Formatting workers only for an export that has grown large: a small one never starts them.
+
+        They are spawned once `WARM_FROM_ROWS` records are written and used from `SPOOL_FROM_ROWS`
+        on, so they start while this process still formats the records in between.
+        """
+        if self._workers < 2 or self._spool is not None:
+            return
+        written = self.stats.record_count
+        if written >= SPOOL_FROM_ROWS:
+            self._spool = LineSpool(self._workers, self.default_source)
+        elif written >= WARM_FROM_ROWS and not self._warming:
+            warm_up(self._workers)
+            self._warming = True
 
     def _write(self, data: bytes) -> None:
         """Hand bytes to the I/O thread (one write in flight, so order and memory are kept)."""
