@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from loky import get_reusable_executor
@@ -89,6 +89,40 @@ def worker_count() -> int:
 def cores() -> int:
     """Cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class OneInFlight:
+    """Steps run one at a time on a thread of their own, each handed over once the last is done.
+
+    For work that lets go of the GIL (hashing, compressing, file writes) beside the work
+    that holds it: order is kept, at most one step's data waits, and a step's error comes
+    out at the next hand-over or at `settle`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[Any] | None = None
+
+    def submit(self, step: Callable[..., Any], *args: Any) -> None:
+        self.settle()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=self.name)
+        self._pending = self._pool.submit(step, *args)
+
+    def settle(self) -> None:
+        """Wait for the step in flight; its error, if any, is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self, drop: bool = False) -> None:
+        """Stop the thread once its step is done; with `drop`, that step's outcome is ignored."""
+        if drop:
+            self._pending = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vmig.errors import IntegrityError
+from vmig.parallel import OneInFlight
 from vmig.paths import compression_of, sidecar_path
 from vmig.reader import count_lines
 from vmig.schema import FORMAT_VERSION
@@ -78,18 +78,18 @@ def _checksum_and_newlines(path: Path) -> tuple[str, int]:
     newlines = 0
     # Two buffers, reused: one is hashed while the other is filled (fresh 4 MiB reads would page-fault).
     buffers = (bytearray(_VERIFY_CHUNK), bytearray(_VERIFY_CHUNK))
-    with open(path, "rb", buffering=0) as handle, ThreadPoolExecutor(1, thread_name_prefix="vex-sha256") as pool:
-        pending: Future[None] | None = None
-        turn = 0
-        while size := handle.readinto(buffers[turn]):
-            chunk = memoryview(buffers[turn])[:size]
-            newlines += buffers[turn].count(b"\n", 0, size)  # memchr speed: several times numpy's compare-and-count
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(digest.update, chunk)
-            turn = 1 - turn
-        if pending is not None:
-            pending.result()
+    hashing = OneInFlight("vex-sha256")
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            turn = 0
+            while size := handle.readinto(buffers[turn]):
+                # memchr speed: several times numpy's compare-and-count
+                newlines += buffers[turn].count(b"\n", 0, size)
+                hashing.submit(digest.update, memoryview(buffers[turn])[:size])
+                turn = 1 - turn
+        hashing.settle()
+    finally:
+        hashing.close(drop=True)
     return "sha256:" + digest.hexdigest(), newlines
 
 

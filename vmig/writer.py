@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +22,7 @@ import pyarrow as pa
 from vmig import metadata as md
 from vmig.batch import vector_rows
 from vmig.errors import StoreError
-from vmig.parallel import warm_up
+from vmig.parallel import OneInFlight, warm_up
 from vmig.paths import compression_of
 from vmig.schema import FORMAT_VERSION
 from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, LineSpool, spool_workers, take
@@ -124,8 +123,7 @@ class VmigWriter:
         self._raw: IO[bytes] | None = None
         self._hashing: _HashingFile | None = None
         self._stream: Any = None
-        self._io: ThreadPoolExecutor | None = None
-        self._io_pending: Future[Any] | None = None
+        self._io = OneInFlight("vex-write")
         self._workers = spool_workers() if workers is None else workers
         self._spool: LineSpool | None = None
         self._warming = False
@@ -193,22 +191,13 @@ class VmigWriter:
         self._hand_over(lambda: self._stream.write(take(item)))
 
     def _hand_over(self, step: Any, *args: Any) -> None:
-        self._settle()
-        if self._io is None:
-            self._io = ThreadPoolExecutor(1, thread_name_prefix="vex-write")
-        self._io_pending = self._io.submit(step, *args)
+        with self._file_errors():
+            self._io.submit(step, *args)
 
     def _settle(self) -> None:
         """Wait for the write in flight; its error, if any, is raised here."""
-        pending, self._io_pending = self._io_pending, None
-        if pending is not None:
-            with self._file_errors():
-                pending.result()
-
-    def _stop_io(self) -> None:
-        if self._io is not None:
-            self._io.shutdown(wait=True)
-            self._io = None
+        with self._file_errors():
+            self._io.settle()
 
     def commit(self) -> str:
         """Flush, fsync and rename into place; returns the `sha256:` checksum."""
@@ -219,7 +208,7 @@ class VmigWriter:
             for item in self._spool.drain():
                 self._write_spooled(item)
         self._settle()
-        self._stop_io()
+        self._io.close()
         if self._spool is not None:
             self._spool.close()
             self._spool = None
@@ -236,8 +225,7 @@ class VmigWriter:
 
     def abort(self) -> None:
         """Drop the temporary file; the destination is left as it was."""
-        self._io_pending = None
-        self._stop_io()
+        self._io.close(drop=True)
         if self._spool is not None:
             self._spool.close()
             self._spool = None
