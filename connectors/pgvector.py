@@ -432,16 +432,16 @@ class PgvectorConnector(Connector):
             columns += [sql.SQL("model::text"), sql.SQL("created_at"), sql.SQL("score::float8"),
                         sql.SQL("source_store::text"), sql.SQL("extra::text")]  # fmt: skip
         select = sql.SQL(", ").join(columns)
-        pages = self._copy_pages(mapping, namespace, limit, cursor, select, layout)
+        pages = self._copy_pages(mapping, namespace, limit, cursor, select)
         # The server runs the next page's query while this one is written out.
-        for batch, next_cursor in read_ahead((_decode_page(page), page.next_cursor) for page in pages):
+        for batch, next_cursor in read_ahead((_decode_page(messages, layout), after) for messages, after in pages):
             yield Page(batch, next_cursor)
 
     def _copy_pages(
-        self, mapping: TableMap, namespace: str | None, limit: int | None, cursor: Cursor | None, select: Any,
-        layout: _PageLayout,
-    ) -> Iterator[_PageJob]:  # fmt: skip
-        """Keyset pages of the table as raw binary COPY data: each is one short query, retried on its own.
+        self, mapping: TableMap, namespace: str | None, limit: int | None, cursor: Cursor | None, select: Any
+    ) -> Iterator[tuple[list[bytes], str | None]]:
+        """Keyset pages of the table as raw binary COPY messages (a row each, then the trailer) and
+        the cursor after each (None after the last): each is one short query, retried on its own.
 
         The next page's query needs only the last id, read off the last row's first field,
         so no row is parsed here.
@@ -481,7 +481,7 @@ class PgvectorConnector(Connector):
             if remaining is not None:
                 remaining -= rows
             done = rows < size or remaining == 0
-            yield _PageJob(messages, layout, None if done else last)
+            yield messages, None if done else last
             if done:
                 return
 
@@ -790,24 +790,16 @@ class _PageLayout:
     store: str
 
 
-@dataclass(frozen=True)
-class _PageJob:
-    messages: list[bytes]
-    """A page's binary COPY messages (a row each): id, vector, text, metadata, namespace[, the native extras]."""
-    layout: _PageLayout
-    next_cursor: str | None
-
-
 def _without_reserved(text: str | None) -> str:
     meta = md.loads(text)
     meta.pop(RESERVED_KEY, None)
     return md.dumps(meta) or "{}"
 
 
-def _decode_page(job: _PageJob) -> pa.RecordBatch:
-    """Binary COPY rows to a canonical batch: columns cut out with numpy, metadata a step per row."""
-    layout = job.layout
-    fields = pgcopy.split_rows(job.messages, 10 if layout.native_extras else 5)
+def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
+    """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras]) to a canonical
+    batch: columns cut out with numpy, metadata a step per row."""
+    fields = pgcopy.split_rows(messages, 10 if layout.native_extras else 5)
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
     metas = pgcopy.read_text(fields, 3).to_pylist()
     if layout.native_extras:

@@ -1,10 +1,12 @@
-"""The CPU-heavy step of reading (parsing lines) in worker processes, results in order.
+"""Work beside the main thread: worker processes for CPU-heavy steps, threads for waiting ones.
 
-Reading a `.vmig.jsonl` line costs more than loading it into most stores, and one
-Python process does it on one core. Worker processes do that part on the other
-cores while the main process talks to the store. Results come back in the order the work went
-out, so files, cursors and line numbers stay exactly as a serial run gives them,
-and at most a few chunks are in flight, so memory stays bounded.
+Parsing `.vmig.jsonl` lines and formatting them cost more than most stores' loads, and one
+Python process does them on one core. Worker processes (`OrderedWorkers`) do that part on
+the other cores while the main process talks to the store. Results come back in the order the
+work went out, so files, cursors and line numbers stay exactly as a serial run gives them,
+and at most a few items are in flight, so memory stays bounded. Threads carry the steps that
+let go of the GIL or wait on a server: `OneInFlight` (hashing, writing) and `read_ahead`
+(the next page of a source).
 
 Workers come from loky's reusable pool: spawned, not forked (a run may have
 Prefect's threads), without re-importing the caller's main module (a script
@@ -140,7 +142,7 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     def offer(entry: tuple[Any, BaseException | None]) -> bool:
         while not stop.is_set():
             try:
-                slots.put(entry, timeout=_PARENT_POLL_SECONDS)
+                slots.put(entry, timeout=_STOP_POLL_SECONDS)
             except queue.Full:
                 continue
             return True
@@ -175,6 +177,8 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
 
 
 _END = object()
+_STOP_POLL_SECONDS = 0.5
+"""How often a producer blocked on a full queue looks whether the consumer has stopped."""
 
 
 class OrderedWorkers(Generic[T, R]):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vmig.parallel import OrderedWorkers, cores, warm_up, worker_count
+from vmig.parallel import WORKERS_ENV, OrderedWorkers, cores, warm_up, worker_count
 
 SLICE_ROWS = 1024
 """Rows formatted at a time, by a worker or by the writer itself: about 5 MB of lines at 384
@@ -42,7 +42,7 @@ _PREFIX = "vex-lines-"
 
 def spool_workers() -> int:
     """Formatting workers: `VEX_WORKERS` when set, else one per core (at most four) from four cores up."""
-    if os.environ.get("VEX_WORKERS", "").strip():
+    if os.environ.get(WORKERS_ENV, "").strip():
         return worker_count()
     return worker_count() if cores() >= FROM_CORES else 0
 
