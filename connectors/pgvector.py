@@ -790,19 +790,29 @@ class _PageLayout:
     store: str
 
 
-def _without_reserved(text: str | None) -> str:
-    meta = md.loads(text)
-    meta.pop(RESERVED_KEY, None)
-    return md.dumps(meta) or "{}"
+def _reserved_rows(metas: pa.Array) -> tuple[pa.Array, list[int]]:
+    """Metadata texts (null as `{}`) and the rows that need parsing: those that may hold `_vex`, or are
+    not a JSON object. The rest go through as the server wrote them, no step per row: in a table
+    vex did not write, or wrote with a column for every field, that is every row."""
+    texts = metas.fill_null("{}")
+    maybe = pc.or_(pc.invert(pc.starts_with(texts, "{")), pc.match_substring(texts, f'"{RESERVED_KEY}"'))
+    return texts, pc.indices_nonzero(maybe).to_pylist()
 
 
 def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
     """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras]) to a canonical
-    batch: columns cut out with numpy, metadata a step per row."""
+    batch: columns cut out with numpy, metadata a step per row only where `_vex` may be in it."""
     fields = pgcopy.split_rows(messages, 10 if layout.native_extras else 5)
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
-    metas = pgcopy.read_text(fields, 3).to_pylist()
+    texts, parse = _reserved_rows(pgcopy.read_text(fields, 3))
     if layout.native_extras:
+        metadata: pa.Array | list[str | None] = texts
+        if parse:
+            metadata = texts.to_pylist()
+            for i in parse:
+                meta = md.loads(metadata[i])
+                meta.pop(RESERVED_KEY, None)
+                metadata[i] = md.dumps(meta) or "{}"
         extras = pgcopy.read_text(fields, 9).to_pylist()
         sources = pgcopy.read_text(fields, 8).fill_null(layout.store)
         return build_batch(
@@ -811,26 +821,34 @@ def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
             text=pgcopy.read_text(fields, 2),
             model=pgcopy.read_text(fields, 5),
             namespace=pgcopy.read_text(fields, 4),
-            metadata=[_without_reserved(text) for text in metas],
+            metadata=metadata,
             created_at=pgcopy.read_timestamptz(fields, 6),
             score=pgcopy.read_float8(fields, 7),
             source_store=pc.if_else(pc.equal(sources, ""), layout.store, sources),
             extra=[md.dumps(value) if text and (value := orjson.loads(text)) else None for text in extras],
         )
+    rows = len(texts)
     namespaces = pgcopy.read_text(fields, 4).to_pylist()
-    meta_texts, models, created, scores, sources_list, extra_texts = [], [], [], [], [], []
-    for i, text in enumerate(metas):
-        meta = md.loads(text)
+    meta_texts: list[str | None] = texts.to_pylist()
+    models: list[str | None] = [None] * rows
+    created: list[Any] = [None] * rows
+    scores: list[float | None] = [None] * rows
+    sources_list: list[str | None] = [layout.store] * rows
+    extra_texts: list[str | None] = [None] * rows
+    if not layout.namespace_column:
+        namespaces = [None] * rows
+    for i in parse:
+        meta = md.loads(meta_texts[i])
         reserved = meta.pop(RESERVED_KEY, None) or {}
-        meta_texts.append(md.dumps(meta))
+        meta_texts[i] = md.dumps(meta)
         if not layout.namespace_column:
             namespaces[i] = reserved.get("namespace")
-        models.append(reserved.get("model"))
-        created.append(reserved.get("created_at"))
-        scores.append(reserved.get("score"))
-        sources_list.append(reserved.get("source_store", layout.store))
+        models[i] = reserved.get("model")
+        created[i] = reserved.get("created_at")
+        scores[i] = reserved.get("score")
+        sources_list[i] = reserved.get("source_store", layout.store)
         extra = reserved.get("extra")
-        extra_texts.append(md.dumps(extra) if extra else None)
+        extra_texts[i] = md.dumps(extra) if extra else None
     return build_batch(
         pgcopy.read_text(fields, 0), vectors=vectors, text=pgcopy.read_text(fields, 2), model=models,
         namespace=namespaces, metadata=meta_texts, created_at=created, score=scores, source_store=sources_list,

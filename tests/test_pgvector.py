@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from connectors.pgvector import PgvectorConnector, PgvectorOptions
 from tests.chroma_server import free_port
 from tests.conftest import ROOT, run_vex
 from tests.pg_server import PgServer
@@ -242,6 +243,59 @@ def test_explicit_column_mapping(pg_server: PgServer, tmp_path: Path) -> None:
     result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--table", "my_items",
                      "--id-column", "nope", "--output", str(tmp_path / "x.vmig.jsonl"))  # fmt: skip
     assert result.returncode == 2 and "has no column nope" in result.stderr
+
+
+_METADATA_AS_STORED = {
+    "plain": ('{"a": 1, "tag": "x"}', {"a": 1, "tag": "x"}),
+    "null": (None, {}),
+    "not-an-object": ("[1, 2]", {}),
+    "quoted-key-in-a-value": ('{"note": "say \\"_vex\\" here"}', {"note": 'say "_vex" here'}),
+    "nested": ('{"a": {"b": [1, 2]}}', {"a": {"b": [1, 2]}}),
+}
+"""Metadata a user's own table may hold (the jsonb text PostgreSQL gives back), and what vex reads from it."""
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native-columns", "mapped-columns"])
+def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_path: Path, native: bool) -> None:
+    """Rows vex did not write: every metadata shape reads back as it was; `_vex` is lifted out where it is
+    vex's own (a top-level key), and is only text where it sits inside a value."""
+    table = "meta_native" if native else "meta_mapped"
+    extras = (", namespace text, model text, created_at timestamptz, score double precision, source_store text, "
+              "extra jsonb")  # fmt: skip
+    rows = _METADATA_AS_STORED
+    reserved = '{"k": 2, "_vex": {"model": "m-1", "score": 0.5, "namespace": "ns-1"}}'
+    with pg_server.admin("vexdb") as conn:
+        conn.execute(f"CREATE TABLE {table} (id text PRIMARY KEY, embedding vector(2) NOT NULL, text text, "
+                     f"metadata jsonb{extras if native else ''})")  # fmt: skip
+        conn.execute(f"GRANT ALL ON {table} TO vex")
+        for key, (stored, _) in [*rows.items(), ("reserved", (reserved, None))]:
+            conn.execute(f"INSERT INTO {table} (id, embedding, text, metadata) VALUES (%s, '[1,2]', 't', %s)",
+                         (key, stored))  # fmt: skip
+    mapping = [] if native else ["--id-column", "id", "--vector-column", "embedding", "--metadata-column", "metadata"]
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--table", table, *mapping,
+                     "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    for key, (_, expected) in rows.items():
+        assert back[key]["metadata"] == expected, key
+        assert back[key]["model"] is None and back[key]["source_store"] == "pgvector", key
+    assert back["reserved"]["metadata"] == {"k": 2}
+    # In flight, too, metadata is always a JSON object: other stores' loaders take it as it is.
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table=table, id_column="id",
+                                                  vector_column="embedding", metadata_column="metadata"))  # fmt: skip
+    with connector:
+        pages = list(connector.extract(None, None, None))
+    texts = [text for page in pages for text in page.batch.column("metadata").to_pylist()]
+    assert len(texts) == len(rows) + 1 and all(isinstance(json.loads(text), dict) for text in texts)
+    if native:  # a native table keeps these in its own columns; `_vex` in its metadata is dropped
+        assert back["reserved"]["model"] is None and back["reserved"]["namespace"] is None
+    else:
+        assert (back["reserved"]["model"], back["reserved"]["score"], back["reserved"]["namespace"]) == (
+            "m-1",
+            0.5,
+            "ns-1",
+        )
 
 
 def test_refused_record_is_counted_and_the_rest_loaded(pg_server: PgServer, tmp_path: Path) -> None:

@@ -212,12 +212,6 @@ class FastParser:
         else:
             self._parser = simdjson.Parser()
 
-    def __call__(self, raw: bytes) -> dict[str, Any]:
-        record = self._fast_record(raw) if self._parser is not None else None
-        if record is None:
-            return parse_record(raw)
-        return _record_fields(record, raw)
-
     def row(self, raw: bytes) -> tuple[Any, ...]:
         """The line's fields in `_BATCH_FIELDS` order: what a batch is built from.
 
