@@ -5,7 +5,8 @@ Layouts (`--layout`):
   text, metadata jsonb, namespace, model, created_at timestamptz, score, source_store, extra jsonb`.
 - `langchain`: LangChain's PGVector store, `langchain_pg_embedding` joined to
   `langchain_pg_collection` (the collection is `--collection NAME`).
-- `llamaindex`: LlamaIndex's PGVectorStore table `data_<name>` (`--collection NAME`), keyed by `node_id`.
+- `llamaindex`: LlamaIndex's PGVectorStore table `data_<name>` (`--collection [SCHEMA.]NAME`, the
+  `schema_name`/`table_name` PGVectorStore was given), keyed by `node_id`.
 - any other table through `--id-column`, `--vector-column`, `--text-column`, `--metadata-column`,
   `--namespace-column`.
 
@@ -59,7 +60,7 @@ class PgvectorOptions(StoreOptions):
     table: str = "vex_memories"
     layout: Literal["native", "langchain", "llamaindex"] = "native"
     collection: str | None = None
-    """LangChain collection name, or LlamaIndex table name (without `data_`)."""
+    """LangChain collection name, or LlamaIndex `[schema_name.]table_name` (without `data_`)."""
     index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
     metric: Literal["cosine", "dot", "euclid"] = "cosine"
     timeout: float = 300.0
@@ -95,11 +96,50 @@ def _psycopg() -> Any:
     return client_module("pgvector", "pgvector", "psycopg", "psycopg")
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def _split_name(name: str) -> tuple[str, ...]:
-    parts = tuple(part for part in name.split(".") if part)
-    if not 1 <= len(parts) <= 2:
+    """`[SCHEMA.]NAME` read the way PostgreSQL reads a name: unquoted parts fold to lower case (ASCII
+    letters, as the server folds them), double-quoted parts stay as written (`""` is a quote).
+
+    So `--table MyDocs` finds the table `CREATE TABLE MyDocs` made (`mydocs`), as psql would, and
+    `--table '"MyDocs"'` the one `CREATE TABLE "MyDocs"` made.
+    """
+    parts: list[str] = []
+    position, end = 0, len(name)
+    while True:
+        if name.startswith('"', position):
+            close = position
+            while True:
+                close = name.find('"', close + 1)
+                if close < 0:
+                    raise UsageError(f"pgvector --table {name}: a double quote is not closed")
+                if not name.startswith('"', close + 1):
+                    break
+                close += 1
+            part, position = name[position + 1 : close].replace('""', '"'), close + 1
+        else:
+            dot = name.find(".", position)
+            dot = end if dot < 0 else dot
+            part, position = name[position:dot].strip().translate(_ASCII_LOWER), dot
+        parts.append(part)
+        if position >= end:
+            break
+        if name[position] != ".":
+            raise UsageError(f"pgvector --table {name}: expected a dot after a quoted name")
+        position += 1
+    if not 1 <= len(parts) <= 2 or not all(parts):
         raise UsageError(f"pgvector --table must be TABLE or SCHEMA.TABLE, got '{name}'")
-    return parts
+    return tuple(parts)
+
+
+def _llamaindex_table(collection: str | None) -> tuple[str, ...]:
+    """LlamaIndex's PGVectorStore table for `--collection [SCHEMA.]NAME`: `data_<name>`, both lowercased
+    as PGVectorStore lowercases its `table_name` and `schema_name`."""
+    schema, _, name = (collection or "llamaindex").rpartition(".")
+    table = f"data_{name.lower()}"
+    return (schema.lower(), table) if schema else (table,)
 
 
 class PgvectorConnector(Connector):
@@ -152,7 +192,7 @@ class PgvectorConnector(Connector):
         if self.opts.layout == "langchain":
             return ("langchain_pg_embedding",)
         if self.opts.layout == "llamaindex":
-            return (f"data_{self.opts.collection or 'vectors'}",)
+            return _llamaindex_table(self.opts.collection)
         return _split_name(self.opts.table)
 
     def conn(self) -> Any:
@@ -400,6 +440,12 @@ class PgvectorConnector(Connector):
                 clauses.append(sql.SQL("{} = %s").format(sql.Identifier(mapping.namespace)))
             elif mapping.metadata is not None:
                 clauses.append(sql.SQL("{} -> '_vex' ->> 'namespace' = %s").format(sql.Identifier(mapping.metadata)))
+            else:
+                raise UsageError(
+                    f"pgvector table {'.'.join(mapping.table)} has no namespace column and no metadata column: "
+                    f"no record in it has a namespace, so --namespace {namespace} would select nothing "
+                    "(name the column with --namespace-column)"
+                )
             params.append(namespace)
         if not clauses:
             return sql.SQL(""), params

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectors.pgvector import PgvectorConnector, PgvectorOptions
+from connectors.pgvector import PgvectorConnector, PgvectorOptions, _split_name
 from tests.chroma_server import free_port
 from tests.conftest import ROOT, run_vex
 from tests.pg_server import PgServer
 from tests.records import read_vmig, sample_records, write_vmig
+from vmig.errors import UsageError
 
 DEMO_DB = ROOT / "demo" / "memory.db"
 
@@ -194,8 +195,9 @@ def test_llamaindex_layout_to_qdrant_and_back(pg_server: PgServer, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     original = read_vmig(first)
     assert len(original) == 10 and original[str(uuid.UUID(int=5))]["metadata"]["ref_doc_id"] == "doc-1"
+    # PGVectorStore(table_name="Docs") made the same table: it lowercases the name.
     result = run_vex("migrate", "--from", "pgvector", "--to", "qdrant", "--source-url", url, "--layout", "llamaindex",
-                     "--source-collection", "docs", "--target-path", str(tmp_path / "q"), "--target-collection", "li",
+                     "--source-collection", "Docs", "--target-path", str(tmp_path / "q"), "--target-collection", "li",
                      "--verify")  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     with pg_server.admin("vexdb") as conn:
@@ -216,6 +218,66 @@ def test_llamaindex_layout_to_qdrant_and_back(pg_server: PgServer, tmp_path: Pat
             assert restored[key][field] == record[field], (key, field)
     with pg_server.admin("vexdb") as conn:
         assert conn.execute("SELECT count(*) FROM data_docs").fetchone()[0] == 10, "no node doubled"
+
+
+def test_llamaindex_table_in_its_own_schema(pg_server: PgServer, tmp_path: Path) -> None:
+    """PGVectorStore(schema_name="RAG", table_name="Notes") keeps its rows in rag.data_notes."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP SCHEMA IF EXISTS rag CASCADE")
+        conn.execute("CREATE SCHEMA rag")
+        conn.execute("SET search_path TO rag, public")
+        conn.execute(LLAMAINDEX_DDL.replace("data_docs", "data_notes").replace("docs_idx_1", "notes_idx_1"))
+        conn.execute("GRANT USAGE ON SCHEMA rag TO vex")
+        conn.execute("GRANT ALL ON rag.data_notes TO vex")
+        conn.execute("INSERT INTO rag.data_notes (text, metadata_, node_id, embedding) VALUES ('n', '{}', 'n-1', %s)",
+                     (_vec(7),))  # fmt: skip
+    out = tmp_path / "notes.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--layout", "llamaindex",
+                     "--collection", "RAG.Notes", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert list(read_vmig(out)) == ["n-1"]
+
+
+def test_table_names_are_read_as_postgresql_reads_them(pg_server: PgServer, tmp_path: Path) -> None:
+    """An unquoted name folds to lower case, as in psql; a double-quoted one is taken as written."""
+    with pg_server.admin("vexdb") as conn:
+        for ddl_name, row in (("MyDocs", "folded"), ('"MyDocs"', "quoted")):
+            conn.execute(f"DROP TABLE IF EXISTS {ddl_name}")
+            conn.execute(f"CREATE TABLE {ddl_name} (id text PRIMARY KEY, embedding vector(2) NOT NULL)")
+            conn.execute(f"INSERT INTO {ddl_name} VALUES ('{row}', '[1,2]')")
+            conn.execute(f"GRANT ALL ON {ddl_name} TO vex")
+    for given, expected in (("MyDocs", "folded"), ("public.MYDOCS", "folded"), ('"MyDocs"', "quoted")):
+        out = tmp_path / "t.vmig.jsonl"
+        result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--table", given,
+                         "--output", str(out))  # fmt: skip
+        assert result.returncode == 0, (given, result.stderr)
+        assert list(read_vmig(out)) == [expected], given
+
+
+@pytest.mark.parametrize(
+    ("given", "parts"),
+    [("docs", ("docs",)), ("Sch.Docs", ("sch", "docs")), ('"My.T"', ("My.T",)), ('s."a""b"', ("s", 'a"b')),
+     (" Docs ", ("docs",)), ("ÄDocs", ("Ädocs",))],
+)  # fmt: skip
+def test_split_name(given: str, parts: tuple[str, ...]) -> None:
+    assert _split_name(given) == parts
+
+
+@pytest.mark.parametrize("given", ['"docs', "a.b.c", "", "a.", '"a"x', '""'])
+def test_split_name_refuses(given: str) -> None:
+    with pytest.raises(UsageError):
+        _split_name(given)
+
+
+def test_namespace_filter_on_a_table_without_namespaces(pg_server: PgServer, tmp_path: Path) -> None:
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bare_t (id text PRIMARY KEY, embedding vector(2) NOT NULL)")
+        conn.execute("GRANT ALL ON bare_t TO vex")
+    result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--table", "bare_t",
+                     "--namespace", "x", "--output", str(tmp_path / "x.vmig.jsonl"))  # fmt: skip
+    assert result.returncode == 2
+    assert "bare_t has no namespace column and no metadata column" in result.stderr
+    assert not (tmp_path / "x.vmig.jsonl").exists()
 
 
 def test_explicit_column_mapping(pg_server: PgServer, tmp_path: Path) -> None:
