@@ -7,6 +7,7 @@ store never touches the pipeline.
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,21 @@ from pydantic import BaseModel, ConfigDict
 
 from vmig.errors import MissingExtraError, StoreError, UsageError
 from vmig.reader import Reject
+
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vex-migrate/qdrant-ids")
+"""UUIDv5 namespace of mapped ids: the same id maps to the same UUID in every store keyed by UUIDs."""
+
+
+def uuid_for(record_id: str) -> uuid.UUID:
+    """The UUID a store keyed by UUIDs keeps a record under: the id itself when it is one, else its UUIDv5.
+
+    Where `str(uuid_for(id)) != id` the store must keep the original id beside the record.
+    """
+    try:
+        return uuid.UUID(record_id)
+    except ValueError:
+        return uuid.uuid5(ID_NAMESPACE, record_id)
+
 
 Cursor = Any
 """Opaque, JSON-serialisable position in a store's enumeration (resume point)."""

@@ -110,6 +110,12 @@ def uuid_constant(value: uuid.UUID, count: int) -> Field:
     return _fixed_payload(np.broadcast_to(payload, (count, 16)), None)
 
 
+def uuids(values: list[uuid.UUID]) -> Field:
+    """A `uuid` column: 16 bytes a row."""
+    payload = np.frombuffer(b"".join(value.bytes for value in values), dtype=np.uint8).reshape(len(values), 16)
+    return _fixed_payload(payload, None)
+
+
 def copy_stream(fields: list[Field], count: int) -> pa.Buffer:
     """Signature, `count` rows of the given fields (in COPY column order), trailer."""
     field_count = np.asarray([len(fields)], dtype=">i2").view(np.uint8)

@@ -43,6 +43,7 @@ from connectors.base import (
     StoreInfo,
     StoreOptions,
     client_module,
+    uuid_for,
 )
 from vmig import metadata as md
 from vmig.batch import build_batch, last_of_each_id, vector_matrix
@@ -50,6 +51,7 @@ from vmig.errors import StoreError, TransientError, UsageError
 from vmig.parallel import read_ahead
 
 RESERVED_KEY = "_vex"
+_TEXT_TYPES = ("text", "character", "varchar", "name", "citext")
 _OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "euclid": "l2_ops"}
 _NATIVE_EXTRAS = ("namespace", "model", "created_at", "score", "source_store", "extra")
 
@@ -90,6 +92,12 @@ class TableMap:
     """`id` has a unique constraint: ON CONFLICT upserts; otherwise delete-then-insert."""
     types: dict[str, str] = field(default_factory=dict)
     """Column name -> formatted type, as the catalog gives it."""
+    not_null: frozenset[str] = frozenset()
+
+    @property
+    def uuid_keys(self) -> bool:
+        """Rows keyed by a `uuid` column (LangChain's PGVectorStore): other ids are mapped, and kept under `_vex`."""
+        return self.types.get(self.id) == "uuid"
 
 
 def _psycopg() -> Any:
@@ -298,12 +306,16 @@ class PgvectorConnector(Connector):
 
     def _columns(self, table: tuple[str, ...]) -> dict[str, str]:
         """Column name -> formatted type (e.g. `vector(384)`), empty when the table does not exist."""
+        return self._catalog(table)[0]
+
+    def _catalog(self, table: tuple[str, ...]) -> tuple[dict[str, str], frozenset[str]]:
+        """The table's columns with their formatted types, and those declared NOT NULL."""
         query = (
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a "
             "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
         )
         rows = self.conn().execute(query, (_qualified(table),)).fetchall()
-        return {name: kind for name, kind in rows}
+        return {name: kind for name, kind, _ in rows}, frozenset(name for name, _, required in rows if required)
 
     def _has_unique(self, table: tuple[str, ...], column: str) -> bool:
         query = (
@@ -317,7 +329,7 @@ class PgvectorConnector(Connector):
         if self._map is not None:
             return self._map
         table = self._table_name()
-        columns = self._columns(table)
+        columns, not_null = self._catalog(table)
         layout = self.opts.layout
         if layout == "langchain":
             if not columns:
@@ -350,12 +362,14 @@ class PgvectorConnector(Connector):
                 f"pgvector table {'.'.join(table)} has no primary key or unique index on {mapping.id}: "
                 "vex cannot upsert into it without duplicating records"
             )
-        mapping.types = columns
+        mapping.types, mapping.not_null = columns, not_null
         self._map = mapping
         return mapping
 
     def _explicit_map(self, table: tuple[str, ...], columns: dict[str, str]) -> TableMap:
-        native = all(c in columns for c in ("id", "embedding", "text", "metadata", *_NATIVE_EXTRAS))
+        native = all(c in columns for c in ("id", "embedding", "text", "metadata", *_NATIVE_EXTRAS)) and columns[
+            "id"
+        ].startswith(_TEXT_TYPES)
         opts = self.opts
         return TableMap(
             table,
@@ -619,12 +633,12 @@ class PgvectorConnector(Connector):
         """(column, encoded values) in COPY order, built a column at a time."""
         count = batch.num_rows
         fields = [
-            (mapping.id, self._encode_text(mapping, mapping.id, batch.column("id"))),
+            (mapping.id, self._encode_id(mapping, batch.column("id"))),
             (mapping.vector, pgcopy.vector(vector_matrix(batch), half=self._vector_type == "halfvec")),
         ]
         if mapping.text:
             texts = batch.column("text")
-            if mapping.id == "node_id":  # LlamaIndex's text column is NOT NULL
+            if mapping.text in mapping.not_null:  # LlamaIndex's and LangChain's PGVectorStore's text columns
                 texts = texts.fill_null("")
             fields.append((mapping.text, self._encode_text(mapping, mapping.text, texts)))
         if mapping.metadata:
@@ -649,9 +663,28 @@ class PgvectorConnector(Connector):
     @staticmethod
     def _encode_text(mapping: TableMap, column: str, values: pa.Array) -> pgcopy.Field:
         kind = mapping.types.get(column, "text")
-        if not kind.startswith(("text", "character", "varchar", "name", "citext")):
-            raise UsageError(f"pgvector column {column} is {kind}: vex writes ids, text and namespaces to text columns")
+        if not kind.startswith(_TEXT_TYPES):
+            raise UsageError(
+                f"pgvector column {column} is {kind}: vex writes ids to text or uuid columns, text and namespaces "
+                "to text columns"
+            )
         return pgcopy.text(values)
+
+    def _encode_id(self, mapping: TableMap, ids: pa.Array) -> pgcopy.Field:
+        """Ids as text, or as UUIDs in a uuid key column: a UUID as itself, any other id as its UUIDv5, the
+        original kept in the metadata under `_vex` (so there must be a metadata column to keep it in)."""
+        if not mapping.uuid_keys:
+            return self._encode_text(mapping, mapping.id, ids)
+        keys = [uuid_for(record_id) for record_id in ids.to_pylist()]
+        if mapping.metadata is None:
+            for record_id, key in zip(ids.to_pylist(), keys, strict=True):
+                if str(key) != record_id:
+                    raise UsageError(
+                        f"pgvector table {'.'.join(mapping.table)} keys rows by the uuid column {mapping.id} and has "
+                        f"no metadata column to keep other ids in: id '{record_id}' is not a UUID "
+                        "(name one with --metadata-column)"
+                    )
+        return pgcopy.uuids(keys)
 
     @staticmethod
     def _encode_json(mapping: TableMap, column: str, values: pa.Array) -> pgcopy.Field:
@@ -664,16 +697,18 @@ class PgvectorConnector(Connector):
 
     def _metadata_with_reserved(self, batch: pa.RecordBatch, mapping: TableMap) -> pa.Array:
         """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need)."""
-        columns = {name: batch.column(name).to_pylist() for name in
-                   ("metadata", "namespace", "model", "created_at", "score", "source_store", "extra")}  # fmt: skip
+        names = ("id", "metadata", "namespace", "model", "created_at", "score", "source_store", "extra")
+        columns = {name: batch.column(name).to_pylist() for name in names}
         merged: list[str] = []
         for i, text in enumerate(columns["metadata"]):
+            record_id = columns["id"][i]
             created = columns["created_at"][i]
             source = columns["source_store"][i]
             extra = columns["extra"][i]
             reserved = {
                 key: value
                 for key, value in (
+                    ("id", record_id if mapping.uuid_keys and str(uuid_for(record_id)) != record_id else None),
                     ("namespace", None if mapping.namespace else columns["namespace"][i]),
                     ("model", columns["model"][i]),
                     ("created_at", None if created is None else _micros(created)),
@@ -874,6 +909,7 @@ def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
             extra=[md.dumps(value) if text and (value := orjson.loads(text)) else None for text in extras],
         )
     rows = len(texts)
+    ids: pa.Array | list[str] = pgcopy.read_text(fields, 0)
     namespaces = pgcopy.read_text(fields, 4).to_pylist()
     meta_texts: list[str | None] = texts.to_pylist()
     models: list[str | None] = [None] * rows
@@ -887,6 +923,9 @@ def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
         meta = md.loads(meta_texts[i])
         reserved = meta.pop(RESERVED_KEY, None) or {}
         meta_texts[i] = md.dumps(meta)
+        if isinstance(reserved.get("id"), str):  # a key vex mapped to a UUID: the record's own id
+            ids = ids if isinstance(ids, list) else ids.to_pylist()
+            ids[i] = reserved["id"]
         if not layout.namespace_column:
             namespaces[i] = reserved.get("namespace")
         models[i] = reserved.get("model")
@@ -896,7 +935,7 @@ def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
         extra = reserved.get("extra")
         extra_texts[i] = md.dumps(extra) if extra else None
     return build_batch(
-        pgcopy.read_text(fields, 0), vectors=vectors, text=pgcopy.read_text(fields, 2), model=models,
+        ids, vectors=vectors, text=pgcopy.read_text(fields, 2), model=models,
         namespace=namespaces, metadata=meta_texts, created_at=created, score=scores, source_store=sources_list,
         extra=extra_texts,
     )  # fmt: skip

@@ -12,7 +12,6 @@ as given); use `--metric dot` to keep them as they are on a server too.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -31,6 +30,7 @@ from connectors.base import (
     StoreOptions,
     client_module,
     is_network_error,
+    uuid_for,
 )
 from vmig import metadata as md
 from vmig.batch import build_batch, uniform_dims, vector_matrix
@@ -38,8 +38,6 @@ from vmig.errors import StoreError, TransientError, UsageError
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 ID_FIELD = "_vex_id"
-ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vex-migrate/qdrant-ids")
-"""UUIDv5 namespace of mapped ids: the same id always maps to the same point."""
 _RESERVED = frozenset(
     {ID_FIELD, "text", "namespace", "model", "created_at", "metadata", "score", "source_store", "extra"}
 )
@@ -69,10 +67,7 @@ def point_id(record_id: str) -> int | str:
     """The id Qdrant stores: the id itself when it is a uint or a UUID, else its UUIDv5."""
     if record_id.isdigit() and (record_id == "0" or not record_id.startswith("0")) and int(record_id) <= _UINT64_MAX:
         return int(record_id)
-    try:
-        return str(uuid.UUID(record_id))
-    except ValueError:
-        return str(uuid.uuid5(ID_NAMESPACE, record_id))
+    return str(uuid_for(record_id))
 
 
 def _client_module() -> Any:

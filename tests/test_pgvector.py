@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from connectors.base import uuid_for
 from connectors.pgvector import PgvectorConnector, PgvectorOptions, _split_name
 from tests.chroma_server import free_port
 from tests.conftest import ROOT, run_vex
@@ -278,6 +279,74 @@ def test_namespace_filter_on_a_table_without_namespaces(pg_server: PgServer, tmp
     assert result.returncode == 2
     assert "bare_t has no namespace column and no metadata column" in result.stderr
     assert not (tmp_path / "x.vmig.jsonl").exists()
+
+
+LANGCHAIN_V2_DDL = """
+-- langchain-postgres v2 (langchain_postgres/v2/engine.py): PGEngine.init_vectorstore_table("{name}", 8)
+CREATE TABLE "public"."{name}"(
+    "langchain_id" UUID PRIMARY KEY,
+    "content" TEXT NOT NULL,
+    "embedding" vector(8) NOT NULL{metadata}
+);
+"""
+_LANGCHAIN_V2_MAPPING = ["--id-column", "langchain_id", "--text-column", "content", "--metadata-column",
+                         "langchain_metadata"]  # fmt: skip
+
+
+def test_langchain_pgvectorstore_table_keyed_by_uuid(pg_server: PgServer, tmp_path: Path) -> None:
+    """LangChain's PGVectorStore keys rows by a uuid: other ids go in as their UUIDv5 and come back as they were."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS lc_store")
+        conn.execute(LANGCHAIN_V2_DDL.format(name="lc_store", metadata=',\n    "langchain_metadata" JSON'))
+        conn.execute("GRANT ALL ON lc_store TO vex")
+        own = uuid.UUID(int=42)
+        conn.execute("INSERT INTO lc_store VALUES (%s, 'written by LangChain', %s, '{\"source\": \"a.md\"}')",
+                     (own, _vec(1)))  # fmt: skip
+    records = sample_records(count=9, odd_ones=False)
+    records[1]["id"] = str(uuid.UUID(int=7))  # a UUID goes in as itself
+    records[2]["text"] = None  # the content column is NOT NULL
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    url = pg_server.dsn()
+    for _ in range(2):  # a re-run upserts the same rows
+        result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", url, "--table", "lc_store",
+                         *_LANGCHAIN_V2_MAPPING)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        keys = {row[0] for row in conn.execute("SELECT langchain_id FROM lc_store")}
+    assert len(keys) == 10 and uuid.UUID(int=7) in keys and uuid_for("mem-0000") in keys
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--table", "lc_store", *_LANGCHAIN_V2_MAPPING,
+                     "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert sorted(back) == sorted([r["id"] for r in records] + [str(own)])
+    for record in records:
+        got = back[record["id"]]
+        assert got["text"] == (record["text"] or ""), record["id"]
+        assert np.array_equal(np.asarray(got["vector"], dtype=np.float32), record["vector"])
+        assert (got["metadata"], got["namespace"], got["model"]) == (
+            record["metadata"], record["namespace"], record["model"]
+        )  # fmt: skip
+    assert back[str(own)]["metadata"] == {"source": "a.md"}
+
+
+def test_uuid_keyed_table_without_metadata_refuses_other_ids(pg_server: PgServer, tmp_path: Path) -> None:
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS lc_bare")
+        conn.execute(LANGCHAIN_V2_DDL.format(name="lc_bare", metadata=""))
+        conn.execute("GRANT ALL ON lc_bare TO vex")
+    mapping = ["--table", "lc_bare", "--id-column", "langchain_id", "--text-column", "content"]
+    records = sample_records(count=3, odd_ones=False)
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "s.vmig.jsonl", records)), "--to", "pgvector",
+                     "--url", pg_server.dsn(), *mapping)  # fmt: skip
+    assert result.returncode == 2 and "id 'mem-0000' is not a UUID" in result.stderr
+    for record in records:
+        record["id"] = str(uuid.uuid4())
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "u.vmig.jsonl", records)), "--to", "pgvector",
+                     "--url", pg_server.dsn(), *mapping)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT count(*) FROM lc_bare").fetchone()[0] == 3
 
 
 def test_explicit_column_mapping(pg_server: PgServer, tmp_path: Path) -> None:
