@@ -224,6 +224,10 @@ class PgvectorConnector(Connector):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, errors.InsufficientPrivilege):
             return UsageError(f"pgvector {where}: permission denied while {doing} ({text})")
+        if isinstance(exc, errors.InvalidSchemaName) and len(self._table_name()) == 2:
+            return UsageError(
+                f"pgvector {where}: schema {self._table_name()[0]} does not exist (vex creates tables, not schemas)"
+            )
         if isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName)):
             return UsageError(f"pgvector {where}: table {'.'.join(self._table_name())} not found")
         if isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected, errors.AdminShutdown,

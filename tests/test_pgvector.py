@@ -489,3 +489,9 @@ def test_table_without_primary_key(pg_server: PgServer, tmp_path: Path) -> None:
     assert result.returncode == 2 and "no primary key" in result.stderr
     with pg_server.admin("vexdb") as conn:
         assert conn.execute("SELECT count(*) FROM no_pk").fetchone()[0] == 0
+
+
+def test_schema_that_does_not_exist(pg_server: PgServer, tmp_path: Path) -> None:
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
+    result = _import(source, "--url", pg_server.dsn(), "--table", "nowhere.t")
+    assert result.returncode == 2 and "schema nowhere does not exist" in result.stderr
