@@ -328,6 +328,14 @@ def test_langchain_pgvectorstore_table_keyed_by_uuid(pg_server: PgServer, tmp_pa
             record["metadata"], record["namespace"], record["model"]
         )  # fmt: skip
     assert back[str(own)]["metadata"] == {"source": "a.md"}
+    # Pages follow the uuid key: a small page size still gives every row once.
+    options = PgvectorOptions(url=url, table="lc_store", id_column="langchain_id", text_column="content",
+                              metadata_column="langchain_metadata")  # fmt: skip
+    connector = PgvectorConnector(options)
+    connector.page_size = 3
+    with connector:
+        paged = [i for page in connector.extract(None, None, None) for i in page.batch.column("id").to_pylist()]
+    assert sorted(paged) == sorted(back)
 
 
 def test_uuid_keyed_table_without_metadata_refuses_other_ids(pg_server: PgServer, tmp_path: Path) -> None:
