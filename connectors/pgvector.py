@@ -93,6 +93,9 @@ class TableMap:
     types: dict[str, str] = field(default_factory=dict)
     """Column name -> formatted type, as the catalog gives it."""
     not_null: frozenset[str] = frozenset()
+    column_keys: tuple[str, ...] = ()
+    """Columns no field maps to (LangChain PGVectorStore's `metadata_columns`, anything a user added):
+    their values travel as metadata keys, and go back to their columns on import."""
 
     @property
     def uuid_keys(self) -> bool:
@@ -310,16 +313,22 @@ class PgvectorConnector(Connector):
 
     def _columns(self, table: tuple[str, ...]) -> dict[str, str]:
         """Column name -> formatted type (e.g. `vector(384)`), empty when the table does not exist."""
-        return self._catalog(table)[0]
+        return self._catalog(table).types
 
-    def _catalog(self, table: tuple[str, ...]) -> tuple[dict[str, str], frozenset[str]]:
-        """The table's columns with their formatted types, and those declared NOT NULL."""
+    def _catalog(self, table: tuple[str, ...]) -> _Catalog:
         query = (
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a "
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            "a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid), '') "
+            "LIKE 'nextval(%%' FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
+            "AND d.adnum = a.attnum "
             "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
         )
         rows = self.conn().execute(query, (_qualified(table),)).fetchall()
-        return {name: kind for name, kind, _ in rows}, frozenset(name for name, _, required in rows if required)
+        return _Catalog(
+            types={name: kind for name, kind, _, _ in rows},
+            not_null=frozenset(name for name, _, required, _ in rows if required),
+            automatic=frozenset(name for name, _, _, automatic in rows if automatic),
+        )
 
     def _has_unique(self, table: tuple[str, ...], column: str) -> bool:
         query = (
@@ -333,7 +342,8 @@ class PgvectorConnector(Connector):
         if self._map is not None:
             return self._map
         table = self._table_name()
-        columns, not_null = self._catalog(table)
+        catalog = self._catalog(table)
+        columns = catalog.types
         layout = self.opts.layout
         if layout == "langchain":
             if not columns:
@@ -350,6 +360,8 @@ class PgvectorConnector(Connector):
             if not columns:
                 return None
             mapping = self._explicit_map(table, columns)
+            if not mapping.native_extras:
+                mapping.column_keys = _column_keys(mapping, catalog)
         missing = [c for c in (mapping.id, mapping.vector, mapping.text, mapping.metadata, mapping.namespace)
                    if c is not None and c not in columns]  # fmt: skip
         if missing:
@@ -366,7 +378,7 @@ class PgvectorConnector(Connector):
                 f"pgvector table {'.'.join(table)} has no primary key or unique index on {mapping.id}: "
                 "vex cannot upsert into it without duplicating records"
             )
-        mapping.types, mapping.not_null = columns, not_null
+        mapping.types, mapping.not_null = columns, catalog.not_null
         self._map = mapping
         return mapping
 
@@ -483,6 +495,7 @@ class PgvectorConnector(Connector):
         sql = self._sql()
         layout = _PageLayout(
             native_extras=mapping.native_extras,
+            column_keys=bool(mapping.column_keys),
             namespace_column=mapping.namespace is not None,
             half=self._vector_type == "halfvec",
             store=self.name,
@@ -495,6 +508,8 @@ class PgvectorConnector(Connector):
         if mapping.native_extras:
             columns += [sql.SQL("model::text"), sql.SQL("created_at"), sql.SQL("score::float8"),
                         sql.SQL("source_store::text"), sql.SQL("extra::text")]  # fmt: skip
+        elif mapping.column_keys:
+            columns.append(_columns_as_json(mapping.column_keys))
         select = sql.SQL(", ").join(columns)
         pages = self._copy_pages(mapping, namespace, limit, cursor, select)
         # The server runs the next page's query while this one is written out.
@@ -633,9 +648,16 @@ class PgvectorConnector(Connector):
                 failed.append((str(row.column("id")[0].as_py()), str(exc)))
         return LoadResult(written=batch.num_rows - len(failed), failed=failed)
 
-    def _copy_fields(self, batch: pa.RecordBatch, mapping: TableMap) -> list[tuple[str, pgcopy.Field]]:
-        """(column, encoded values) in COPY order, built a column at a time."""
+    def _copy_fields(
+        self, batch: pa.RecordBatch, mapping: TableMap
+    ) -> tuple[list[tuple[str, pgcopy.Field]], tuple[str, ...]]:
+        """(column, encoded values) in COPY order, built a column at a time, and the metadata keys of this
+        batch that go to columns of their own (carried in the staging field `_COLUMNS_FIELD`)."""
         count = batch.num_rows
+        metadata = batch.column("metadata")
+        to_columns: tuple[str, ...] = ()
+        if mapping.column_keys:
+            metadata, by_column, to_columns = _split_column_keys(metadata, mapping.column_keys)
         fields = [
             (mapping.id, self._encode_id(mapping, batch.column("id"))),
             (mapping.vector, pgcopy.vector(vector_matrix(batch), half=self._vector_type == "halfvec")),
@@ -646,9 +668,8 @@ class PgvectorConnector(Connector):
                 texts = texts.fill_null("")
             fields.append((mapping.text, self._encode_text(mapping, mapping.text, texts)))
         if mapping.metadata:
-            metadata = (
-                batch.column("metadata") if mapping.native_extras else self._metadata_with_reserved(batch, mapping)
-            )
+            if not mapping.native_extras:
+                metadata = self._metadata_with_reserved(batch, mapping, metadata)
             fields.append((mapping.metadata, self._encode_json(mapping, mapping.metadata, metadata.fill_null("{}"))))
         if mapping.namespace:
             fields.append((mapping.namespace, self._encode_text(mapping, mapping.namespace, batch.column("namespace"))))
@@ -662,7 +683,9 @@ class PgvectorConnector(Connector):
             ]
         if mapping.scope_column:
             fields.append((mapping.scope_column, pgcopy.uuid_constant(mapping.scope_value, count)))
-        return fields
+        if mapping.column_keys:
+            fields.append((_COLUMNS_FIELD, pgcopy.jsonb(by_column)))
+        return fields, to_columns
 
     @staticmethod
     def _encode_text(mapping: TableMap, column: str, values: pa.Array) -> pgcopy.Field:
@@ -699,12 +722,12 @@ class PgvectorConnector(Connector):
             return pgcopy.text(values)  # binary `json` is the text itself
         raise UsageError(f"pgvector column {column} is {kind}: vex writes metadata to json or jsonb columns")
 
-    def _metadata_with_reserved(self, batch: pa.RecordBatch, mapping: TableMap) -> pa.Array:
+    def _metadata_with_reserved(self, batch: pa.RecordBatch, mapping: TableMap, metadata: pa.Array) -> pa.Array:
         """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need)."""
-        names = ("id", "metadata", "namespace", "model", "created_at", "score", "source_store", "extra")
+        names = ("id", "namespace", "model", "created_at", "score", "source_store", "extra")
         columns = {name: batch.column(name).to_pylist() for name in names}
         merged: list[str] = []
-        for i, text in enumerate(columns["metadata"]):
+        for i, text in enumerate(metadata.to_pylist()):
             record_id = columns["id"][i]
             created = columns["created_at"][i]
             source = columns["source_store"][i]
@@ -735,11 +758,12 @@ class PgvectorConnector(Connector):
         psycopg = _psycopg()
         sql = self._sql()
         conn = self.conn()
-        fields = self._copy_fields(batch, mapping)
+        fields, to_columns = self._copy_fields(batch, mapping)
         stream = pgcopy.copy_stream([values for _, values in fields], batch.num_rows)
         names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in fields)
+        real = [c for c, _ in fields if c != _COLUMNS_FIELD]
         target = sql.Identifier(*mapping.table)
-        if self._direct and mapping.key_unique:
+        if self._direct and mapping.key_unique and not mapping.column_keys:
             # A new table, or ids the table does not hold yet: COPY into it, as fast as PostgreSQL loads.
             # The first id already there fails the COPY whole; from then on batches go through staging.
             try:
@@ -752,9 +776,12 @@ class PgvectorConnector(Connector):
                 conn.rollback()
                 self._direct = False
         if not self._staging:
+            staged = sql.SQL(", ").join(sql.Identifier(c) for c in real)
+            if mapping.column_keys:
+                staged += sql.SQL(", NULL::jsonb AS {}").format(sql.Identifier(_COLUMNS_FIELD))
             conn.execute(
                 sql.SQL("CREATE TEMP TABLE IF NOT EXISTS vex_stage AS SELECT {cols} FROM {t} WITH NO DATA").format(
-                    cols=names, t=target
+                    cols=staged, t=target
                 )
             )
             conn.commit()
@@ -765,22 +792,35 @@ class PgvectorConnector(Connector):
             cur.copy(sql.SQL("COPY vex_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy,
         ):
             copy.write(stream)
+        # Metadata keys with a column of their own go to it, typed by PostgreSQL (jsonb_populate_record).
+        written = sql.SQL(", ").join(sql.Identifier(c) for c in (*real, *to_columns))
+        values = sql.SQL(", ").join(
+            [sql.SQL("s.{}").format(sql.Identifier(c)) for c in real]
+            + [sql.SQL("r.{}").format(sql.Identifier(c)) for c in to_columns]
+        )
+        source = sql.SQL("vex_stage s")
+        if to_columns:
+            source += sql.SQL(", LATERAL jsonb_populate_record(NULL::{t}, s.{f}) r").format(
+                t=target, f=sql.Identifier(_COLUMNS_FIELD)
+            )
+        insert = sql.SQL("INSERT INTO {t} ({cols}) SELECT {vals} FROM {src}").format(
+            t=target, cols=written, vals=values, src=source
+        )
         if mapping.key_unique:
             updates = sql.SQL(", ").join(
-                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c, _ in fields if c != mapping.id
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                for c in (*real, *to_columns)
+                if c != mapping.id
             )
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM vex_stage ON CONFLICT ({id}) DO UPDATE SET {u}"
-                ).format(t=target, cols=names, id=sql.Identifier(mapping.id), u=updates)
-            )
+            conn.execute(insert + sql.SQL(" ON CONFLICT ({id}) DO UPDATE SET {u}").format(
+                id=sql.Identifier(mapping.id), u=updates))  # fmt: skip
         else:
             conn.execute(
                 sql.SQL("DELETE FROM {t} WHERE {id} IN (SELECT {id} FROM vex_stage)").format(
                     t=target, id=sql.Identifier(mapping.id)
                 )
             )
-            conn.execute(sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM vex_stage").format(t=target, cols=names))
+            conn.execute(insert)
         conn.commit()
 
     def finish(self) -> None:
@@ -820,6 +860,62 @@ class PgvectorConnector(Connector):
             self._conn.close()
             self._conn = None
             self._staging = False
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """A table's columns as the catalog describes them."""
+
+    types: dict[str, str]
+    """Column name -> formatted type, in table order."""
+    not_null: frozenset[str]
+    automatic: frozenset[str]
+    """Filled by the server itself: identity, serial and generated columns."""
+
+
+_DERIVED_TYPES = ("vector", "halfvec", "sparsevec", "tsvector")
+_COLUMNS_FIELD = "vex_columns"
+"""The staging table's field for the metadata keys that go to columns of their own."""
+
+
+def _split_column_keys(metadata: pa.Array, keys: tuple[str, ...]) -> tuple[pa.Array, pa.Array, tuple[str, ...]]:
+    """Metadata without the keys that have columns, those keys as JSON objects, and the keys the batch uses."""
+    wanted = set(keys)
+    rest: list[str | None] = []
+    moved: list[str] = []
+    used: set[str] = set()
+    for text in metadata.to_pylist():
+        meta = md.loads(text)
+        own = {key: meta.pop(key) for key in wanted.intersection(meta)}
+        used.update(own)
+        rest.append(md.dumps(meta) if own else text)
+        moved.append(md.dumps(own) or "{}")
+    return pa.array(rest, pa.string()), pa.array(moved, pa.string()), tuple(k for k in keys if k in used)
+
+
+def _column_keys(mapping: TableMap, catalog: _Catalog) -> tuple[str, ...]:
+    """The columns of a mapped table that carry metadata: all but the mapped ones, those the server fills,
+    and other vectors or search vectors (derived from the record, not part of it)."""
+    mapped = {mapping.id, mapping.vector, mapping.text, mapping.metadata, mapping.namespace, mapping.scope_column}
+    return tuple(
+        name
+        for name, kind in catalog.types.items()
+        if name not in mapped and name not in catalog.automatic and not kind.startswith(_DERIVED_TYPES)
+    )
+
+
+def _columns_as_json(names: tuple[str, ...]) -> Any:
+    """The columns as one JSON object, as text: `jsonb_build_object` takes 50 pairs a call, so longer
+    lists are built in parts and joined with `||`."""
+    from psycopg import sql
+
+    parts = [
+        sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(n), sql.Identifier(n)) for n in names[i : i + 50])
+        )
+        for i in range(0, len(names), 50)
+    ]
+    return sql.SQL("({})::text").format(sql.SQL(" || ").join(parts))
 
 
 def _qualified(table: tuple[str, ...]) -> str:
@@ -870,6 +966,8 @@ class _PageLayout:
     """What decoding a page needs to know of the table."""
 
     native_extras: bool
+    column_keys: bool
+    """A sixth field holds the other columns as a JSON object: metadata keys, over the metadata's own."""
     namespace_column: bool
     half: bool
     store: str
@@ -887,7 +985,7 @@ def _reserved_rows(metas: pa.Array) -> tuple[pa.Array, list[int]]:
 def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
     """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras]) to a canonical
     batch: columns cut out with numpy, metadata a step per row only where `_vex` may be in it."""
-    fields = pgcopy.split_rows(messages, 10 if layout.native_extras else 5)
+    fields = pgcopy.split_rows(messages, 10 if layout.native_extras else 6 if layout.column_keys else 5)
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
     texts, parse = _reserved_rows(pgcopy.read_text(fields, 3))
     if layout.native_extras:
@@ -923,9 +1021,12 @@ def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
     extra_texts: list[str | None] = [None] * rows
     if not layout.namespace_column:
         namespaces = [None] * rows
-    for i in parse:
+    from_columns = pgcopy.read_text(fields, 5).to_pylist() if layout.column_keys else None
+    for i in range(rows) if from_columns is not None else parse:
         meta = md.loads(meta_texts[i])
         reserved = meta.pop(RESERVED_KEY, None) or {}
+        if from_columns is not None:
+            meta.update(md.loads(from_columns[i]))
         meta_texts[i] = md.dumps(meta)
         if isinstance(reserved.get("id"), str):  # a key vex mapped to a UUID: the record's own id
             ids = ids if isinstance(ids, list) else ids.to_pylist()

@@ -338,6 +338,71 @@ def test_langchain_pgvectorstore_table_keyed_by_uuid(pg_server: PgServer, tmp_pa
     assert sorted(paged) == sorted(back)
 
 
+def test_langchain_pgvectorstore_metadata_columns(pg_server: PgServer, tmp_path: Path) -> None:
+    """PGVectorStore(metadata_columns=[...]) keeps some metadata keys in columns of their own: they come out
+    as metadata keys and go back to their columns, the rest to the JSON column."""
+    columns = ',\n    "source" TEXT,\n    "page" INTEGER,\n    "langchain_metadata" JSON'
+    with pg_server.admin("vexdb") as conn:
+        for name in ("lc_cols", "lc_cols_copy"):
+            conn.execute(f"DROP TABLE IF EXISTS {name}")
+            conn.execute(LANGCHAIN_V2_DDL.format(name=name, metadata=columns))
+            conn.execute(f"GRANT ALL ON {name} TO vex")
+        conn.execute("INSERT INTO lc_cols VALUES (%s, 'from LangChain', %s, 'a.md', 3, '{\"lang\": \"en\"}'), "
+                     "(%s, 'no page', %s, 'b.md', NULL, NULL)",
+                     (uuid.UUID(int=1), _vec(1), uuid.UUID(int=2), _vec(2)))  # fmt: skip
+    url = pg_server.dsn()
+    first, second = tmp_path / "first.vmig.jsonl", tmp_path / "second.vmig.jsonl"
+    mapping = ["--id-column", "langchain_id", "--text-column", "content", "--metadata-column", "langchain_metadata"]
+    assert run_vex("export", "--from", "pgvector", "--url", url, "--table", "lc_cols", *mapping,
+                   "--output", str(first)).returncode == 0  # fmt: skip
+    records = read_vmig(first)
+    assert records[str(uuid.UUID(int=1))]["metadata"] == {"lang": "en", "source": "a.md", "page": 3}
+    assert records[str(uuid.UUID(int=2))]["metadata"] == {"source": "b.md", "page": None}
+    result = run_vex("import", "--from", str(first), "--to", "pgvector", "--url", url, "--table", "lc_cols_copy",
+                     *mapping)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT source, page, langchain_metadata::text FROM lc_cols_copy ORDER BY langchain_id")
+        assert [(a, b, json.loads(c)) for a, b, c in rows] == [("a.md", 3, {"lang": "en"}), ("b.md", None, {})]
+    assert run_vex("export", "--from", "pgvector", "--url", url, "--table", "lc_cols_copy", *mapping,
+                   "--output", str(second)).returncode == 0  # fmt: skip
+    assert read_vmig(second) == records
+
+
+def test_columns_no_field_maps_to_travel_as_metadata(pg_server: PgServer, tmp_path: Path) -> None:
+    """A user's table with columns of its own: they are exported as metadata keys and filled from them on
+    import; a column no record names keeps its default, and serial or generated columns are the server's."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS notes")
+        conn.execute(
+            "CREATE TABLE notes (id text PRIMARY KEY, embedding vector(8) NOT NULL, text text, metadata jsonb, "
+            "agent_id text, importance double precision, added timestamptz NOT NULL DEFAULT now(), "
+            "serial_no bigserial, body_length int GENERATED ALWAYS AS (length(text)) STORED)"
+        )
+        conn.execute("GRANT ALL ON notes TO vex")
+        conn.execute("GRANT ALL ON SEQUENCE notes_serial_no_seq TO vex")
+    records = sample_records(count=6, odd_ones=False)
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    url = pg_server.dsn()
+    for _ in range(2):  # the second run upserts
+        result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", url, "--table", "notes")
+        assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT id, agent_id, importance, added, metadata FROM notes ORDER BY id").fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (rec["id"], rec["metadata"]["agent_id"], rec["metadata"]["importance"]) for rec in records
+    ]
+    assert all(r[3] is not None and "agent_id" not in r[4] and "importance" not in r[4] for r in rows)
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--table", "notes", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    for record in records:
+        metadata = dict(back[record["id"]]["metadata"])
+        assert isinstance(metadata.pop("added"), str) and "serial_no" not in metadata and "body_length" not in metadata
+        assert metadata == record["metadata"], record["id"]
+
+
 def test_uuid_keyed_table_without_metadata_refuses_other_ids(pg_server: PgServer, tmp_path: Path) -> None:
     with pg_server.admin("vexdb") as conn:
         conn.execute("DROP TABLE IF EXISTS lc_bare")
