@@ -894,13 +894,17 @@ def _split_column_keys(metadata: pa.Array, keys: tuple[str, ...]) -> tuple[pa.Ar
 
 
 def _column_keys(mapping: TableMap, catalog: _Catalog) -> tuple[str, ...]:
-    """The columns of a mapped table that carry metadata: all but the mapped ones, those the server fills,
-    and other vectors or search vectors (derived from the record, not part of it)."""
+    """The columns of a mapped table that carry metadata: all but the mapped ones, those named like a record
+    field (`created_at`, `model`, ...), those the server fills, and other vectors or search vectors
+    (derived from the record, not part of it)."""
     mapped = {mapping.id, mapping.vector, mapping.text, mapping.metadata, mapping.namespace, mapping.scope_column}
     return tuple(
         name
         for name, kind in catalog.types.items()
-        if name not in mapped and name not in catalog.automatic and not kind.startswith(_DERIVED_TYPES)
+        if name not in mapped
+        and name not in _NATIVE_EXTRAS  # record fields, not metadata: under `_vex` in a mapped table
+        and name not in catalog.automatic
+        and not kind.startswith(_DERIVED_TYPES)
     )
 
 
@@ -1025,8 +1029,8 @@ def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
     for i in range(rows) if from_columns is not None else parse:
         meta = md.loads(meta_texts[i])
         reserved = meta.pop(RESERVED_KEY, None) or {}
-        if from_columns is not None:
-            meta.update(md.loads(from_columns[i]))
+        if from_columns is not None:  # a NULL column is a key the record does not have
+            meta.update((key, value) for key, value in md.loads(from_columns[i]).items() if value is not None)
         meta_texts[i] = md.dumps(meta)
         if isinstance(reserved.get("id"), str):  # a key vex mapped to a UUID: the record's own id
             ids = ids if isinstance(ids, list) else ids.to_pylist()

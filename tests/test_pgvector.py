@@ -357,7 +357,7 @@ def test_langchain_pgvectorstore_metadata_columns(pg_server: PgServer, tmp_path:
                    "--output", str(first)).returncode == 0  # fmt: skip
     records = read_vmig(first)
     assert records[str(uuid.UUID(int=1))]["metadata"] == {"lang": "en", "source": "a.md", "page": 3}
-    assert records[str(uuid.UUID(int=2))]["metadata"] == {"source": "b.md", "page": None}
+    assert records[str(uuid.UUID(int=2))]["metadata"] == {"source": "b.md"}  # a NULL column is no key
     result = run_vex("import", "--from", str(first), "--to", "pgvector", "--url", url, "--table", "lc_cols_copy",
                      *mapping)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -367,6 +367,9 @@ def test_langchain_pgvectorstore_metadata_columns(pg_server: PgServer, tmp_path:
     assert run_vex("export", "--from", "pgvector", "--url", url, "--table", "lc_cols_copy", *mapping,
                    "--output", str(second)).returncode == 0  # fmt: skip
     assert read_vmig(second) == records
+    result = run_vex("migrate", "--from", "jsonl", "--source-path", str(first), "--to", "pgvector", "--target-url", url,
+                     "--table", "lc_cols_copy", *mapping, "--verify", "--json")  # fmt: skip
+    assert result.returncode == 0 and _last(result)["verify"]["ok"], result.stdout + result.stderr
 
 
 def test_columns_no_field_maps_to_travel_as_metadata(pg_server: PgServer, tmp_path: Path) -> None:
@@ -376,7 +379,7 @@ def test_columns_no_field_maps_to_travel_as_metadata(pg_server: PgServer, tmp_pa
         conn.execute("DROP TABLE IF EXISTS notes")
         conn.execute(
             "CREATE TABLE notes (id text PRIMARY KEY, embedding vector(8) NOT NULL, text text, metadata jsonb, "
-            "agent_id text, importance double precision, added timestamptz NOT NULL DEFAULT now(), "
+            "agent_id text, importance double precision, added timestamptz NOT NULL DEFAULT now(), model text, "
             "serial_no bigserial, body_length int GENERATED ALWAYS AS (length(text)) STORED)"
         )
         conn.execute("GRANT ALL ON notes TO vex")
@@ -400,6 +403,7 @@ def test_columns_no_field_maps_to_travel_as_metadata(pg_server: PgServer, tmp_pa
     for record in records:
         metadata = dict(back[record["id"]]["metadata"])
         assert isinstance(metadata.pop("added"), str) and "serial_no" not in metadata and "body_length" not in metadata
+        assert back[record["id"]]["model"] == record["model"] and "model" not in metadata  # a record field, not a key
         assert metadata == record["metadata"], record["id"]
 
 
