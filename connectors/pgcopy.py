@@ -110,6 +110,12 @@ def uuid_constant(value: uuid.UUID, count: int) -> Field:
     return _fixed_payload(np.broadcast_to(payload, (count, 16)), None)
 
 
+def integers(values: list[int], width: int) -> Field:
+    """`smallint`, `integer` or `bigint` (`width` 2, 4 or 8 bytes); the values must fit."""
+    numbers = np.asarray(values, dtype=np.int64).astype(f">i{width}")
+    return _fixed_payload(numbers.reshape(-1, 1).view(np.uint8), None)
+
+
 def uuids(values: list[uuid.UUID]) -> Field:
     """A `uuid` column: 16 bytes a row."""
     payload = np.frombuffer(b"".join(value.bytes for value in values), dtype=np.uint8).reshape(len(values), 16)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -52,6 +53,21 @@ from vmig.parallel import read_ahead
 
 RESERVED_KEY = "_vex"
 _TEXT_TYPES = ("text", "character", "varchar", "name", "citext")
+_INTEGER_WIDTHS = {"smallint": 2, "integer": 4, "bigint": 8}
+
+
+def _integer_key(record_id: str, width: int) -> int:
+    """A record id as the whole number an integer key column of `width` bytes holds, or a StoreError:
+    that record cannot be stored in this table (the others can)."""
+    text = record_id.strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if digits.isascii() and digits.isdigit():
+        number = int(text)
+        if -(2 ** (8 * width - 1)) <= number < 2 ** (8 * width - 1):
+            return number
+    raise StoreError(f"id '{record_id}' is not a whole number the table's {8 * width}-bit integer key can hold")
+
+
 _OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "euclid": "l2_ops"}
 _NATIVE_EXTRAS = ("namespace", "model", "created_at", "score", "source_store", "extra")
 
@@ -101,6 +117,22 @@ class TableMap:
     def uuid_keys(self) -> bool:
         """Rows keyed by a `uuid` column (LangChain's PGVectorStore): other ids are mapped, and kept under `_vex`."""
         return self.types.get(self.id) == "uuid"
+
+    @property
+    def integer_keys(self) -> int | None:
+        """The byte width of an integer key column, None for any other."""
+        return _INTEGER_WIDTHS.get(self.types.get(self.id, ""))
+
+    def stored_key(self, record_id: str) -> uuid.UUID | int | str:
+        """What the key column holds for a record id (integer keys: see `_integer_key`)."""
+        if self.uuid_keys:
+            return uuid_for(record_id)
+        width = self.integer_keys
+        return record_id if width is None else _integer_key(record_id, width)
+
+    def keeps_original(self, record_id: str) -> bool:
+        """The key column holds the id in another spelling: the id itself goes under `_vex`."""
+        return (self.uuid_keys or self.integer_keys is not None) and str(self.stored_key(record_id)) != record_id
 
 
 def _psycopg() -> Any:
@@ -404,8 +436,6 @@ class PgvectorConnector(Connector):
             return row[0]
         if not create:
             return None
-        import uuid
-
         new = uuid.uuid4()
         self.conn().execute(
             "INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (%s, %s, %s)", (new, name, None)
@@ -698,20 +728,24 @@ class PgvectorConnector(Connector):
         return pgcopy.text(values)
 
     def _encode_id(self, mapping: TableMap, ids: pa.Array) -> pgcopy.Field:
-        """Ids as text, or as UUIDs in a uuid key column: a UUID as itself, any other id as its UUIDv5, the
-        original kept in the metadata under `_vex` (so there must be a metadata column to keep it in)."""
-        if not mapping.uuid_keys:
+        """Ids as text; in a uuid key column a UUID as itself and any other id as its UUIDv5; in an integer
+        key column a whole number as itself (any other id cannot be stored). Where the key spells an id
+        differently, the original is kept in the metadata under `_vex`, so there must be a metadata column."""
+        width = mapping.integer_keys
+        if not mapping.uuid_keys and width is None:
             return self._encode_text(mapping, mapping.id, ids)
-        keys = [uuid_for(record_id) for record_id in ids.to_pylist()]
+        record_ids = ids.to_pylist()
         if mapping.metadata is None:
-            for record_id, key in zip(ids.to_pylist(), keys, strict=True):
-                if str(key) != record_id:
+            for record_id in record_ids:
+                if mapping.keeps_original(record_id):
                     raise UsageError(
-                        f"pgvector table {'.'.join(mapping.table)} keys rows by the uuid column {mapping.id} and has "
-                        f"no metadata column to keep other ids in: id '{record_id}' is not a UUID "
-                        "(name one with --metadata-column)"
+                        f"pgvector table {'.'.join(mapping.table)} keys rows by the {mapping.types[mapping.id]} "
+                        f"column {mapping.id} and has no metadata column to keep other ids in: id '{record_id}' "
+                        "would not come back as it is (name one with --metadata-column)"
                     )
-        return pgcopy.uuids(keys)
+        if width is not None:
+            return pgcopy.integers([_integer_key(record_id, width) for record_id in record_ids], width)
+        return pgcopy.uuids([uuid_for(record_id) for record_id in record_ids])
 
     @staticmethod
     def _encode_json(mapping: TableMap, column: str, values: pa.Array) -> pgcopy.Field:
@@ -735,7 +769,7 @@ class PgvectorConnector(Connector):
             reserved = {
                 key: value
                 for key, value in (
-                    ("id", record_id if mapping.uuid_keys and str(uuid_for(record_id)) != record_id else None),
+                    ("id", record_id if mapping.keeps_original(record_id) else None),
                     ("namespace", None if mapping.namespace else columns["namespace"][i]),
                     ("model", columns["model"][i]),
                     ("created_at", None if created is None else _micros(created)),

@@ -407,6 +407,35 @@ def test_columns_no_field_maps_to_travel_as_metadata(pg_server: PgServer, tmp_pa
         assert metadata == record["metadata"], record["id"]
 
 
+def test_table_keyed_by_an_integer_column(pg_server: PgServer, tmp_path: Path) -> None:
+    """Whole-number ids go into a bigint key (`007` as 7, kept under `_vex`); an id it cannot hold is one
+    failed record, not a failed run."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS int_items")
+        conn.execute("CREATE TABLE int_items (item_id bigint PRIMARY KEY, embedding vector(8) NOT NULL, text text, "
+                     "metadata jsonb)")  # fmt: skip
+        conn.execute("GRANT ALL ON int_items TO vex")
+    records = sample_records(count=6, odd_ones=False)
+    for record, new_id in zip(records, ["1", "2", "007", "-5", "abc", "99999999999999999999"], strict=True):
+        record["id"] = new_id
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    url = pg_server.dsn()
+    result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", url, "--table", "int_items",
+                     "--id-column", "item_id", "--json")  # fmt: skip
+    summary = _last(result)
+    assert result.returncode == 1 and summary["upserted"] == 4 and summary["failed"] == 2
+    assert {entry["id"] for entry in summary["failed_sample"]} == {"abc", "99999999999999999999"}
+    with pg_server.admin("vexdb") as conn:
+        assert sorted(row[0] for row in conn.execute("SELECT item_id FROM int_items")) == [-5, 1, 2, 7]
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--table", "int_items", "--id-column", "item_id",
+                     "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert sorted(back) == sorted(["1", "2", "007", "-5"])
+    assert back["007"]["metadata"] == records[2]["metadata"] and back["007"]["text"] == records[2]["text"]
+
+
 def test_uuid_keyed_table_without_metadata_refuses_other_ids(pg_server: PgServer, tmp_path: Path) -> None:
     with pg_server.admin("vexdb") as conn:
         conn.execute("DROP TABLE IF EXISTS lc_bare")
