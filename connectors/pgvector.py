@@ -826,20 +826,7 @@ class PgvectorConnector(Connector):
             cur.copy(sql.SQL("COPY vex_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy,
         ):
             copy.write(stream)
-        # Metadata keys with a column of their own go to it, typed by PostgreSQL (jsonb_populate_record).
-        written = sql.SQL(", ").join(sql.Identifier(c) for c in (*real, *to_columns))
-        values = sql.SQL(", ").join(
-            [sql.SQL("s.{}").format(sql.Identifier(c)) for c in real]
-            + [sql.SQL("r.{}").format(sql.Identifier(c)) for c in to_columns]
-        )
-        source = sql.SQL("vex_stage s")
-        if to_columns:
-            source += sql.SQL(", LATERAL jsonb_populate_record(NULL::{t}, s.{f}) r").format(
-                t=target, f=sql.Identifier(_COLUMNS_FIELD)
-            )
-        insert = sql.SQL("INSERT INTO {t} ({cols}) SELECT {vals} FROM {src}").format(
-            t=target, cols=written, vals=values, src=source
-        )
+        insert = _insert_from_staging(mapping, real, to_columns)
         if mapping.key_unique:
             updates = sql.SQL(", ").join(
                 sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
@@ -954,6 +941,27 @@ def _columns_as_json(names: tuple[str, ...]) -> Any:
         for i in range(0, len(names), 50)
     ]
     return sql.SQL("({})::text").format(sql.SQL(" || ").join(parts))
+
+
+def _insert_from_staging(mapping: TableMap, staged: list[str], to_columns: tuple[str, ...]) -> Any:
+    """`INSERT INTO table ... SELECT ... FROM vex_stage`: the staged columns as they are, and the metadata keys
+    that have columns of their own out of the staged JSON, typed by PostgreSQL (`jsonb_populate_record`)."""
+    from psycopg import sql
+
+    target = sql.Identifier(*mapping.table)
+    values = [sql.SQL("s.{}").format(sql.Identifier(c)) for c in staged]
+    values += [sql.SQL("r.{}").format(sql.Identifier(c)) for c in to_columns]
+    source: Any = sql.SQL("vex_stage s")
+    if to_columns:
+        source += sql.SQL(", LATERAL jsonb_populate_record(NULL::{t}, s.{f}) r").format(
+            t=target, f=sql.Identifier(_COLUMNS_FIELD)
+        )
+    return sql.SQL("INSERT INTO {t} ({cols}) SELECT {vals} FROM {src}").format(
+        t=target,
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*staged, *to_columns)),
+        vals=sql.SQL(", ").join(values),
+        src=source,
+    )
 
 
 def _qualified(table: tuple[str, ...]) -> str:
