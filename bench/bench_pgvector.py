@@ -17,6 +17,11 @@ VEX_TEST_PG_DSN names one.
 With --repeat N each of vex, floor and script runs N times, interleaved (vex, floor,
 script, vex, ...), and the table gives medians: on a small shared machine one run's
 rate moves by 15% or more.
+
+A second table gives the CPU time of each run: the client's own (with vex's workers) and
+the rest of the machine's over the same span, mostly the PostgreSQL server (Linux
+/proc/stat). From it, the best vex/floor ratio the machine's cores allow: the floor's
+time over vex's total CPU time spread on every core.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -179,6 +187,34 @@ def _rate(result: dict[str, float]) -> float:
     return result["records"] / result["seconds"]
 
 
+def _machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent (user, nice, system), from /proc/stat; 0 where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()[1:4]
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """This process's CPU time and that of its finished children (vex's workers, once shut down)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measured(run: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """A run's result with its peak memory and CPU time: the client's (with its workers) and the rest of the
+    machine's over the same span, which is mostly the PostgreSQL server."""
+    own, machine = _own_cpu_seconds(), _machine_cpu_seconds()
+    result = run()
+    machine = _machine_cpu_seconds() - machine
+    result.update(peak_rss_mib())  # stops the workers, so that their CPU time is counted too
+    result["client_cpu_s"] = _own_cpu_seconds() - own
+    result["other_cpu_s"] = max(0.0, machine - result["client_cpu_s"])
+    return result
+
+
 def run_child(*args: str) -> dict[str, float]:
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -210,20 +246,29 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, dsn, arg = args.child
-        result = {
+        jobs: dict[str, Callable[[], dict[str, float]]] = {
             "floor-import": lambda: floor_import(dsn, int(arg)),
             "floor-export": lambda: floor_export(dsn, arg),
             "vex-import": lambda: vex_import(dsn, Path(arg)),
             "vex-export": lambda: vex_export(dsn, Path(arg)),
             "script-import": lambda: script_import(dsn, Path(arg)),
             "script-export": lambda: script_export(dsn, "vex_t", Path(arg)),
-        }[kind]()
-        result.update(peak_rss_mib())
-        print(json.dumps(result))
+        }
+        # What the jobs import, imported first: their CPU time counts from where their clocks start.
+        import orjson  # noqa: F401
+        import pgvector.psycopg  # noqa: F401
+        import psycopg
+
+        import engine.jobs
+        import engine.local
+        import engine.params  # noqa: F401
+
+        print(json.dumps(measured(jobs[kind])))
         return
     from bench.bench_stores import make_data
 
     rows = []
+    cpu_rows: list[tuple[Any, ...]] = []
     with tempfile.TemporaryDirectory(prefix="vex-bench-pg-") as tmp:
         work = Path(tmp)
         dsn, server = _server(work)
@@ -261,6 +306,12 @@ def main() -> None:
                     ratios = sorted(_rate(run[0]) / _rate(run[1]) for run in runs)
                     peak = max(runs, key=lambda run: run[0]["peak_rss_mib"])[0]
                     rows.append((label, count, vex_rate, floor_rate, script_rate, rss_label(peak), ratios))
+                    cpu = [
+                        statistics.median(run[side][key] for run in runs)
+                        for side in (0, 1)
+                        for key in ("seconds", "client_cpu_s", "other_cpu_s")
+                    ]
+                    cpu_rows.append((label, count, *cpu))
                 data.unlink()
         finally:
             if server is not None:
@@ -277,6 +328,20 @@ def main() -> None:
             f"{label:<20}{count:>10,}{vex_rate:>11,.0f}{floor_rate:>13,.0f}{vex_rate / floor_rate:>11.2f}"
             f"{script_rate:>14,.0f}{vex_rate / script_rate:>12.2f}{rss:>22}  "
             + " ".join(f"{ratio:.2f}" for ratio in ratios)
+        )
+    print(
+        "\nCPU seconds per run (medians): the client's own (with its workers) and the rest of the machine's"
+        f"\n(mostly PostgreSQL). 'vex/floor at best' is the floor's time over vex's CPU spread on all {cores} cores."
+    )
+    print(
+        f"{'path':<20}{'records':>10}{'vex s':>8}{'vex CPU':>9}{'+ rest':>8}{'floor s':>9}{'floor CPU':>11}"
+        f"{'+ rest':>8}{'vex/floor at best':>19}"
+    )
+    for label, count, vex_s, vex_cpu, vex_rest, floor_s, floor_cpu, floor_rest in cpu_rows:
+        best = min(1.0, floor_s / ((vex_cpu + vex_rest) / (cores or 1)))
+        print(
+            f"{label:<20}{count:>10,}{vex_s:>8.2f}{vex_cpu:>9.2f}{vex_rest:>8.2f}{floor_s:>9.2f}{floor_cpu:>11.2f}"
+            f"{floor_rest:>8.2f}{best:>19.2f}"
         )
 
 
