@@ -343,11 +343,8 @@ class PgvectorConnector(Connector):
 
     # -- table layout ----------------------------------------------------------------
 
-    def _columns(self, table: tuple[str, ...]) -> dict[str, str]:
-        """Column name -> formatted type (e.g. `vector(384)`), empty when the table does not exist."""
-        return self._catalog(table).types
-
     def _catalog(self, table: tuple[str, ...]) -> _Catalog:
+        """The table's columns (types like `vector(384)`; none when the table does not exist)."""
         query = (
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
             "a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid), '') "
@@ -415,9 +412,8 @@ class PgvectorConnector(Connector):
         return mapping
 
     def _explicit_map(self, table: tuple[str, ...], columns: dict[str, str]) -> TableMap:
-        native = all(c in columns for c in ("id", "embedding", "text", "metadata", *_NATIVE_EXTRAS)) and columns[
-            "id"
-        ].startswith(_TEXT_TYPES)
+        names = ("id", "embedding", "text", "metadata", *_NATIVE_EXTRAS)
+        native = all(c in columns for c in names) and columns["id"].startswith(_TEXT_TYPES)
         opts = self.opts
         return TableMap(
             table,
@@ -443,7 +439,7 @@ class PgvectorConnector(Connector):
         return new
 
     def _dims(self, mapping: TableMap) -> int | None:
-        kind = self._columns(mapping.table).get(mapping.vector, "")
+        kind = mapping.types.get(mapping.vector, "")
         if "(" in kind:
             return int(kind.split("(")[1].rstrip(")"))
         sql = self._sql()
