@@ -170,10 +170,112 @@ def test_formatting_workers_write_the_same_bytes(tmp_path: Path, spool_early: No
     assert (tmp_path / "spooled.vmig.jsonl").read_bytes() == (tmp_path / "one.vmig.jsonl").read_bytes()
 
 
-def test_formatting_workers_fall_back_to_the_pipe_when_no_file_can_be_written(tmp_path: Path, spool_now: None) -> None:
+def test_a_worker_that_cannot_map_its_slot_hands_the_slice_back(tmp_path: Path, spool_now: None) -> None:
+    """The slot files vanish under the run: the writer formats those slices itself, the bytes are unchanged."""
     batches = _batches()
     one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
-    assert _write(tmp_path / "piped.vmig.jsonl", batches, workers=2, spool_gone=True) == one
+    assert _write(tmp_path / "here.vmig.jsonl", batches, workers=2, spool_gone=True) == one
+
+
+@pytest.fixture
+def handed_over(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What reached the writer's I/O thread, slice by slice: 'slot' or 'pipe'."""
+    from vmig import spool, writer
+
+    kinds: list[str] = []
+
+    def counting(item: spool.Lines, sink: object) -> None:
+        kinds.append("pipe" if isinstance(item, bytes) else "slot")
+        spool.write_lines(item, sink)
+
+    monkeypatch.setattr(writer, "write_lines", counting)
+    return kinds
+
+
+def test_slots_are_reused_for_many_slices_in_order(
+    tmp_path: Path, spool_now: None, handed_over: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vmig import spool
+
+    batches = _batches()
+    monkeypatch.setattr(spool, "SLICE_ROWS", 37)
+    one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
+    handed_over.clear()
+    assert _write(tmp_path / "slots.vmig.jsonl", batches, workers=2) == one
+    slots = 2 * 2 + 2
+    assert handed_over == ["slot"] * len(handed_over) and len(handed_over) > 10 * slots
+
+
+def test_without_room_in_shared_memory_the_pipe_carries_the_lines(
+    tmp_path: Path, spool_now: None, handed_over: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from vmig import spool
+
+    reserved: list[int] = []
+    real = spool.os.posix_fallocate
+
+    def full(descriptor: int, offset: int, length: int) -> None:
+        reserved.append(length)
+        if len(reserved) % 6 == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(descriptor, offset, length)
+
+    monkeypatch.setattr(spool.os, "posix_fallocate", full)
+    batches = _batches()
+    one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
+    handed_over.clear()
+    assert _write(tmp_path / "piped.vmig.jsonl", batches, workers=2) == one
+    assert handed_over and set(handed_over) == {"pipe"}
+    line_spool = spool.LineSpool(2, "t")
+    assert not line_spool.slots and not os.listdir(line_spool.folder), "the slots made before are given back"
+    line_spool.close()
+
+
+def test_a_slice_larger_than_its_slot_s_room_goes_pickled(
+    tmp_path: Path, spool_now: None, handed_over: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vmig import spool
+
+    monkeypatch.setattr(spool, "SLOT_BYTES", spool.LINES_BYTES + 2000)  # room for a few rows only
+    batches = _batches()
+    one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
+    handed_over.clear()
+    assert _write(tmp_path / "pickled.vmig.jsonl", batches, workers=2) == one
+    assert set(handed_over) == {"slot"}
+
+
+def test_wide_rows_are_cut_into_slices_whose_lines_fit_a_slot(
+    tmp_path: Path, spool_now: None, handed_over: list[str]
+) -> None:
+    from tests.records import sample_records, to_batch
+    from vmig import spool
+    from vmig.writer import record_lines
+
+    batch = to_batch(sample_records(400, dims=4096))
+    rows = spool._slice_rows(batch)
+    assert 1 < rows < spool.SLICE_ROWS
+    widest = max(range(0, batch.num_rows, rows), key=lambda start: batch.slice(start, rows).nbytes)
+    assert sum(map(len, record_lines(batch.slice(widest, rows)))) <= spool.LINES_BYTES
+    assert sum(map(len, record_lines(batch.slice(0, 2 * rows)))) > spool.LINES_BYTES, "the cut is not needlessly small"
+    one = _write(tmp_path / "one.vmig.jsonl", [batch], workers=0)
+    handed_over.clear()
+    assert _write(tmp_path / "wide.vmig.jsonl", [batch], workers=2) == one
+    assert set(handed_over) == {"slot"} and len(handed_over) == -(-batch.num_rows // rows)
+
+
+def test_workers_keep_freed_memory_unless_the_environment_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from vmig import parallel
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4242")
+    pool = parallel._pool(2)
+    seen = [pool.submit(os.getenv, name).result() for name in parallel.WORKER_MEMORY_ENV]
+    assert seen == ["1000", "4242", str(32 << 20)]
+    assert os.getenv("MIMALLOC_PURGE_DELAY") is None, "the setting is the workers' only"
 
 
 def test_a_small_export_starts_no_formatting_workers(tmp_path: Path) -> None:

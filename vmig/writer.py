@@ -14,18 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from vmig import metadata as md
 from vmig.batch import vector_rows
+from vmig.directio import DirectFile
 from vmig.errors import StoreError
-from vmig.parallel import OneInFlight, warm_up
+from vmig.parallel import OneInFlight, warm_up, worker_count
 from vmig.paths import compression_of
 from vmig.schema import FORMAT_VERSION
-from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, LineSpool, spool_workers, take
+from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, write_lines
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
 
@@ -51,7 +52,7 @@ KNOWN_KEYS = frozenset(
 class _HashingFile:
     """A binary sink that hashes every byte it passes to the real file."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: DirectFile) -> None:
         self.raw = raw
         self.digest = hashlib.sha256()
         self.size = 0
@@ -120,11 +121,11 @@ class VmigWriter:
         self.stats = RecordStats()
         self.temp_path = temporary_path(self.path)
         self.checksum: str | None = None
-        self._raw: IO[bytes] | None = None
+        self._raw: DirectFile | None = None
         self._hashing: _HashingFile | None = None
         self._stream: Any = None
         self._io = OneInFlight("vex-write")
-        self._workers = spool_workers() if workers is None else workers
+        self._workers = worker_count() if workers is None else workers
         self._spool: LineSpool | None = None
         self._warming = False
 
@@ -139,7 +140,7 @@ class VmigWriter:
     def open(self) -> VmigWriter:
         with self._file_errors():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._raw = open(self.temp_path, "wb")
+            self._raw = DirectFile(self.temp_path)
         self._hashing = _HashingFile(self._raw)
         compression = compression_of(self.path)
         if compression == "gzip":
@@ -186,9 +187,9 @@ class VmigWriter:
         """Hand bytes to the I/O thread (one write in flight, so order and memory are kept)."""
         self._hand_over(self._stream.write, data)
 
-    def _write_spooled(self, item: str | bytes) -> None:
-        """Like `_write`, for a worker's slice: the I/O thread reads, writes and removes its file."""
-        self._hand_over(lambda: self._stream.write(take(item)))
+    def _write_spooled(self, item: Lines) -> None:
+        """Like `_write`, for a worker's slice: the I/O thread writes it from its slot and frees the slot."""
+        self._hand_over(write_lines, item, self._stream)
 
     def _hand_over(self, step: Any, *args: Any) -> None:
         with self._file_errors():
