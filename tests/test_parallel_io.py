@@ -122,15 +122,13 @@ def test_workers_leave_with_a_killed_run_and_need_no_main_guard(tmp_path: Path) 
 
 
 def _write(path: Path, batches: list[pa.RecordBatch], workers: int, spool_gone: bool = False) -> str:
-    import shutil
-
     from vmig.writer import VmigWriter
 
     writer = VmigWriter(path, default_source="t", workers=workers).open()
     if spool_gone:
         writer._start_workers_when_large()
-        assert writer._spool is not None
-        shutil.rmtree(writer._spool.folder)  # no file can be written there now
+        assert writer._spool is not None and writer._spool.memory is not None
+        writer._spool.memory_path = str(path.with_name("gone"))  # what workers find where /proc is closed to them
     for batch in batches:
         writer.write_batch(batch)
     return writer.commit()
@@ -214,14 +212,8 @@ def test_without_room_in_shared_memory_the_pipe_carries_the_lines(
 
     from vmig import spool
 
-    reserved: list[int] = []
-    real = spool.os.posix_fallocate
-
     def full(descriptor: int, offset: int, length: int) -> None:
-        reserved.append(length)
-        if len(reserved) % 6 == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(descriptor, offset, length)
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(spool.os, "posix_fallocate", full)
     batches = _batches()
@@ -229,8 +221,9 @@ def test_without_room_in_shared_memory_the_pipe_carries_the_lines(
     handed_over.clear()
     assert _write(tmp_path / "piped.vmig.jsonl", batches, workers=2) == one
     assert handed_over and set(handed_over) == {"pipe"}
+    open_before = len(os.listdir("/proc/self/fd"))
     line_spool = spool.LineSpool(2, "t")
-    assert not line_spool.slots and not os.listdir(line_spool.folder), "the slots made before are given back"
+    assert line_spool.memory is None and len(os.listdir("/proc/self/fd")) == open_before, "nothing is kept open"
     line_spool.close()
 
 
@@ -239,7 +232,7 @@ def test_a_slice_larger_than_its_slot_s_room_goes_pickled(
 ) -> None:
     from vmig import spool
 
-    monkeypatch.setattr(spool, "SLOT_BYTES", spool.LINES_BYTES + 2000)  # room for a few rows only
+    monkeypatch.setattr(spool, "SLOT_BYTES", spool.LINES_BYTES + 2000)  # room for a slice of a few rows only
     batches = _batches()
     one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
     handed_over.clear()
@@ -288,28 +281,23 @@ def test_a_small_export_starts_no_formatting_workers(tmp_path: Path) -> None:
     writer.commit()
 
 
-def test_the_spool_folder_goes_with_the_run_and_orphans_are_removed(tmp_path: Path, spool_now: None) -> None:
-    import subprocess
-    import sys
+def test_the_slots_memory_goes_with_the_run(tmp_path: Path, spool_now: None) -> None:
+    import os
 
-    from vmig import spool
     from vmig.writer import VmigWriter
 
-    root = spool._root()
-    if root is None:
-        pytest.skip("no /dev/shm here")
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = Path(root) / f"vex-lines-{int(gone.stdout)}-test"
-    orphan.mkdir()
-    (orphan / "000000001.jsonl").write_bytes(b"left by a killed run\n")
     writer = VmigWriter(tmp_path / "w.vmig.jsonl", workers=2).open()
     writer._start_workers_when_large()
-    assert writer._spool is not None
-    folder = Path(writer._spool.folder)
-    assert not orphan.exists(), "a folder whose process is gone is removed"
+    spool = writer._spool
+    assert spool is not None and spool.memory is not None and spool.memory_path is not None
+    descriptor = int(spool.memory_path.rsplit("/", 1)[1])
+    assert os.readlink(f"/proc/self/fd/{descriptor}").startswith("/memfd:vex-lines"), "in no file system"
     writer.write_batch(_batches()[0])
     writer.abort()
-    assert not folder.exists() and not (tmp_path / "w.vmig.jsonl").exists()
+    assert spool.memory is None
+    with pytest.raises(OSError):
+        os.fstat(descriptor)
+    assert not (tmp_path / "w.vmig.jsonl").exists()
 
 
 def test_read_ahead_keeps_order_raises_in_place_and_closes_the_source() -> None:

@@ -1,15 +1,19 @@
-"""Formatting output lines in worker processes, handed back through shared memory.
+"""Formatting output lines in worker processes, handed over through shared memory.
 
 Printing the vectors' numbers is most of an export's CPU, and one process does it on one
 core. With workers, slices of each batch go to worker processes, which print their lines
-into a slot: a file in /dev/shm (memory, not disk) that every process maps. The writer's
-I/O thread hashes and writes each slot's bytes in order and hands the slot back for another
-slice. Slots are made once per export and reused, so their memory is touched once: fresh
-pages (a new file, or a new buffer, per slice) cost as much again as the formatting on the
-virtual machines vex is measured on, and sending the lines through a pipe cost the main
-process about as much as formatting them (both measured). Lines that do not fit a slot, or
-a worker that cannot map it, come back through the pipe instead: slower, never a failed
-export. The lines are those `record_lines` gives in one process, byte for byte.
+into a slot of memory that every process maps (one memfd per export, opened by the workers
+through /proc). The writer's I/O thread hashes and writes each slot's lines in order and
+hands the slot back for another slice; the slice itself reaches the worker the same way, as
+Arrow IPC. The slots are made once per export and reused, so their memory is touched once:
+fresh pages for every slice (a new /dev/shm file, or pickled batches and lines through the
+workers' pipes) cost the workers as much CPU again as the formatting on the virtual machines
+vex is measured on. The memory belongs to no file system: /dev/shm may be small (64 MB in a
+default container) or absent, and a run killed outright leaves nothing behind.
+
+Where slots cannot be made (no memfd, not enough memory), or a slice or its lines do not
+fit one, they travel through the pipe instead: slower, never a failed export. The lines are
+those `record_lines` gives in one process, byte for byte.
 """
 
 from __future__ import annotations
@@ -17,13 +21,11 @@ from __future__ import annotations
 import mmap
 import os
 import queue
-import shutil
-import tempfile
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -41,9 +43,6 @@ SPOOL_FROM_ROWS = 20_000
 SPOOL_FROM_ROWS on: starting them costs about half a second of a run, which a small export
 would not win back."""
 
-_PREFIX = "vex-lines-"
-
-
 LINES_BYTES = 8 << 20
 """A slot's room for one slice's lines; slices are cut to fit it (see `_slice_rows`)."""
 BATCH_BYTES = 4 << 20
@@ -60,26 +59,33 @@ class SliceJob(NamedTuple):
 
     number: int
     """The slot's number; -1 without slots."""
-    path: str | None
+    memory: str | None
+    """Where the worker opens the slots' memory."""
+    run: str
+    """This export's slots: a later export's memory may be opened through the same path."""
+    offset: int
+    """Where the slot starts in that memory: its lines, then from LINES_BYTES on the slice."""
     batch_bytes: int
     batch: pa.RecordBatch | None
     default_source: str | None
 
 
-_mapped: dict[str, mmap.mmap] = {}
-"""In a worker: the slots it has mapped, for the export under way (one folder)."""
+_mapped: tuple[str, mmap.mmap] | None = None
+"""In a worker: the slots' memory of the export under way, with its run."""
 
 
-def _slot(path: str) -> mmap.mmap:
-    """In a worker: the slot at `path`, mapped on first use; mappings of an earlier export are let go."""
-    found = _mapped.get(path)
-    if found is None:
-        folder = os.path.dirname(path)
-        for old in [name for name in _mapped if os.path.dirname(name) != folder]:
-            _mapped.pop(old).close()
-        with open(path, "r+b") as handle:
-            found = _mapped[path] = mmap.mmap(handle.fileno(), 0)
-    return found
+def _slots_memory(job: SliceJob) -> mmap.mmap:
+    """In a worker: the job's slots, mapped on first use; the mapping of an earlier export is let go."""
+    global _mapped
+    if _mapped is None or _mapped[0] != job.run:
+        if _mapped is not None:
+            with suppress(BufferError):
+                _mapped[1].close()
+            _mapped = None
+        assert job.memory is not None
+        with open(job.memory, "r+b") as handle:
+            _mapped = (job.run, mmap.mmap(handle.fileno(), 0))
+    return _mapped[1]
 
 
 def _format_slice(job: SliceJob) -> tuple[int, int | bytes | None]:
@@ -88,26 +94,27 @@ def _format_slice(job: SliceJob) -> tuple[int, int | bytes | None]:
     slice lies in a slot this worker cannot map (the writer then formats it itself)."""
     from vmig.writer import record_lines
 
-    slot = None
-    if job.path is not None:
+    memory = None
+    if job.memory is not None:
         try:
-            slot = _slot(job.path)
+            memory = _slots_memory(job)
         except OSError:
             if job.batch is None:
                 return job.number, None
     if job.batch is not None:
         lines = record_lines(job.batch, job.default_source)
     else:
-        assert slot is not None
-        ipc = pa.py_buffer(memoryview(slot)[LINES_BYTES : LINES_BYTES + job.batch_bytes])
+        assert memory is not None
+        start = job.offset + LINES_BYTES
+        ipc = pa.py_buffer(memoryview(memory)[start : start + job.batch_bytes])
         lines = record_lines(pa.ipc.open_stream(ipc).read_next_batch(), job.default_source)
     size = sum(map(len, lines))
-    if slot is None or size > LINES_BYTES:
+    if memory is None or size > LINES_BYTES:
         return job.number, b"".join(lines)
-    position = 0
+    position = job.offset
     for line in lines:
         end = position + len(line)
-        slot[position:end] = line
+        memory[position:end] = line
         position = end
     return job.number, size
 
@@ -121,7 +128,9 @@ class SlotLines:
     size: int
 
     def write_to(self, sink: Any) -> None:
-        view = memoryview(self.spool.slots[self.number])[: self.size]
+        start, memory = self.spool.offset(self.number), self.spool.memory
+        assert memory is not None, "a slot's lines are written before the spool closes"
+        view = memoryview(memory)[start : start + self.size]
         try:
             sink.write(view)
         finally:
@@ -146,37 +155,19 @@ def _slice_rows(batch: pa.RecordBatch) -> int:
     return max(1, min(SLICE_ROWS, int(LINES_BYTES // max(per_row, 1))))
 
 
-def _root() -> str | None:
-    shm = "/dev/shm"
-    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-
-
-def _remove_orphans(root: Path) -> None:
-    """Folders of runs that were killed outright (their process is gone): their files would stay in memory."""
-    for folder in root.glob(f"{_PREFIX}*-*"):
-        try:
-            pid = int(folder.name[len(_PREFIX) :].split("-", 1)[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
-
-
 class LineSpool:
     """Slices of batches out to workers, their lines back in order (see `write_lines`)."""
 
     def __init__(self, workers: int, default_source: str | None) -> None:
-        root = _root()
-        if root is not None:
-            _remove_orphans(Path(root))
-        self.folder = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=root)
         self.default_source = default_source
+        self.run = uuid.uuid4().hex
         warm_up(workers)
         self._workers: OrderedWorkers[SliceJob, tuple[int, int | bytes | None]] = OrderedWorkers(_format_slice, workers)
         self._sent: deque[pa.RecordBatch] = deque()
         """The slices in flight, oldest first, for one a worker hands back unformatted."""
-        self.slots: list[mmap.mmap] = []
+        self.memory: mmap.mmap | None = None
+        self.memory_path: str | None = None
+        self._descriptor = -1
         self._inputs: list[pa.Buffer] = []
         self._free: queue.Queue[int] = queue.Queue()
         # Every slice in flight, the one being written and the one being handed out hold a slot:
@@ -184,27 +175,30 @@ class LineSpool:
         self._make_slots(self._workers.window + 2)
 
     def _make_slots(self, count: int) -> None:
-        """Files reserved in full now (a full /dev/shm fails here, not as a crash in a worker's write)."""
-        try:
-            for number in range(count):
-                descriptor = os.open(self._slot_path(number), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    os.posix_fallocate(descriptor, 0, SLOT_BYTES)
-                    self.slots.append(mmap.mmap(descriptor, SLOT_BYTES))
-                finally:
-                    os.close(descriptor)
-        except OSError:
-            self._close_slots()
-            for number in range(count):
-                with suppress(FileNotFoundError):
-                    os.unlink(self._slot_path(number))
+        """The slots' memory, reserved in full now: too little of it fails here, not as a crash in a worker."""
+        make = getattr(os, "memfd_create", None)
+        if make is None:
             return
-        self._inputs = [pa.py_buffer(memoryview(slot)[LINES_BYTES:]) for slot in self.slots]
+        try:
+            descriptor = make("vex-lines", os.MFD_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(descriptor, 0, count * SLOT_BYTES)
+            self.memory = mmap.mmap(descriptor, count * SLOT_BYTES)
+        except OSError:
+            os.close(descriptor)
+            return
+        self._descriptor = descriptor
+        self.memory_path = f"/proc/{os.getpid()}/fd/{descriptor}"
+        view = memoryview(self.memory)
+        self._inputs = [pa.py_buffer(view[self.offset(n) + LINES_BYTES : self.offset(n + 1)]) for n in range(count)]
         for number in range(count):
             self._free.put(number)
 
-    def _slot_path(self, number: int) -> str:
-        return os.path.join(self.folder, f"slot-{number}")
+    @staticmethod
+    def offset(number: int) -> int:
+        return number * SLOT_BYTES
 
     def release(self, number: int) -> None:
         self._free.put(number)
@@ -219,17 +213,18 @@ class LineSpool:
             yield from map(self._lines, self._workers.submit(job))
 
     def _job(self, piece: pa.RecordBatch) -> SliceJob:
-        if not self.slots:
+        if self.memory is None:
             # concat_batches copies the slice out: a pickled slice would carry the whole batch's buffers.
-            return SliceJob(-1, None, 0, pa.concat_batches([piece]), self.default_source)
+            return SliceJob(-1, None, self.run, 0, 0, pa.concat_batches([piece]), self.default_source)
         number = self._free.get(timeout=_SLOT_WAIT_SECONDS)
         sink = pa.FixedSizeBufferWriter(self._inputs[number])
         try:
             with pa.ipc.new_stream(sink, piece.schema) as stream:
                 stream.write_batch(piece)
         except (OSError, pa.ArrowException):  # larger than the slot's room: it goes pickled
-            return SliceJob(number, self._slot_path(number), 0, pa.concat_batches([piece]), self.default_source)
-        return SliceJob(number, self._slot_path(number), sink.tell(), None, self.default_source)
+            pickled = pa.concat_batches([piece])
+            return SliceJob(number, self.memory_path, self.run, self.offset(number), 0, pickled, self.default_source)
+        return SliceJob(number, self.memory_path, self.run, self.offset(number), sink.tell(), None, self.default_source)
 
     def drain(self) -> Iterator[Lines]:
         yield from map(self._lines, self._workers.drain())
@@ -248,18 +243,17 @@ class LineSpool:
         return lines
 
     def close(self) -> None:
-        """Stop handing out work and remove the folder with whatever it still holds."""
+        """Stop handing out work and give the slots' memory back."""
         self._workers.close()
         self._sent.clear()
-        self._close_slots()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _close_slots(self) -> None:
         self._inputs = []
-        for slot in self.slots:
+        if self.memory is not None:
             with suppress(BufferError):  # a view still out: the mapping goes with the process
-                slot.close()
-        self.slots = []
+                self.memory.close()
+            self.memory = None
+        if self._descriptor >= 0:
+            os.close(self._descriptor)
+            self._descriptor = -1
 
 
 _SLOT_WAIT_SECONDS = 600
