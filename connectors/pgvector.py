@@ -654,20 +654,20 @@ class PgvectorConnector(Connector):
             raise StoreError("pgvector: load called before the table was prepared")
         unique = last_of_each_id(batch)
         try:
-            self._run("loading a batch", lambda: self._load_transaction(unique, mapping))
+            failed = self._run("loading a batch", lambda: self._load_transaction(unique, mapping))
         except TransientError:
             raise
         except StoreError:
             # The batch was rolled back whole; find the records PostgreSQL refuses, load the rest.
             return self._load_one_by_one(batch, unique, mapping)
-        return LoadResult(written=batch.num_rows)
+        return LoadResult(written=batch.num_rows - len(failed), failed=failed)
 
     def _load_one_by_one(self, batch: pa.RecordBatch, unique: pa.RecordBatch, mapping: TableMap) -> LoadResult:
         failed: list[tuple[str, str]] = []
         for index in range(unique.num_rows):
             row = unique.slice(index, 1)
             try:
-                self._run("loading a record", lambda row=row: self._load_transaction(row, mapping))
+                failed += self._run("loading a record", lambda row=row: self._load_transaction(row, mapping))
             except TransientError:
                 raise
             except StoreError as exc:
@@ -783,8 +783,10 @@ class PgvectorConnector(Connector):
             merged.append(orjson.dumps(meta).decode())
         return pa.array(merged, type=pa.string())
 
-    def _load_transaction(self, batch: pa.RecordBatch, mapping: TableMap) -> None:
-        """One batch, one transaction: straight into the table while no id is already there, else upserted."""
+    def _load_transaction(self, batch: pa.RecordBatch, mapping: TableMap) -> list[tuple[str, str]]:
+        """One batch, one transaction: straight into the table while no id is already there, else upserted.
+
+        Returns the records left out because their key holds another record (see `_same_record`)."""
         psycopg = _psycopg()
         sql = self._sql()
         conn = self.conn()
@@ -801,7 +803,7 @@ class PgvectorConnector(Connector):
                     target, names)) as copy:  # fmt: skip
                     copy.write(stream)
                 conn.commit()
-                return
+                return []
             except psycopg.errors.UniqueViolation:
                 conn.rollback()
                 self._direct = False
@@ -823,14 +825,23 @@ class PgvectorConnector(Connector):
         ):
             copy.write(stream)
         insert = _insert_from_staging(mapping, real, to_columns)
+        failed: list[tuple[str, str]] = []
         if mapping.key_unique:
             updates = sql.SQL(", ").join(
                 sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
                 for c in (*real, *to_columns)
                 if c != mapping.id
             )
-            conn.execute(insert + sql.SQL(" ON CONFLICT ({id}) DO UPDATE SET {u}").format(
-                id=sql.Identifier(mapping.id), u=updates))  # fmt: skip
+            upsert = insert + sql.SQL(" ON CONFLICT ({id}) DO UPDATE SET {u}").format(
+                id=sql.Identifier(mapping.id), u=updates)  # fmt: skip
+            same = _same_record(mapping)
+            if same is None:
+                conn.execute(upsert)
+            else:
+                written = conn.execute(upsert + sql.SQL(" WHERE {} RETURNING {}").format(
+                    same, _original_id(mapping, target))).fetchall()  # fmt: skip
+                if len(written) < batch.num_rows:
+                    failed = self._taken_keys(conn, batch, mapping, {row[0] for row in written})
         else:
             conn.execute(
                 sql.SQL("DELETE FROM {t} WHERE {id} IN (SELECT {id} FROM vex_stage)").format(
@@ -839,6 +850,26 @@ class PgvectorConnector(Connector):
             )
             conn.execute(insert)
         conn.commit()
+        return failed
+
+    def _taken_keys(
+        self, conn: Any, batch: pa.RecordBatch, mapping: TableMap, written: set[str]
+    ) -> list[tuple[str, str]]:
+        """The records of `batch` not written (`written`: the ids that were), each with the id of the
+        record that holds its key."""
+        sql = self._sql()
+        left = [record_id for record_id in batch.column("id").to_pylist() if record_id not in written]
+        keys = [mapping.stored_key(record_id) for record_id in left]
+        target = sql.Identifier(*mapping.table)
+        query = sql.SQL("SELECT {id}, {original} FROM {t} WHERE {id} = ANY(%s)").format(
+            id=sql.Identifier(mapping.id), original=_original_id(mapping, target), t=target
+        )
+        holders = dict(conn.execute(query, [keys]).fetchall())
+        reason = "id '{}' is stored under key {}, which holds another record, id '{}': it is not replaced"
+        return [
+            (record_id, reason.format(record_id, key, holders.get(key, "?")))
+            for record_id, key in zip(left, keys, strict=True)
+        ]
 
     def finish(self) -> None:
         if self._conn is None or self._map is None or not self._created or self.opts.index == "none":
@@ -958,6 +989,29 @@ def _insert_from_staging(mapping: TableMap, staged: list[str], to_columns: tuple
         vals=sql.SQL(", ").join(values),
         src=source,
     )
+
+
+def _original_id(mapping: TableMap, row: Any) -> Any:
+    """SQL for the record id a row of `row` (a table name or EXCLUDED) stands for: its `_vex` id, else its key."""
+    from psycopg import sql
+
+    assert mapping.metadata is not None
+    return sql.SQL("COALESCE({r}.{m} -> {k} ->> 'id', {r}.{id}::text)").format(
+        r=row, m=sql.Identifier(mapping.metadata), k=sql.Literal(RESERVED_KEY), id=sql.Identifier(mapping.id)
+    )
+
+
+def _same_record(mapping: TableMap) -> Any:
+    """For a key derived from the id (uuid and integer key columns), the upsert's condition that the row it
+    would replace stands for the same record: `7` and `007` share the key 7, and one must not silently
+    replace the other. None where keys are the ids themselves, or no JSON metadata column keeps originals."""
+    from psycopg import sql
+
+    derived = mapping.uuid_keys or mapping.integer_keys is not None
+    if not derived or mapping.metadata is None or mapping.types.get(mapping.metadata) not in ("json", "jsonb"):
+        return None
+    table = sql.Identifier(*mapping.table)
+    return sql.SQL("{} = {}").format(_original_id(mapping, table), _original_id(mapping, sql.SQL("EXCLUDED")))
 
 
 def _qualified(table: tuple[str, ...]) -> str:

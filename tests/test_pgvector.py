@@ -436,6 +436,32 @@ def test_table_keyed_by_an_integer_column(pg_server: PgServer, tmp_path: Path) -
     assert back["007"]["metadata"] == records[2]["metadata"] and back["007"]["text"] == records[2]["text"]
 
 
+def test_a_key_two_ids_share_is_not_silently_taken_over(pg_server: PgServer, tmp_path: Path) -> None:
+    """`7` and `007` share the integer key 7: the record there first stays, the other is one failed record
+    naming the holder, in one batch and across runs; the same id again is an ordinary update."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS int_shared")
+        conn.execute("CREATE TABLE int_shared (item_id bigint PRIMARY KEY, embedding vector(8) NOT NULL, text text, "
+                     "metadata jsonb)")  # fmt: skip
+        conn.execute("GRANT ALL ON int_shared TO vex")
+    records = sample_records(count=4, odd_ones=False)
+    for record, new_id in zip(records, ["7", "8", "007", "9"], strict=True):
+        record["id"] = new_id
+    mapping = ["--to", "pgvector", "--url", pg_server.dsn(), "--table", "int_shared", "--id-column", "item_id"]
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *mapping, "--json")
+    summary = _last(result)
+    assert result.returncode == 1 and summary["upserted"] == 3 and summary["failed"] == 1
+    assert summary["failed_sample"][0]["id"] == "007"
+    assert "under key 7, which holds another record, id '7'" in summary["failed_sample"][0]["reason"]
+    records[0]["text"], records[2]["text"] = "seven again", "double-oh-seven"
+    later = write_vmig(tmp_path / "b.vmig.jsonl", [records[2], records[0]])
+    summary = _last(run_vex("import", "--from", str(later), *mapping, "--json"))
+    assert summary["upserted"] == 1 and summary["failed"] == 1 and summary["failed_sample"][0]["id"] == "007"
+    with pg_server.admin("vexdb") as conn:
+        rows = dict(conn.execute("SELECT item_id, text FROM int_shared").fetchall())
+    assert rows == {7: "seven again", 8: records[1]["text"], 9: records[3]["text"]}
+
+
 def test_uuid_keyed_table_without_metadata_refuses_other_ids(pg_server: PgServer, tmp_path: Path) -> None:
     with pg_server.admin("vexdb") as conn:
         conn.execute("DROP TABLE IF EXISTS lc_bare")
