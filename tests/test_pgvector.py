@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -407,17 +408,23 @@ def test_columns_no_field_maps_to_travel_as_metadata(pg_server: PgServer, tmp_pa
         assert metadata == record["metadata"], record["id"]
 
 
+def _integer_keyed(pg_server: PgServer, table: str, ids: list[str]) -> list[dict[str, Any]]:
+    """A new table keyed by a bigint `item_id`, and records with these ids for it."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (item_id bigint PRIMARY KEY, embedding vector(8) NOT NULL, text text, "
+                     "metadata jsonb)")  # fmt: skip
+        conn.execute(f"GRANT ALL ON {table} TO vex")
+    records = sample_records(count=len(ids), odd_ones=False)
+    for record, new_id in zip(records, ids, strict=True):
+        record["id"] = new_id
+    return records
+
+
 def test_table_keyed_by_an_integer_column(pg_server: PgServer, tmp_path: Path) -> None:
     """Whole-number ids go into a bigint key (`007` as 7, kept under `_vex`); an id it cannot hold is one
     failed record, not a failed run."""
-    with pg_server.admin("vexdb") as conn:
-        conn.execute("DROP TABLE IF EXISTS int_items")
-        conn.execute("CREATE TABLE int_items (item_id bigint PRIMARY KEY, embedding vector(8) NOT NULL, text text, "
-                     "metadata jsonb)")  # fmt: skip
-        conn.execute("GRANT ALL ON int_items TO vex")
-    records = sample_records(count=6, odd_ones=False)
-    for record, new_id in zip(records, ["1", "2", "007", "-5", "abc", "99999999999999999999"], strict=True):
-        record["id"] = new_id
+    records = _integer_keyed(pg_server, "int_items", ["1", "2", "007", "-5", "abc", "99999999999999999999"])
     source = write_vmig(tmp_path / "s.vmig.jsonl", records)
     url = pg_server.dsn()
     result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", url, "--table", "int_items",
@@ -439,14 +446,7 @@ def test_table_keyed_by_an_integer_column(pg_server: PgServer, tmp_path: Path) -
 def test_a_key_two_ids_share_is_not_silently_taken_over(pg_server: PgServer, tmp_path: Path) -> None:
     """`7` and `007` share the integer key 7: the record there first stays, the other is one failed record
     naming the holder, in one batch and across runs; the same id again is an ordinary update."""
-    with pg_server.admin("vexdb") as conn:
-        conn.execute("DROP TABLE IF EXISTS int_shared")
-        conn.execute("CREATE TABLE int_shared (item_id bigint PRIMARY KEY, embedding vector(8) NOT NULL, text text, "
-                     "metadata jsonb)")  # fmt: skip
-        conn.execute("GRANT ALL ON int_shared TO vex")
-    records = sample_records(count=4, odd_ones=False)
-    for record, new_id in zip(records, ["7", "8", "007", "9"], strict=True):
-        record["id"] = new_id
+    records = _integer_keyed(pg_server, "int_shared", ["7", "8", "007", "9"])
     mapping = ["--to", "pgvector", "--url", pg_server.dsn(), "--table", "int_shared", "--id-column", "item_id"]
     result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *mapping, "--json")
     summary = _last(result)
