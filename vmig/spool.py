@@ -213,18 +213,24 @@ class LineSpool:
             yield from map(self._lines, self._workers.submit(job))
 
     def _job(self, piece: pa.RecordBatch) -> SliceJob:
-        if self.memory is None:
-            # concat_batches copies the slice out: a pickled slice would carry the whole batch's buffers.
-            return SliceJob(-1, None, self.run, 0, 0, pa.concat_batches([piece]), self.default_source)
-        number = self._free.get(timeout=_SLOT_WAIT_SECONDS)
+        number, written = -1, 0
+        if self.memory is not None:
+            number = self._free.get(timeout=_SLOT_WAIT_SECONDS)
+            written = self._write_input(number, piece)
+        # concat_batches copies the slice out: a pickled slice would carry the whole batch's buffers.
+        pickled = None if written else pa.concat_batches([piece])
+        offset = self.offset(number) if number >= 0 else 0
+        return SliceJob(number, self.memory_path, self.run, offset, written, pickled, self.default_source)
+
+    def _write_input(self, number: int, piece: pa.RecordBatch) -> int:
+        """The slice as Arrow IPC into its slot; the bytes written, or 0 when it is larger than the room."""
         sink = pa.FixedSizeBufferWriter(self._inputs[number])
         try:
             with pa.ipc.new_stream(sink, piece.schema) as stream:
                 stream.write_batch(piece)
-        except (OSError, pa.ArrowException):  # larger than the slot's room: it goes pickled
-            pickled = pa.concat_batches([piece])
-            return SliceJob(number, self.memory_path, self.run, self.offset(number), 0, pickled, self.default_source)
-        return SliceJob(number, self.memory_path, self.run, self.offset(number), sink.tell(), None, self.default_source)
+        except (OSError, pa.ArrowException):
+            return 0
+        return int(sink.tell())
 
     def drain(self) -> Iterator[Lines]:
         yield from map(self._lines, self._workers.drain())
