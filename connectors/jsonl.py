@@ -40,6 +40,8 @@ class JsonlConnector(Connector):
         assert isinstance(options, JsonlOptions)
         self.path = options.path
         self.writer: VmigWriter | None = None
+        self.expected_records: int | None = None
+        """Set by the run before the first write, where the source can say: see `VmigWriter`."""
 
     def label(self) -> str:
         return f"jsonl:{self.path.name}"
@@ -83,7 +85,7 @@ class JsonlConnector(Connector):
 
             raise UsageError(f"jsonl output must be a file, got a directory: {self.path}")
         if self.writer is None:
-            self.writer = VmigWriter(self.path).open()
+            self.writer = VmigWriter(self.path, expected_records=self.expected_records).open()
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         if self.writer is None:

@@ -105,6 +105,8 @@ def _transfer(
     summary = RunSummary(action=action, source=source.label(), target=target.label())
     if expected_total is None:
         expected_total = _expected_total(source, params.namespace, params.limit)
+    if isinstance(target, JsonlConnector):
+        target.expected_records = expected_total
     transfer = Transfer(
         source=source,
         target=target,

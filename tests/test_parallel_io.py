@@ -281,6 +281,49 @@ def test_a_small_export_starts_no_formatting_workers(tmp_path: Path) -> None:
     writer.commit()
 
 
+def test_an_export_expected_large_starts_its_workers_at_open_and_uses_them_once_up(tmp_path: Path) -> None:
+    """With the count known, workers start before the first record and take over as soon as all are up."""
+    from vmig.spool import SPOOL_FROM_ROWS
+    from vmig.writer import VmigWriter
+
+    batches = _batches(4)
+    one = _write(tmp_path / "one.vmig.jsonl", batches, workers=0)
+    writer = VmigWriter(tmp_path / "early.vmig.jsonl", default_source="t", workers=2, expected_records=SPOOL_FROM_ROWS)
+    writer.open()
+    assert writer._warming is not None and len(writer._warming) == 2, "spawned before the first record"
+    writer.write_batch(batches[0])  # formatted here, or by the workers if they are up already
+    for future in writer._warming:
+        future.result(timeout=120)
+    for batch in batches[1:]:
+        writer.write_batch(batch)
+    assert writer._spool is not None, "the workers format once started, long before SPOOL_FROM_ROWS records"
+    assert writer.stats.record_count < SPOOL_FROM_ROWS
+    assert writer.commit() == one
+
+
+def test_an_export_tells_its_file_how_many_records_to_expect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source's count reaches the writer, which decides on it whether to start workers at once."""
+    from connectors import jsonl
+    from engine.jobs import export_job
+    from engine.local import LocalSteps
+    from engine.params import ExportParams, StoreSpec
+    from tests.records import sample_records, write_vmig
+
+    seen: list[int | None] = []
+
+    class Recording(jsonl.VmigWriter):
+        def open(self) -> jsonl.VmigWriter:
+            seen.append(self.expected_records)
+            return super().open()
+
+    source = write_vmig(tmp_path / "in.vmig.jsonl", sample_records(37))
+    monkeypatch.setattr(jsonl, "VmigWriter", Recording)
+    spec = StoreSpec(store="jsonl", options={"path": str(source)})
+    summary = export_job(ExportParams(source=spec, output=tmp_path / "out.vmig.jsonl", limit=30), LocalSteps())
+    assert summary.upserted == 30
+    assert seen == [30], "the count, cut by --limit"
+
+
 def test_the_slots_memory_goes_with_the_run(tmp_path: Path, spool_now: None) -> None:
     import os
 

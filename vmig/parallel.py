@@ -82,17 +82,19 @@ def _pool(workers: int) -> Any:
     )
 
 
-def _preload() -> None:
+def _preload(module: str) -> None:
     """Import what workers run, ahead of the first real job."""
-    importlib.import_module("vmig.reader")
+    importlib.import_module(module)
 
 
-def warm_up(workers: int) -> None:
-    """Start the worker processes now (they take a moment), so that they are ready when the data is."""
-    if workers > 1:
-        pool = _pool(workers)
-        for _ in range(workers):
-            pool.submit(_preload)
+def warm_up(workers: int, module: str) -> list[Future[None]]:
+    """Start the worker processes now (they take a moment), so that they are ready when the data is.
+
+    Returns one future per worker's start: all done, the workers can take work without a wait."""
+    if workers <= 1:
+        return []
+    pool = _pool(workers)
+    return [pool.submit(_preload, module) for _ in range(workers)]
 
 
 def worker_count() -> int:

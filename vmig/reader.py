@@ -580,7 +580,7 @@ def start_workers_for(path: Path) -> None:
     path = Path(path)
     workers = _auto_workers(path, 0)
     if workers > 1 and compression_of(path) is None:
-        warm_up(workers)
+        warm_up(workers, "vmig.reader")
 
 
 def read_batches(

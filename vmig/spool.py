@@ -161,7 +161,7 @@ class LineSpool:
     def __init__(self, workers: int, default_source: str | None) -> None:
         self.default_source = default_source
         self.run = uuid.uuid4().hex
-        warm_up(workers)
+        warm_up(workers, "vmig.writer")
         self._workers: OrderedWorkers[SliceJob, tuple[int, int | bytes | None]] = OrderedWorkers(_format_slice, workers)
         self._sent: deque[pa.RecordBatch] = deque()
         """The slices in flight, oldest first, for one a worker hands back unformatted."""

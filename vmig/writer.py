@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -115,8 +116,16 @@ class VmigWriter:
     With cores to spare, worker processes format the lines (`vmig.spool`).
     """
 
-    def __init__(self, path: Path, default_source: str | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        default_source: str | None = None,
+        workers: int | None = None,
+        expected_records: int | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.expected_records = expected_records
+        """How many records the run expects to write, where known: a large export starts its workers at once."""
         self.default_source = default_source
         self.stats = RecordStats()
         self.temp_path = temporary_path(self.path)
@@ -127,7 +136,7 @@ class VmigWriter:
         self._io = OneInFlight("vex-write")
         self._workers = worker_count() if workers is None else workers
         self._spool: LineSpool | None = None
-        self._warming = False
+        self._warming: list[Future[None]] | None = None
 
     @contextmanager
     def _file_errors(self) -> Iterator[None]:
@@ -152,6 +161,8 @@ class VmigWriter:
             self._stream = zstandard.ZstdCompressor().stream_writer(self._hashing, closefd=False)  # type: ignore[arg-type]
         else:
             self._stream = self._hashing
+        if self._expects_many() and self._warming is None:
+            self._warming = warm_up(self._workers, "vmig.writer")  # they start while the source is read
         return self
 
     def write_batch(self, batch: pa.RecordBatch) -> int:
@@ -169,19 +180,24 @@ class VmigWriter:
         return batch.num_rows
 
     def _start_workers_when_large(self) -> None:
-        """Formatting workers only for an export that has grown large: a small one never starts them.
+        """Formatting workers only for an export that is or grows large: a small one never starts them.
 
-        They are spawned once `WARM_FROM_ROWS` records are written and used from `SPOOL_FROM_ROWS`
-        on, so they start while this process still formats the records in between.
+        Where the run expects `SPOOL_FROM_ROWS` records or more, they are spawned by `open` and
+        used as soon as all have started. Otherwise they are spawned once `WARM_FROM_ROWS` records are
+        written and used from `SPOOL_FROM_ROWS` on. Either way this process formats the records
+        itself until then, instead of waiting for them.
         """
         if self._workers < 2 or self._spool is not None:
             return
         written = self.stats.record_count
-        if written >= SPOOL_FROM_ROWS:
+        if self._warming is None and written >= WARM_FROM_ROWS:
+            self._warming = warm_up(self._workers, "vmig.writer")
+        started = self._warming is not None and all(future.done() for future in self._warming)
+        if written >= SPOOL_FROM_ROWS or (self._expects_many() and started):
             self._spool = LineSpool(self._workers, self.default_source)
-        elif written >= WARM_FROM_ROWS and not self._warming:
-            warm_up(self._workers)
-            self._warming = True
+
+    def _expects_many(self) -> bool:
+        return self._workers >= 2 and (self.expected_records or 0) >= SPOOL_FROM_ROWS
 
     def _write(self, data: bytes) -> None:
         """Hand bytes to the I/O thread (one write in flight, so order and memory are kept)."""
