@@ -88,6 +88,9 @@ class PgvectorOptions(StoreOptions):
     text_column: str | None = None
     metadata_column: str | None = None
     namespace_column: str | None = None
+    tsv_config: str = "pg_catalog.english"
+    """Text search configuration for the `tsvector` columns an import fills (see `TableMap.search_columns`):
+    LangChain's `HybridSearchConfig.tsv_lang` default. Searches must use the same one."""
 
 
 @dataclass
@@ -109,6 +112,9 @@ class TableMap:
     types: dict[str, str] = field(default_factory=dict)
     """Column name -> formatted type, as the catalog gives it."""
     not_null: frozenset[str] = frozenset()
+    search_columns: tuple[str, ...] = ()
+    """NOT NULL `tsvector` columns with no default (LangChain PGVectorStore's hybrid search `<content>_tsv`):
+    the table cannot take a row without them, so an import fills them from the text, as LangChain does."""
     column_keys: tuple[str, ...] = ()
     """Columns no field maps to (LangChain PGVectorStore's `metadata_columns`, anything a user added):
     their values travel as metadata keys, and go back to their columns on import."""
@@ -348,16 +354,28 @@ class PgvectorConnector(Connector):
         query = (
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
             "a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid), '') "
-            "LIKE 'nextval(%%' FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
-            "AND d.adnum = a.attnum "
+            "LIKE 'nextval(%%', d.adbin IS NOT NULL "
+            "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
             "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
         )
         rows = self.conn().execute(query, (_qualified(table),)).fetchall()
         return _Catalog(
-            types={name: kind for name, kind, _, _ in rows},
-            not_null=frozenset(name for name, _, required, _ in rows if required),
-            automatic=frozenset(name for name, _, _, automatic in rows if automatic),
+            types={name: kind for name, kind, _, _, _ in rows},
+            not_null=frozenset(name for name, _, required, _, _ in rows if required),
+            automatic=frozenset(name for name, _, _, automatic, _ in rows if automatic),
+            defaulted=frozenset(name for name, _, _, _, defaulted in rows if defaulted),
         )
+
+    def _check_tsv_config(self) -> None:
+        psycopg = _psycopg()
+        try:
+            self.conn().execute("SELECT %s::regconfig", (self.opts.tsv_config,))
+        except psycopg.errors.UndefinedObject:
+            self.conn().rollback()
+            raise UsageError(
+                f"--tsv-config {self.opts.tsv_config}: PostgreSQL has no such text search configuration "
+                "(SELECT cfgname FROM pg_ts_config lists them)"
+            ) from None
 
     def _has_unique(self, table: tuple[str, ...], column: str) -> bool:
         query = (
@@ -408,6 +426,9 @@ class PgvectorConnector(Connector):
                 "vex cannot upsert into it without duplicating records"
             )
         mapping.types, mapping.not_null = columns, catalog.not_null
+        mapping.search_columns = catalog.search_columns()
+        if mapping.search_columns:
+            self._check_tsv_config()
         self._map = mapping
         return mapping
 
@@ -795,7 +816,7 @@ class PgvectorConnector(Connector):
         names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in fields)
         real = [c for c, _ in fields if c != _COLUMNS_FIELD]
         target = sql.Identifier(*mapping.table)
-        if self._direct and mapping.key_unique and not mapping.column_keys:
+        if self._direct and mapping.key_unique and not mapping.column_keys and not mapping.search_columns:
             # A new table, or ids the table does not hold yet: COPY into it, as fast as PostgreSQL loads.
             # The first id already there fails the COPY whole; from then on batches go through staging.
             try:
@@ -824,12 +845,12 @@ class PgvectorConnector(Connector):
             cur.copy(sql.SQL("COPY vex_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy,
         ):
             copy.write(stream)
-        insert = _insert_from_staging(mapping, real, to_columns)
+        insert = _insert_from_staging(mapping, real, to_columns, self.opts.tsv_config)
         failed: list[tuple[str, str]] = []
         if mapping.key_unique:
             updates = sql.SQL(", ").join(
                 sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
-                for c in (*real, *to_columns)
+                for c in (*real, *to_columns, *mapping.search_columns)
                 if c != mapping.id
             )
             upsert = insert + sql.SQL(" ON CONFLICT ({id}) DO UPDATE SET {u}").format(
@@ -919,6 +940,16 @@ class _Catalog:
     not_null: frozenset[str]
     automatic: frozenset[str]
     """Filled by the server itself: identity, serial and generated columns."""
+    defaulted: frozenset[str] = frozenset()
+    """Columns with a default of any kind."""
+
+    def search_columns(self) -> tuple[str, ...]:
+        """See `TableMap.search_columns`."""
+        return tuple(
+            name
+            for name, kind in self.types.items()
+            if kind == "tsvector" and name in self.not_null and name not in self.automatic | self.defaulted
+        )
 
 
 _DERIVED_TYPES = ("vector", "halfvec", "sparsevec", "tsvector")
@@ -970,14 +1001,20 @@ def _columns_as_json(names: tuple[str, ...]) -> Any:
     return sql.SQL("({})::text").format(sql.SQL(" || ").join(parts))
 
 
-def _insert_from_staging(mapping: TableMap, staged: list[str], to_columns: tuple[str, ...]) -> Any:
-    """`INSERT INTO table ... SELECT ... FROM vex_stage`: the staged columns as they are, and the metadata keys
-    that have columns of their own out of the staged JSON, typed by PostgreSQL (`jsonb_populate_record`)."""
+def _insert_from_staging(mapping: TableMap, staged: list[str], to_columns: tuple[str, ...], tsv_config: str) -> Any:
+    """`INSERT INTO table ... SELECT ... FROM vex_stage`: the staged columns as they are, the metadata keys
+    that have columns of their own out of the staged JSON, typed by PostgreSQL (`jsonb_populate_record`),
+    and the search columns from the text."""
     from psycopg import sql
 
     target = sql.Identifier(*mapping.table)
     values = [sql.SQL("s.{}").format(sql.Identifier(c)) for c in staged]
     values += [sql.SQL("r.{}").format(sql.Identifier(c)) for c in to_columns]
+    text = sql.SQL("s.{}").format(sql.Identifier(mapping.text)) if mapping.text in staged else sql.SQL("NULL")
+    values += [
+        sql.SQL("to_tsvector({}::regconfig, coalesce({}, ''))").format(sql.Literal(tsv_config), text)
+        for _ in mapping.search_columns
+    ]
     source: Any = sql.SQL("vex_stage s")
     if to_columns:
         source += sql.SQL(", LATERAL jsonb_populate_record(NULL::{t}, s.{f}) r").format(
@@ -985,7 +1022,7 @@ def _insert_from_staging(mapping: TableMap, staged: list[str], to_columns: tuple
         )
     return sql.SQL("INSERT INTO {t} ({cols}) SELECT {vals} FROM {src}").format(
         t=target,
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*staged, *to_columns)),
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*staged, *to_columns, *mapping.search_columns)),
         vals=sql.SQL(", ").join(values),
         src=source,
     )

@@ -339,6 +339,54 @@ def test_langchain_pgvectorstore_table_keyed_by_uuid(pg_server: PgServer, tmp_pa
     assert sorted(paged) == sorted(back)
 
 
+def test_langchain_hybrid_search_table_gets_its_search_column(pg_server: PgServer, tmp_path: Path) -> None:
+    """PGVectorStore with a HybridSearchConfig adds `content_tsv TSVECTOR NOT NULL`: an import fills it from the
+    text with the configured text search configuration (also on re-import), and export leaves it out."""
+    hybrid = ',\n    "content_tsv" TSVECTOR NOT NULL,\n    "langchain_metadata" JSON'  # engine.py's column order
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS lc_hybrid")
+        conn.execute(LANGCHAIN_V2_DDL.format(name="lc_hybrid", metadata=hybrid))
+        conn.execute("GRANT ALL ON lc_hybrid TO vex")
+    records = sample_records(count=6, odd_ones=False)
+    records[0]["text"] = "The running foxes jumped"
+    records[1]["text"] = None
+    url = pg_server.dsn()
+    into = ["--to", "pgvector", "--url", url, "--table", "lc_hybrid", *_LANGCHAIN_V2_MAPPING]
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *into)
+    assert result.returncode == 0, result.stderr
+
+    def search_column() -> dict[str, str]:
+        with pg_server.admin("vexdb") as conn:
+            rows = conn.execute(
+                "SELECT content, content_tsv::text, "
+                "content_tsv = to_tsvector('pg_catalog.english', content) FROM lc_hybrid"
+            ).fetchall()
+        assert all(row[2] for row in rows), "every row's search column is its text's, as LangChain writes it"
+        return {row[0]: row[1] for row in rows}
+
+    assert len(search_column()) == 6 and search_column()["The running foxes jumped"] == "'fox':3 'jump':4 'run':2"
+    records[0]["text"] = "Sleeping cats"
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "b.vmig.jsonl", records[:1])), *into)
+    assert result.returncode == 0, result.stderr
+    assert search_column()["Sleeping cats"] == "'cat':2 'sleep':1", "re-import updates the search column"
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--table", "lc_hybrid", *_LANGCHAIN_V2_MAPPING,
+                     "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert sorted(back) == sorted(r["id"] for r in records)
+    assert all(back[r["id"]]["metadata"] == r["metadata"] for r in records), "no content_tsv key"
+    result = run_vex("import", "--from", str(out), *into, "--tsv-config", "simple")
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT content_tsv::text FROM lc_hybrid WHERE content = 'Sleeping cats'").fetchall()
+    assert rows == [("'cats':2 'sleeping':1",)]
+    result = run_vex("import", "--from", str(out), *into, "--tsv-config", "klingon")
+    assert result.returncode == 2 and "--tsv-config klingon: PostgreSQL has no such text search configuration" in (
+        result.stderr
+    )
+
+
 def test_langchain_pgvectorstore_metadata_columns(pg_server: PgServer, tmp_path: Path) -> None:
     """PGVectorStore(metadata_columns=[...]) keeps some metadata keys in columns of their own: they come out
     as metadata keys and go back to their columns, the rest to the JSON column."""
