@@ -35,6 +35,7 @@ from connectors.base import (
 from vmig import metadata as md
 from vmig.batch import build_batch, uniform_dims, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
+from vmig.reader import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 ID_FIELD = "_vex_id"
@@ -228,38 +229,37 @@ class QdrantConnector(Connector):
                 remaining -= len(points)
             done = next_offset is None or remaining == 0
             if points:
-                yield Page(self._points_to_batch(points), None if done else _json_cursor(next_offset))
+                batch, rejects = self._points_to_batch(points)
+                yield Page(batch, None if done else _json_cursor(next_offset), rejects)
             if done or not points:
                 return
             offset = next_offset
 
-    def _points_to_batch(self, points: list[Any]) -> pa.RecordBatch:
+    def _points_to_batch(self, points: list[Any]) -> tuple[pa.RecordBatch, list[Reject]]:
+        """The points as a batch, and those whose payload vex cannot carry unchanged as rejects."""
         ids, vectors, texts, namespaces, models_, metas, created, scores, sources, extras = ([] for _ in range(10))
+        rejects: list[Reject] = []
         name = self.opts.vector_name
         for point in points:
             payload = dict(point.payload or {})
+            try:
+                meta_text, stamp, extra_text = _payload_fields(payload)
+            except md.WideIntegerError as exc:
+                record_id = str(payload.get(ID_FIELD, point.id))
+                rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=record_id))
+                continue
             ids.append(str(payload.get(ID_FIELD, point.id)))
             vector = point.vector.get(name) if isinstance(point.vector, dict) and name else point.vector
             vectors.append(None if vector is None else np.asarray(vector, dtype=np.float32))
             texts.append(payload.get("text", payload.get("page_content", payload.get("document"))))
             namespaces.append(payload.get("namespace"))
             models_.append(payload.get("model"))
-            meta = payload.get("metadata")
-            meta = dict(meta) if isinstance(meta, dict) else {}
-            for key, value in payload.items():
-                if key not in _RESERVED and key not in ("page_content", "document"):
-                    meta[key] = value
-            try:
-                created.append(to_micros(payload.get("created_at")))
-            except TimestampError:  # a foreign payload's own notion of time: keep it as metadata
-                created.append(None)
-                meta["created_at"] = payload.get("created_at")
-            metas.append(md.dumps(meta))
+            metas.append(meta_text)
+            created.append(stamp)
             scores.append(payload.get("score"))
             sources.append(payload.get("source_store", self.name))
-            extra = payload.get("extra")
-            extras.append(md.dumps(extra) if isinstance(extra, dict) and extra else None)
-        return build_batch(
+            extras.append(extra_text)
+        batch = build_batch(
             ids,
             vectors=vectors,
             text=texts,
@@ -271,6 +271,7 @@ class QdrantConnector(Connector):
             source_store=sources,
             extra=extras,
         )
+        return batch, rejects
 
     # -- load -------------------------------------------------------------------
 
@@ -347,3 +348,20 @@ def _payloads(batch: pa.RecordBatch) -> list[dict[str, Any]]:
             payload["extra"] = md.loads(columns["extra"][i])
         payloads.append(payload)
     return payloads
+
+
+def _payload_fields(payload: dict[str, Any]) -> tuple[str | None, int | None, str | None]:
+    """A point's metadata JSON, created_at and extra JSON; `md.WideIntegerError` for a payload holding an
+    integer beyond 64 bits (the local client keeps Python's integers; JSON text would change it)."""
+    meta = payload.get("metadata")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    for key, value in payload.items():
+        if key not in _RESERVED and key not in ("page_content", "document"):
+            meta[key] = value
+    try:
+        stamp = to_micros(payload.get("created_at"))
+    except TimestampError:  # a foreign payload's own notion of time: keep it as metadata
+        stamp = None
+        meta["created_at"] = payload.get("created_at")
+    extra = payload.get("extra")
+    return md.dumps(meta), stamp, md.dumps(extra) if isinstance(extra, dict) and extra else None

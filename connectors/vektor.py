@@ -363,6 +363,10 @@ def _parse_metadata(text: str | None) -> dict[str, Any]:
     value = orjson.loads(text)
     if not isinstance(value, dict):
         raise ValueError("metadata column is not a JSON object")
+    if value and md.may_hold_wide_integer(value):
+        number = md.exact_wide_integer(text)
+        if number is not None:
+            raise md.WideIntegerError(number)  # orjson read it as a float: the record is refused, not changed
     return value
 
 

@@ -405,4 +405,33 @@ CORPUS: list[Case] = [
         None,
         {"lock": True},
     ),
+    Case(
+        "metadata integer beyond 64 bits",
+        "rejected naming the number (it would be read as a float); a long numeric id keeps its digits",
+        _lines_case(
+            [
+                '{"id": "w", "text": "t", "metadata": {"n": 123456789012345678901234}}',
+                '{"id": 123456789012345678901234567890, "text": "numeric id"}',
+                *good_lines(1),
+            ]
+        ),
+        3,
+        "holds the integer 123456789012345678901234, beyond 64 bits",
+        [1],
+        2,
+    ),
+    Case(
+        "metadata column with an integer beyond 64 bits",
+        "that record rejected with its id",
+        _vektor_db(
+            lambda c: c.execute(
+                "UPDATE memories SET metadata = '{\"n\": 1e2, \"big\": 99999999999999999999999}' WHERE id = 'l1-6'"
+            )
+        ),
+        3,
+        "holds the integer 99999999999999999999999",
+        [],
+        49,
+        {"rejected_ids": ["l1-6"]},
+    ),
 ]

@@ -79,6 +79,26 @@ def test_named_vectors(tmp_path: Path) -> None:
     assert all(np.array_equal(np.asarray(r["vector"], dtype=np.float32), original[i]) for i, r in records.items())
 
 
+def test_payload_integer_beyond_64_bits_is_rejected_not_a_failed_export(tmp_path: Path) -> None:
+    """The local client keeps Python's integers: such a point is one reject naming the number, the rest export."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("wide", vectors_config=models.VectorParams(size=2, distance=models.Distance.COSINE))
+    client.upsert("wide", [models.PointStruct(id=1, vector=[1.0, 2.0], payload={"n": 10**30}),
+                           models.PointStruct(id=2, vector=[1.0, 3.0], payload={"n": 2**64 - 1})])  # fmt: skip
+    client.close()
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "qdrant", "--path", str(tmp_path / "q"), "--collection", "wide",
+                     "--output", str(out), "--json")  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["rejected"] == 1
+    assert "qdrant point 1: payload holds the integer 1000000000000000000000000000000, beyond 64 bits" in (
+        (tmp_path / "o.rejects.jsonl").read_text()
+    )
+    assert {i: r["metadata"] for i, r in read_vmig(out).items()} == {"2": {"n": 2**64 - 1}}
+
+
 def test_missing_collection_on_export(tmp_path: Path) -> None:
     result = run_vex("export", "--from", "qdrant", "--path", str(tmp_path / "q"), "--collection", "nope",
                      "--output", str(tmp_path / "o.vmig.jsonl"))  # fmt: skip

@@ -132,3 +132,22 @@ def test_damaged_blob_is_rejected_not_counted(tmp_path: Path) -> None:
     rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
     assert rejects[0]["id"] == "l1-4" and "not a whole number of float32" in rejects[0]["reason"]
     assert "l1-4" not in read_vmig(output)
+
+
+def test_metadata_integer_beyond_64_bits_is_rejected_not_changed(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = LAYOUTS[1](tmp_path / "m.db")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE memories SET metadata = '{\"ticket\": 340282366920938463463374607431768211455}' "
+                     "WHERE id = 'l1-4'")  # fmt: skip
+    conn.close()
+    output = tmp_path / "out.vmig.jsonl"
+    result = run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(output), "--json")
+    assert result.returncode == 3
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["total"] == 49 and summary["rejected"] == 1
+    rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
+    assert rejects[0]["id"] == "l1-4"
+    assert "holds the integer 340282366920938463463374607431768211455, beyond 64 bits" in rejects[0]["reason"]
+    assert "l1-4" not in read_vmig(output)

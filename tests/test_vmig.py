@@ -120,6 +120,38 @@ def test_damaged_lines_are_rejected_with_line_numbers(tmp_path: Path, line: byte
     assert sum(read.batch.num_rows for read in reads) == 2
 
 
+WIDE_INTEGER_LINES = [
+    (b'{"id": "m", "vector": [1.0], "metadata": {"n": 123456789012345678901234}}', "metadata 'n'"),
+    (b'{"id": "m", "vector": [1.0], "metadata": {"a": [1, {"b": -9223372036854775809}]}}', "metadata 'a'"),
+    (b'{"id": "m", "vector": [1.0], "metadata": {"d": "[99999999999999999999]"}, "metadata_json_keys": ["d"]}',
+     "metadata 'd'"),
+    (b'{"id": "m", "vector": [1.0], "custom": {"k": 18446744073709551616}}', "'custom'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_integers_beyond_64_bits_are_refused_not_changed(tmp_path: Path, workers: int) -> None:
+    """orjson reads such an integer as the nearest float: the line is a reject naming the number, while the
+    64-bit extremes, large floats, long digit strings and a long numeric id come through exactly."""
+    kept = [
+        b'{"id": "x", "vector": [1.0], "metadata": {"u": 18446744073709551615, "i": -9223372036854775808, '
+        b'"f": 1e30, "s": "123456789012345678901234"}}',
+        b'{"id": 123456789012345678901234567890, "vector": [1.0], "text": "numeric id"}',
+    ]
+    path = tmp_path / "wide.jsonl"
+    path.write_bytes(b"\n".join([kept[0], *(line for line, _ in WIDE_INTEGER_LINES), kept[1]]) + b"\n")
+    reads = list(read_batches(path, workers=workers))
+    rejects = [r for read in reads for r in read.rejects]
+    assert [r.line for r in rejects] == [2, 3, 4, 5]
+    for reject, (_, where) in zip(rejects, WIDE_INTEGER_LINES, strict=True):
+        assert reject.reason.startswith(where) and "beyond 64 bits" in reject.reason, reject.reason
+    assert "123456789012345678901234," in rejects[0].reason
+    rows = [row for read in reads for row in read.batch.select(["id", "metadata"]).to_pylist()]
+    assert rows[0] == {"id": "x", "metadata": '{"u":18446744073709551615,"i":-9223372036854775808,"f":1e+30,'
+                       '"s":"123456789012345678901234"}'}  # fmt: skip
+    assert rows[1]["id"] == "123456789012345678901234567890"
+
+
 @pytest.mark.parametrize("suffix", [".vmig.jsonl.gz", ".vmig.jsonl.zst"])
 def test_compressed_files_round_trip_and_are_deterministic(tmp_path: Path, suffix: str) -> None:
     records = sample_records(count=20)

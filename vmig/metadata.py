@@ -8,6 +8,7 @@ exactly while every other reader still sees valid flat metadata.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -48,10 +49,67 @@ def decode_nested(flat: dict[str, Any], encoded: list[str] | None) -> dict[str, 
 
 
 def dumps(metadata: dict[str, Any] | None) -> str | None:
-    """Metadata as the in-flight JSON text (keys keep their order)."""
+    """Metadata as the in-flight JSON text (keys keep their order); `WideIntegerError` for an integer
+    no 64-bit type holds (orjson refuses it, and a float would change it)."""
     if metadata is None:
         return None
-    return orjson.dumps(metadata).decode()
+    try:
+        return orjson.dumps(metadata).decode()
+    except orjson.JSONEncodeError:
+        number = wide_integer(metadata)
+        if number is None:
+            raise
+        raise WideIntegerError(number) from None
+
+
+_SMALLEST, _BEYOND = -(2**63), 2**64
+"""orjson reads and writes the integers in this range (int64 and uint64) exactly; it reads a longer one
+as the nearest float, silently, and refuses to write one."""
+
+
+class WideIntegerError(ValueError):
+    """A value holds an integer beyond 64 bits. vex's JSON handling would change its digits, so the record
+    is refused (a reject saying which number) instead of being carried with another value."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"holds the integer {number}, beyond 64 bits, which vex would change: store it as a string")
+        self.number = number
+
+
+def may_hold_wide_integer(value: Any) -> bool:
+    """Whether orjson's reading of `value` may have turned an integer beyond 64 bits into a float: it holds a
+    float out of that range. Cheap, for every record; `exact_wide_integer` then tells for sure."""
+    for item in value.values() if type(value) is dict else value:
+        kind = type(item)
+        if kind is float:
+            if not _SMALLEST < item < _BEYOND:  # -2**63 - 1 reads as the float -2**63
+                return True
+        elif (kind is dict or kind is list) and may_hold_wide_integer(item):
+            return True
+    return False
+
+
+def wide_integer(value: Any) -> int | None:
+    """The first integer beyond 64 bits in a value read exactly (Python's own json, a store's client)."""
+    if type(value) is int:
+        return value if not _SMALLEST <= value < _BEYOND else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        found = wide_integer(item)
+        if found is not None:
+            return found
+    return None
+
+
+def exact_wide_integer(text: str | bytes) -> int | None:
+    """`wide_integer` of JSON text, read by Python's json, which keeps every digit (slow: for suspects only)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        value = json.loads(text.lstrip("\ufeff"))
+    except ValueError:
+        return None
+    return wide_integer(value)
 
 
 def loads(text: str | None) -> dict[str, Any]:

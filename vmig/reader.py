@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import math
 import operator
 import zlib
@@ -263,6 +264,8 @@ _NOT_EXTRA = KNOWN_KEYS | {"source"}
 
 def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
     raw_id = record.get("id")
+    if type(raw_id) is float and md.may_hold_wide_integer([raw_id]):
+        raw_id = _exact(raw).get("id", raw_id)  # a 128-bit numeric id keeps its digits
     if raw_id is None or isinstance(raw_id, (bool, dict, list, float)):
         raise LineRejected("missing 'id'" if raw_id is None else "'id' must be a string or integer")
     record_id = str(raw_id)
@@ -300,6 +303,8 @@ def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
     extra = {k: v for k, v in record.items() if k not in _NOT_EXTRA} if record.keys() - _NOT_EXTRA else {}
     if "source" in record and not isinstance(record["source"], str):
         extra["source"] = record["source"]
+    if (meta and md.may_hold_wide_integer(meta)) or (extra and md.may_hold_wide_integer(extra)):
+        _refuse_wide_integers(raw)
     return {
         "id": record_id,
         "vector": vector,
@@ -312,6 +317,31 @@ def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
         "source_store": source,
         "extra": orjson.dumps(extra).decode() if extra else None,
     }
+
+
+def _exact(raw: bytes) -> dict[str, Any]:
+    """The line read by Python's json, which keeps every digit of an integer (orjson keeps 64 bits)."""
+    try:
+        record = json.loads(raw.decode("utf-8", "replace").lstrip("\ufeff"))
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _refuse_wide_integers(raw: bytes) -> None:
+    """`LineRejected` if the line's metadata or extra keys hold an integer beyond 64 bits: orjson read it as
+    the nearest float, and carrying that would change the number without a word."""
+    record = _exact(raw)
+    meta, encoded = record.get("metadata"), record.get(md.JSON_KEYS_FIELD)
+    for key, value in meta.items() if isinstance(meta, dict) else ():
+        nested = isinstance(encoded, list) and key in encoded and isinstance(value, str)
+        number = md.exact_wide_integer(value) if nested else md.wide_integer(value)
+        if number is not None:
+            raise LineRejected(f"metadata '{key}' {md.WideIntegerError(number)}")
+    for key, value in record.items():
+        number = None if key in _NOT_EXTRA else md.wide_integer(value)
+        if number is not None:
+            raise LineRejected(f"'{key}' {md.WideIntegerError(number)}")
 
 
 _PLAIN_KEYS = KNOWN_KEYS - {md.JSON_KEYS_FIELD}
@@ -340,7 +370,7 @@ def _plain_row(record: dict[str, Any]) -> tuple[Any, ...] | None:
         or (model is not None and type(model) is not str)
         or (namespace is not None and type(namespace) is not str)
         or (source is not None and type(source) is not str)
-        or (meta is not None and type(meta) is not dict)
+        or (meta is not None and (type(meta) is not dict or (meta and md.may_hold_wide_integer(meta))))
         or (score is not None and type(score) is not float and type(score) is not int)
         or (dims is not None and (type(dims) is not int or dims != len(vector)))
         or (created is not None and type(created) is not str)
