@@ -230,11 +230,15 @@ def split_rows(messages: list[bytes], columns: int) -> Fields:
     return Fields(data, starts, lengths)
 
 
-def last_row_first_text(messages: list[bytes]) -> str:
-    """The first field, as text, of the last row of a COPY TO (the keyset cursor of a page)."""
+def last_row_text(messages: list[bytes], column: int = 0) -> str:
+    """A field (`column`, the first by default), as text, of the last row of a COPY TO: the keyset
+    cursor of a page, read without splitting the page's rows. The fields before it are stepped over."""
     row = messages[-2] if len(messages) > 2 else messages[0][_header_size(messages[0]) :]
-    length = _INT32.unpack_from(row, 2)[0]
-    return row[6 : 6 + length].decode()
+    position = 2  # past the row's field count
+    for _ in range(column):
+        position += 4 + max(_INT32.unpack_from(row, position)[0], 0)
+    length = _INT32.unpack_from(row, position)[0]
+    return row[position + 4 : position + 4 + length].decode()
 
 
 def _gather(fields: Fields, column: int, skip: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

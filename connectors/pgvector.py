@@ -4,7 +4,10 @@ Layouts (`--layout`):
 - `native` (default): the table vex creates, `id text primary key, embedding vector(d) not null,
   text, metadata jsonb, namespace, model, created_at timestamptz, score, source_store, extra jsonb`.
 - `langchain`: LangChain's PGVector store, `langchain_pg_embedding` joined to
-  `langchain_pg_collection` (the collection is `--collection NAME`).
+  `langchain_pg_collection` (the collection is `--collection NAME`). Both tables LangChain has made are
+  read and written, told apart by their columns: langchain-postgres' (`id` primary key) and
+  langchain_community's older one (`uuid` primary key, the user's id in `custom_id`, which is neither
+  unique nor NOT NULL: its rows are paged by `uuid` and replaced by delete-then-insert, see `TableMap.row_key`).
 - `llamaindex`: LlamaIndex's PGVectorStore table `data_<name>` (`--collection [SCHEMA.]NAME`, the
   `schema_name`/`table_name` PGVectorStore was given), keyed by `node_id`.
 - any other table through `--id-column`, `--vector-column`, `--text-column`, `--metadata-column`,
@@ -109,6 +112,11 @@ class TableMap:
     scope_value: Any = None
     key_unique: bool = True
     """`id` has a unique constraint: ON CONFLICT upserts; otherwise delete-then-insert."""
+    row_key: str | None = None
+    """A unique `uuid` column keying the rows where `id` does not: the legacy LangChain table's `uuid`, with
+    the user's `custom_id` as `id`, which LangChain lets be NULL or repeated. Export pages by it (a page
+    boundary on a repeated id could skip or repeat rows) and takes it as the id of a row whose id is NULL;
+    import fills it with `_row_uuid`, as the column has no server default."""
     types: dict[str, str] = field(default_factory=dict)
     """Column name -> formatted type, as the catalog gives it."""
     not_null: frozenset[str] = frozenset()
@@ -118,6 +126,11 @@ class TableMap:
     column_keys: tuple[str, ...] = ()
     """Columns no field maps to (LangChain PGVectorStore's `metadata_columns`, anything a user added):
     their values travel as metadata keys, and go back to their columns on import."""
+
+    @property
+    def page_key(self) -> str:
+        """The column export pages by: a unique one, so each row comes out once whatever the ids are."""
+        return self.row_key or self.id
 
     @property
     def uuid_keys(self) -> bool:
@@ -139,6 +152,14 @@ class TableMap:
     def keeps_original(self, record_id: str) -> bool:
         """The key column holds the id in another spelling: the id itself goes under `_vex`."""
         return (self.uuid_keys or self.integer_keys is not None) and str(self.stored_key(record_id)) != record_id
+
+
+def _row_uuid(scope: uuid.UUID, record_id: str) -> uuid.UUID:
+    """The `uuid` key of a record's row in the legacy LangChain table: the UUIDv5 of its id in the namespace of
+    its collection's uuid. Derived, not random, so a re-run writes the same keys; per collection, because the
+    column is the primary key of a table every collection shares, and the same id in two collections (one
+    collection copied into another) must not claim the same key, as `uuid_for(id)` would."""
+    return uuid.uuid5(scope, record_id)
 
 
 def _psycopg() -> Any:
@@ -395,10 +416,10 @@ class PgvectorConnector(Connector):
         if layout == "langchain":
             if not columns:
                 return None
-            mapping = TableMap(table, "id", "embedding", "document", "cmetadata", key_unique=True)
-            mapping.scope_column, mapping.scope_value = "collection_id", self._langchain_collection(create)
-            if mapping.scope_value is None:
+            langchain = self._langchain_map(table, columns, create)
+            if langchain is None:
                 return None
+            mapping = langchain
         elif layout == "llamaindex":
             if not columns:
                 return None
@@ -446,6 +467,30 @@ class PgvectorConnector(Connector):
             native_extras=native and not any((opts.id_column, opts.vector_column, opts.metadata_column)),
         )
 
+    def _langchain_map(self, table: tuple[str, ...], columns: dict[str, str], create: bool) -> TableMap | None:
+        """LangChain's embedding table, scoped to the collection; None when the collection does not exist yet.
+
+        langchain-postgres keys rows by `id`; langchain_community's older PGVector by a `uuid` the client made
+        up (uuid4), with the user's id in `custom_id`: no `id` column, but `uuid` and `custom_id`."""
+        if "id" in columns:
+            mapping = TableMap(table, "id", "embedding", "document", "cmetadata", key_unique=True)
+        elif "uuid" in columns and "custom_id" in columns:
+            if columns["uuid"] != "uuid":
+                raise UsageError(
+                    f"pgvector table {'.'.join(table)} looks like LangChain's older PGVector table, but its key "
+                    f"column uuid is {columns['uuid']}, not uuid"
+                )
+            mapping = TableMap(table, "custom_id", "embedding", "document", "cmetadata", key_unique=False)
+            mapping.row_key = "uuid"
+        else:
+            raise UsageError(
+                f"pgvector table {'.'.join(table)} is not a LangChain PGVector table: it has neither the id column "
+                f"of langchain-postgres nor the uuid and custom_id columns of langchain_community "
+                f"(its columns: {', '.join(columns)})"
+            )
+        mapping.scope_column, mapping.scope_value = "collection_id", self._langchain_collection(create)
+        return None if mapping.scope_value is None else mapping
+
     def _langchain_collection(self, create: bool) -> Any:
         name = self.opts.collection or "langchain"
         row = self.conn().execute("SELECT uuid FROM langchain_pg_collection WHERE name = %s", (name,)).fetchone()
@@ -463,16 +508,14 @@ class PgvectorConnector(Connector):
         kind = mapping.types.get(mapping.vector, "")
         if "(" in kind:
             return int(kind.split("(")[1].rstrip(")"))
+        # A `vector` column without dimensions (LangChain's PGVector made without a vector size) takes
+        # vectors of any size: the data says, in the collection read or written, not in the whole table.
         sql = self._sql()
-        row = (
-            self.conn()
-            .execute(
-                sql.SQL("SELECT vector_dims({v}) FROM {t} WHERE {v} IS NOT NULL LIMIT 1").format(
-                    v=sql.Identifier(mapping.vector), t=sql.Identifier(*mapping.table)
-                )
-            )
-            .fetchone()
+        scope, params = _and_in_scope(mapping)
+        query = sql.SQL("SELECT vector_dims({v}) FROM {t} WHERE {v} IS NOT NULL{s} LIMIT 1").format(
+            v=sql.Identifier(mapping.vector), t=sql.Identifier(*mapping.table), s=scope
         )
+        row = self.conn().execute(query, params).fetchone()
         return int(row[0]) if row else None
 
     @staticmethod
@@ -546,31 +589,41 @@ class PgvectorConnector(Connector):
             namespace_column=mapping.namespace is not None,
             half=self._vector_type == "halfvec",
             store=self.name,
+            page_key=mapping.row_key is not None,
         )
         columns = [
             sql.SQL("{}::text").format(sql.Identifier(c)) if c else sql.SQL("NULL::text")
-            for c in (mapping.id, None, mapping.text, mapping.metadata, mapping.namespace)
+            for c in (None, None, mapping.text, mapping.metadata, mapping.namespace)
         ]
-        columns[1] = sql.Identifier(mapping.vector)
+        columns[0], columns[1] = _record_id(mapping), sql.Identifier(mapping.vector)
         if mapping.native_extras:
             columns += [sql.SQL("model::text"), sql.SQL("created_at"), sql.SQL("score::float8"),
                         sql.SQL("source_store::text"), sql.SQL("extra::text")]  # fmt: skip
         elif mapping.column_keys:
             columns.append(_columns_as_json(mapping.column_keys))
+        if layout.page_key:
+            columns.append(sql.SQL("{}::text").format(sql.Identifier(mapping.page_key)))
         select = sql.SQL(", ").join(columns)
-        pages = self._copy_pages(mapping, namespace, limit, cursor, select)
+        key_field = len(columns) - 1 if layout.page_key else 0
+        pages = self._copy_pages(mapping, namespace, limit, cursor, select, key_field)
         # The server runs the next page's query while this one is written out.
         for batch, next_cursor in read_ahead((_decode_page(messages, layout), after) for messages, after in pages):
             yield Page(batch, next_cursor)
 
     def _copy_pages(
-        self, mapping: TableMap, namespace: str | None, limit: int | None, cursor: Cursor | None, select: Any
+        self,
+        mapping: TableMap,
+        namespace: str | None,
+        limit: int | None,
+        cursor: Cursor | None,
+        select: Any,
+        key_field: int,
     ) -> Iterator[tuple[list[bytes], str | None]]:
-        """Keyset pages of the table as raw binary COPY messages (a row each, then the trailer) and
-        the cursor after each (None after the last): each is one short query, retried on its own.
+        """Keyset pages of the table (by `mapping.page_key`) as raw binary COPY messages (a row each, then the
+        trailer) and the cursor after each (None after the last): each is one short query, retried on its own.
 
-        The next page's query needs only the last id, read off the last row's first field,
-        so no row is parsed here.
+        The next page's query needs only the last key, read off the last row's field `key_field` (the id,
+        or the row key `select` ends with), so no row is parsed here.
         """
         psycopg = _psycopg()
         sql = self._sql()
@@ -579,13 +632,13 @@ class PgvectorConnector(Connector):
             size = self.page_size if remaining is None else min(self.page_size, remaining)
             where, params = self._scope_clause(mapping, namespace)
             if last is not None:
-                keyset = sql.SQL("{} > %s").format(sql.Identifier(mapping.id))
+                keyset = sql.SQL("{} > %s").format(sql.Identifier(mapping.page_key))
                 where = (where + sql.SQL(" AND ") + keyset) if params else (sql.SQL(" WHERE ") + keyset)
                 params = [*params, last]
             query = (
                 sql.SQL("SELECT {cols} FROM {t}").format(cols=select, t=sql.Identifier(*mapping.table))
                 + where
-                + sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(mapping.id))
+                + sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(mapping.page_key))
             )
 
             def fetch(query: Any = query, params: list[Any] = params, size: int = size) -> list[bytes]:
@@ -603,7 +656,7 @@ class PgvectorConnector(Connector):
             rows = len(messages) - 1  # the last message is the trailer
             if rows <= 0:
                 return
-            last = pgcopy.last_row_first_text(messages)
+            last = pgcopy.last_row_text(messages, key_field)
             if remaining is not None:
                 remaining -= rows
             done = rows < size or remaining == 0
@@ -730,6 +783,8 @@ class PgvectorConnector(Connector):
             ]
         if mapping.scope_column:
             fields.append((mapping.scope_column, pgcopy.uuid_constant(mapping.scope_value, count)))
+        if mapping.row_key:
+            fields.append((mapping.row_key, _row_keys(mapping, batch.column("id"))))
         if mapping.column_keys:
             fields.append((_COLUMNS_FIELD, pgcopy.jsonb(by_column)))
         return fields, to_columns
@@ -864,11 +919,7 @@ class PgvectorConnector(Connector):
                 if len(written) < batch.num_rows:
                     failed = self._taken_keys(conn, batch, mapping, {row[0] for row in written})
         else:
-            conn.execute(
-                sql.SQL("DELETE FROM {t} WHERE {id} IN (SELECT {id} FROM vex_stage)").format(
-                    t=target, id=sql.Identifier(mapping.id)
-                )
-            )
+            conn.execute(*_delete_staged(mapping))
             conn.execute(insert)
         conn.commit()
         return failed
@@ -1028,6 +1079,48 @@ def _insert_from_staging(mapping: TableMap, staged: list[str], to_columns: tuple
     )
 
 
+def _row_keys(mapping: TableMap, ids: pa.Array) -> pgcopy.Field:
+    """The row key column of a batch (see `TableMap.row_key`), derived from each id in the batch's scope."""
+    if not isinstance(mapping.scope_value, uuid.UUID):
+        raise StoreError(f"pgvector table {'.'.join(mapping.table)}: rows keyed by uuid need a collection")
+    return pgcopy.uuids([_row_uuid(mapping.scope_value, record_id) for record_id in ids.to_pylist()])
+
+
+def _record_id(mapping: TableMap) -> Any:
+    """SQL for the record id of a row, as text: its id column, or where that may be NULL (the legacy LangChain
+    table's `custom_id`) its row key in its stead. Export gives rows this id, and a re-import of an id replaces
+    the rows of that id, so a row comes back where it was."""
+    from psycopg import sql
+
+    if mapping.row_key is None:
+        return sql.SQL("{}::text").format(sql.Identifier(mapping.id))
+    return sql.SQL("COALESCE({}::text, {}::text)").format(sql.Identifier(mapping.id), sql.Identifier(mapping.row_key))
+
+
+def _and_in_scope(mapping: TableMap) -> tuple[Any, list[Any]]:
+    """` AND <scope column> = %s` and its parameter for a table whose rows belong to collections (LangChain's),
+    else nothing: a statement on such a table touches one collection only."""
+    from psycopg import sql
+
+    if mapping.scope_column is None:
+        return sql.SQL(""), []
+    return sql.SQL(" AND {} = %s").format(sql.Identifier(mapping.scope_column)), [mapping.scope_value]
+
+
+def _delete_staged(mapping: TableMap) -> tuple[Any, list[Any]]:
+    """The `DELETE` (and its parameters) that clears the way for a batch where ids have no unique constraint:
+    the rows of the staged ids (matched as `_record_id` reads them), of the batch's collection only, since
+    another collection may hold the same ids. The insert that follows is in the same transaction."""
+    from psycopg import sql
+
+    match = sql.Identifier(mapping.id) if mapping.row_key is None else _record_id(mapping)
+    scope, params = _and_in_scope(mapping)
+    query = sql.SQL("DELETE FROM {t} WHERE {m} IN (SELECT {id} FROM vex_stage){s}").format(
+        t=sql.Identifier(*mapping.table), m=match, id=sql.Identifier(mapping.id), s=scope
+    )
+    return query, params
+
+
 def _original_id(mapping: TableMap, row: Any) -> Any:
     """SQL for the record id a row of `row` (a table name or EXCLUDED) stands for: its `_vex` id, else its key."""
     from psycopg import sql
@@ -1104,6 +1197,14 @@ class _PageLayout:
     namespace_column: bool
     half: bool
     store: str
+    page_key: bool = False
+    """A last field holds the key pages are read by (`TableMap.row_key`), for the cursor only."""
+
+    @property
+    def fields(self) -> int:
+        """Fields a row of the page has."""
+        count = 10 if self.native_extras else 6 if self.column_keys else 5
+        return count + 1 if self.page_key else count
 
 
 def _reserved_rows(metas: pa.Array) -> tuple[pa.Array, list[int]]:
@@ -1116,9 +1217,9 @@ def _reserved_rows(metas: pa.Array) -> tuple[pa.Array, list[int]]:
 
 
 def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
-    """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras]) to a canonical
-    batch: columns cut out with numpy, metadata a step per row only where `_vex` may be in it."""
-    fields = pgcopy.split_rows(messages, 10 if layout.native_extras else 6 if layout.column_keys else 5)
+    """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras][, the page key, left out])
+    to a canonical batch: columns cut out with numpy, metadata a step per row only where `_vex` may be in it."""
+    fields = pgcopy.split_rows(messages, layout.fields)
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
     texts, parse = _reserved_rows(pgcopy.read_text(fields, 3))
     if layout.native_extras:

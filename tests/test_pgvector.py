@@ -188,6 +188,234 @@ def test_langchain_layout_to_qdrant_and_back(pg_server: PgServer, tmp_path: Path
             assert restored[key][field] == record[field], (key, field)
 
 
+LANGCHAIN_LEGACY_DDL = """
+-- langchain_community (langchain_community/vectorstores/pgvector.py, before langchain-postgres): CollectionStore
+-- and EmbeddingStore; uuid has only SQLAlchemy's client-side default uuid.uuid4, no server default
+CREATE TABLE langchain_pg_collection (uuid UUID PRIMARY KEY, name VARCHAR, cmetadata JSON);
+CREATE TABLE langchain_pg_embedding (
+    uuid UUID PRIMARY KEY,
+    collection_id UUID REFERENCES langchain_pg_collection(uuid) ON DELETE CASCADE,
+    embedding {vector},
+    document VARCHAR NULL,
+    cmetadata {metadata} NULL,
+    custom_id VARCHAR NULL
+);
+"""
+"""`{vector}`: `VECTOR(d)`, or `VECTOR` for a store made without vector_size; `{metadata}`: JSON, or JSONB
+(use_jsonb=True)."""
+
+
+def make_legacy_langchain_tables(conn: Any, vector: str = "VECTOR(8)", metadata: str = "JSON") -> None:
+    """Fresh, empty legacy LangChain tables in the database of `conn` (an admin connection)."""
+    conn.execute("DROP TABLE IF EXISTS langchain_pg_embedding, langchain_pg_collection")
+    conn.execute(LANGCHAIN_LEGACY_DDL.format(vector=vector, metadata=metadata))
+    conn.execute("GRANT ALL ON langchain_pg_embedding, langchain_pg_collection TO vex")
+
+
+_LcRow = tuple[str | None, list[float], str, dict[str, Any]]
+"""A row as LangChain writes it: custom_id (None: a row with no id of its own), embedding, document, cmetadata."""
+
+
+def _written_by_langchain(pg_server: PgServer, collection: str, rows: list[_LcRow]) -> list[uuid.UUID]:
+    """Rows added as langchain_community's PGVector.add_embeddings adds them (its collection made on first use):
+    a random uuid4 key each. Returns the keys."""
+    keys = [uuid.uuid4() for _ in rows]
+    with pg_server.admin("vexdb") as conn:
+        found = conn.execute("SELECT uuid FROM langchain_pg_collection WHERE name = %s", (collection,)).fetchone()
+        scope = found[0] if found else uuid.uuid4()
+        if not found:
+            conn.execute("INSERT INTO langchain_pg_collection VALUES (%s, %s, NULL)", (scope, collection))
+        for key, (custom_id, vector, text, meta) in zip(keys, rows, strict=True):
+            conn.execute(
+                "INSERT INTO langchain_pg_embedding (uuid, collection_id, embedding, document, cmetadata, custom_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (key, scope, str(vector), text, json.dumps(meta), custom_id),
+            )
+    return keys
+
+
+def _lc_vec(seed: int, dims: int = 8) -> list[float]:
+    """A vector exactly representable as float32, so a comparison with what comes back can be exact."""
+    return [float(x) for x in np.random.default_rng(seed).standard_normal(dims).astype(np.float32)]
+
+
+def _langchain(url: str, collection: str) -> list[str]:
+    return ["--url", url, "--layout", "langchain", "--collection", collection]
+
+
+def _rows_of(pg_server: PgServer, collection: str) -> list[tuple[uuid.UUID, str | None, str | None]]:
+    """(uuid, custom_id, document) of a collection's rows, by custom_id."""
+    with pg_server.admin("vexdb") as conn:
+        return conn.execute(
+            "SELECT e.uuid, e.custom_id, e.document FROM langchain_pg_embedding e "
+            "JOIN langchain_pg_collection c ON c.uuid = e.collection_id WHERE c.name = %s ORDER BY e.custom_id",
+            (collection,),
+        ).fetchall()
+
+
+def test_legacy_langchain_table_exports_custom_ids(pg_server: PgServer, tmp_path: Path) -> None:
+    """langchain_community's PGVector table (no `id`; a random `uuid` key and the user's `custom_id`): export
+    gives custom_id as the record id, the uuid where custom_id is NULL, and each row once, also where ids
+    repeat, in pages of any size and from a resumed cursor."""
+    with pg_server.admin("vexdb") as conn:
+        make_legacy_langchain_tables(conn)
+    rows: list[_LcRow] = [
+        (f"lc-{i}", _lc_vec(i), f"legacy doc {i}", {"source": f"file{i}.md", "page": i, "tags": ["a", "b"]})
+        for i in range(6)
+    ]
+    rows += [(None, _lc_vec(6), "no id of its own", {}), ("twice", _lc_vec(7), "first of two", {"n": 1}),
+             ("twice", _lc_vec(8), "second of two", {"n": 2})]  # fmt: skip
+    keys = _written_by_langchain(pg_server, "docs", rows)
+    _written_by_langchain(pg_server, "other", [("lc-0", _lc_vec(9), "another collection's", {})])
+    url = pg_server.dsn()
+    out = tmp_path / "legacy.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", *_langchain(url, "docs"), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    _no_secret(result, pg_server)
+    back = read_vmig(out)
+    assert sorted(back) == sorted([f"lc-{i}" for i in range(6)] + [str(keys[6]), "twice"])
+    for custom_id, vector, text, meta in rows[:7]:
+        got = back[custom_id or str(keys[6])]
+        assert (got["text"], got["metadata"], got["vector"]) == (text, meta, vector), custom_id
+        assert got["namespace"] is None and got["model"] is None
+    lines = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert len(lines) == 9 and lines.count("twice") == 2, "every row once, the repeated id too"
+
+    connector = PgvectorConnector(PgvectorOptions(url=url, layout="langchain", collection="docs"))
+    connector.page_size = 2
+    with connector:
+        assert connector.describe().count == 9
+        pages = list(connector.extract(None, None, None))
+        texts = [t for page in pages for t in page.batch.column("text").to_pylist()]
+        assert sorted(texts) == sorted(row[2] for row in rows), "pages on the uuid key: no row lost or doubled"
+        resumed = list(connector.extract(None, None, json.loads(json.dumps(pages[1].next_cursor))))
+    assert [t for page in resumed for t in page.batch.column("text").to_pylist()] == texts[4:]
+
+
+def test_legacy_langchain_reimport_replaces_rows(pg_server: PgServer, tmp_path: Path) -> None:
+    """Import into the legacy table keeps the record id in custom_id and fills the uuid key (no server default)
+    with a UUIDv5 of the id in its collection: a re-run, and a record with the id of a row LangChain wrote,
+    replace rows of that collection instead of adding any; another collection's rows stay, and the same ids
+    go into another collection of the table without claiming the same keys."""
+    with pg_server.admin("vexdb") as conn:
+        make_legacy_langchain_tables(conn, metadata="JSONB")
+    old = _written_by_langchain(pg_server, "docs", [("mem-0001", _lc_vec(1), "written by LangChain", {"v": 1})])
+    _written_by_langchain(pg_server, "other", [("mem-0001", _lc_vec(2), "the other collection's", {})])
+    records = sample_records(count=6, odd_ones=False)
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    url = pg_server.dsn()
+    runs = []
+    for _ in range(2):
+        result = run_vex("import", "--from", str(source), "--to", "pgvector", *_langchain(url, "docs"), "--json")
+        assert result.returncode == 0, result.stderr
+        _no_secret(result, pg_server)
+        runs.append(_rows_of(pg_server, "docs"))
+    assert runs[0] == runs[1], "a re-run writes the same rows under the same keys"
+    assert [(custom_id, text) for _, custom_id, text in runs[1]] == [(r["id"], r["text"]) for r in records]
+    assert old[0] not in {key for key, _, _ in runs[1]}, "LangChain's row of mem-0001 was replaced"
+    assert [text for _, _, text in _rows_of(pg_server, "other")] == ["the other collection's"]
+    result = run_vex("import", "--from", str(source), "--to", "pgvector", *_langchain(url, "other"))
+    assert result.returncode == 0, result.stderr
+    assert [(custom_id, text) for _, custom_id, text in _rows_of(pg_server, "other")] == [
+        (r["id"], r["text"]) for r in records
+    ]
+    assert _rows_of(pg_server, "docs") == runs[1]
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "pgvector", *_langchain(url, "docs"), "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    for record in records:
+        got = back[record["id"]]
+        assert np.array_equal(np.asarray(got["vector"], dtype=np.float32), record["vector"])
+        assert (got["text"], got["metadata"], got["namespace"], got["model"]) == (
+            record["text"], record["metadata"], record["namespace"], record["model"]
+        )  # fmt: skip
+    # A row LangChain wrote without an id is exported under its uuid; importing that export replaces it.
+    (anonymous,) = _written_by_langchain(pg_server, "docs", [(None, _lc_vec(3), "no id", {})])
+    assert run_vex("export", "--from", "pgvector", *_langchain(url, "docs"), "--output", str(out)).returncode == 0
+    result = run_vex("import", "--from", str(out), "--to", "pgvector", *_langchain(url, "docs"))
+    assert result.returncode == 0, result.stderr
+    after = _rows_of(pg_server, "docs")
+    assert len(after) == 7 and (str(anonymous), "no id") in [(custom_id, text) for _, custom_id, text in after]
+
+
+def test_legacy_langchain_to_qdrant_and_into_a_fresh_table(pg_server: PgServer, tmp_path: Path) -> None:
+    """Legacy table -> .vmig.jsonl -> Qdrant -> a fresh legacy table: ids, texts, metadata and vectors come back;
+    the row without a custom_id comes back with its old uuid as custom_id."""
+    with pg_server.admin("vexdb") as conn:
+        make_legacy_langchain_tables(conn)
+    rows: list[_LcRow] = [(str(uuid.uuid1()), _lc_vec(i), f"doc {i}", {"source": f"f{i}.md", "nested": {"p": i}})
+                          for i in range(7)]  # fmt: skip
+    rows.append((None, _lc_vec(7), "anonymous", {"source": "g.md"}))
+    keys = _written_by_langchain(pg_server, "docs", rows)
+    url = pg_server.dsn()
+    first = tmp_path / "first.vmig.jsonl"
+    assert run_vex("export", "--from", "pgvector", *_langchain(url, "docs"), "--output", str(first)).returncode == 0
+    original = read_vmig(first)
+    assert sorted(original) == sorted([row[0] for row in rows[:7]] + [str(keys[7])])
+    qdrant = ["--path", str(tmp_path / "q"), "--collection", "lc"]
+    result = run_vex("import", "--from", str(first), "--to", "qdrant", *qdrant)
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        make_legacy_langchain_tables(conn)
+    result = run_vex("migrate", "--from", "qdrant", "--to", "pgvector", "--source-path", str(tmp_path / "q"),
+                     "--source-collection", "lc", "--target-url", url, "--layout", "langchain",
+                     "--target-collection", "docs", "--verify")  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    _no_secret(result, pg_server)
+    second = tmp_path / "second.vmig.jsonl"
+    assert run_vex("export", "--from", "pgvector", *_langchain(url, "docs"), "--output", str(second)).returncode == 0
+    restored = read_vmig(second)
+    assert sorted(restored) == sorted(original)
+    for key, record in original.items():
+        for name in ("text", "metadata", "vector", "namespace"):
+            assert restored[key][name] == record[name], (key, name)
+    assert (None, "anonymous") not in [(custom_id, text) for _, custom_id, text in _rows_of(pg_server, "docs")]
+
+
+def test_legacy_langchain_vector_column_without_dimensions(pg_server: PgServer, tmp_path: Path) -> None:
+    """PGVector made without vector_size has a plain `vector` column: each collection's dimension is its data's,
+    not the first row of the table, so collections of other sizes share the table."""
+    with pg_server.admin("vexdb") as conn:
+        make_legacy_langchain_tables(conn, vector="VECTOR")
+    _written_by_langchain(pg_server, "wide", [(f"w-{i}", _lc_vec(i, 8), f"wide {i}", {}) for i in range(3)])
+    narrow = [(f"n-{i}", _lc_vec(10 + i, 4), f"narrow {i}", {"i": i}) for i in range(3)]
+    _written_by_langchain(pg_server, "narrow", narrow)
+    url = pg_server.dsn()
+    for name, dims in (("wide", 8), ("narrow", 4)):
+        with PgvectorConnector(PgvectorOptions(url=url, layout="langchain", collection=name)) as connector:
+            assert connector.describe().dims == dims, name
+    out = tmp_path / "narrow.vmig.jsonl"
+    assert run_vex("export", "--from", "pgvector", *_langchain(url, "narrow"), "--output", str(out)).returncode == 0
+    assert {key: record["vector"] for key, record in read_vmig(out).items()} == {row[0]: row[1] for row in narrow}
+
+    records = sample_records(count=5, dims=4, odd_ones=False)
+    source = write_vmig(tmp_path / "s4.vmig.jsonl", records)
+    for collection in ("fresh", "narrow"):  # a new collection beside 8-d rows; an existing 4-d one
+        result = run_vex("import", "--from", str(source), "--to", "pgvector", *_langchain(url, collection))
+        assert result.returncode == 0, (collection, result.stderr)
+    assert len(_rows_of(pg_server, "fresh")) == 5 and len(_rows_of(pg_server, "narrow")) == 8
+    out = tmp_path / "fresh.vmig.jsonl"
+    assert run_vex("export", "--from", "pgvector", *_langchain(url, "fresh"), "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    assert all(np.array_equal(np.asarray(back[r["id"]]["vector"], dtype=np.float32), r["vector"]) for r in records)
+    wide = write_vmig(tmp_path / "s8.vmig.jsonl", sample_records(count=3, dims=8, odd_ones=False))
+    result = run_vex("import", "--from", str(wide), "--to", "pgvector", *_langchain(url, "narrow"))
+    assert result.returncode == 2 and "holds 4-d vectors but the input's are 8-d" in result.stderr
+    assert len(_rows_of(pg_server, "narrow")) == 8
+
+
+def test_langchain_layout_refuses_a_table_of_neither_kind(pg_server: PgServer, tmp_path: Path) -> None:
+    with pg_server.admin("vexdb") as conn:
+        make_legacy_langchain_tables(conn)
+        conn.execute("ALTER TABLE langchain_pg_embedding RENAME custom_id TO doc_id")
+    _written_by_langchain(pg_server, "docs", [])
+    result = run_vex("export", "--from", "pgvector", *_langchain(pg_server.dsn(), "docs"),
+                     "--output", str(tmp_path / "x.vmig.jsonl"))  # fmt: skip
+    assert result.returncode == 2 and "is not a LangChain PGVector table" in result.stderr
+    assert "nor the uuid and custom_id columns of langchain_community" in result.stderr
+    _no_secret(result, pg_server)
+
+
 @pytest.mark.usefixtures("llamaindex_tables")
 def test_llamaindex_layout_to_qdrant_and_back(pg_server: PgServer, tmp_path: Path) -> None:
     url = pg_server.dsn()
