@@ -113,10 +113,13 @@ class TableMap:
     key_unique: bool = True
     """`id` has a unique constraint: ON CONFLICT upserts; otherwise delete-then-insert."""
     row_key: str | None = None
-    """A unique `uuid` column keying the rows where `id` does not: the legacy LangChain table's `uuid`, with
-    the user's `custom_id` as `id`, which LangChain lets be NULL or repeated. Export pages by it (a page
-    boundary on a repeated id could skip or repeat rows) and takes it as the id of a row whose id is NULL;
-    import fills it with `_row_uuid`, as the column has no server default."""
+    """A unique column keying the rows where `id` does not, because the table lets ids be NULL or repeated:
+    the legacy LangChain table's `uuid` (the user's id in `custom_id`), LlamaIndex's `id` (its `node_id`).
+    Export pages by it (paging by the id would skip rows: a repeated id at a page boundary, NULL ids
+    after the first page) and takes it as the id of a row whose id is NULL."""
+    fills_row_key: bool = False
+    """Import fills the row key (`_row_uuid`: LangChain's `uuid` has no server default); else the server
+    does (LlamaIndex's `id` is a BIGSERIAL)."""
     types: dict[str, str] = field(default_factory=dict)
     """Column name -> formatted type, as the catalog gives it."""
     not_null: frozenset[str] = frozenset()
@@ -424,6 +427,8 @@ class PgvectorConnector(Connector):
             if not columns:
                 return None
             mapping = TableMap(table, "node_id", "embedding", "text", "metadata_", key_unique=False)
+            if columns.get("id") in _INTEGER_WIDTHS and self._has_unique(table, "id"):
+                mapping.row_key = "id"  # LlamaIndex's BIGSERIAL primary key: node_id has no index, nor NOT NULL
         else:
             if not columns:
                 return None
@@ -481,7 +486,7 @@ class PgvectorConnector(Connector):
                     f"column uuid is {columns['uuid']}, not uuid"
                 )
             mapping = TableMap(table, "custom_id", "embedding", "document", "cmetadata", key_unique=False)
-            mapping.row_key = "uuid"
+            mapping.row_key, mapping.fills_row_key = "uuid", True
         else:
             raise UsageError(
                 f"pgvector table {'.'.join(table)} is not a LangChain PGVector table: it has neither the id column "
@@ -638,13 +643,18 @@ class PgvectorConnector(Connector):
             query = (
                 sql.SQL("SELECT {cols} FROM {t}").format(cols=select, t=sql.Identifier(*mapping.table))
                 + where
-                + sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(mapping.page_key))
+                # Qualified: a bare name would order by the output column of that name, the key cast to
+                # text (10 before 9 in an integer key, so the keyset after a page would skip rows).
+                + sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(*mapping.table, mapping.page_key))
             )
 
             def fetch(query: Any = query, params: list[Any] = params, size: int = size) -> list[bytes]:
                 conn = self.conn()
                 # COPY takes no parameters: the client cursor quotes them into the query.
                 literal = psycopg.ClientCursor(conn).mogrify(query, [*params, size])
+                # Along the page key's index, whatever the statistics say: a table just loaded, with no
+                # statistics yet, made the planner sort all the rows after the key for every page instead.
+                conn.execute("SET LOCAL enable_sort = off")
                 with conn.cursor() as cur, cur.copy(
                     sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(literal))
                 ) as copy:  # fmt: skip
@@ -783,7 +793,7 @@ class PgvectorConnector(Connector):
             ]
         if mapping.scope_column:
             fields.append((mapping.scope_column, pgcopy.uuid_constant(mapping.scope_value, count)))
-        if mapping.row_key:
+        if mapping.row_key and mapping.fills_row_key:
             fields.append((mapping.row_key, _row_keys(mapping, batch.column("id"))))
         if mapping.column_keys:
             fields.append((_COLUMNS_FIELD, pgcopy.jsonb(by_column)))

@@ -450,6 +450,59 @@ def test_llamaindex_layout_to_qdrant_and_back(pg_server: PgServer, tmp_path: Pat
         assert conn.execute("SELECT count(*) FROM data_docs").fetchone()[0] == 10, "no node doubled"
 
 
+def test_llamaindex_rows_page_by_their_serial_key(pg_server: PgServer, tmp_path: Path) -> None:
+    """node_id has neither an index nor NOT NULL nor uniqueness: pages follow the BIGSERIAL id, so a node_id
+    repeated across a page boundary and a NULL node_id each come out (the latter under its id), and a
+    re-import replaces those rows instead of adding to them."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS data_paged")
+        conn.execute(LLAMAINDEX_DDL.replace("data_docs", "data_paged").replace("docs_idx_1", "paged_idx_1"))
+        conn.execute("GRANT ALL ON data_paged TO vex")
+        conn.execute("GRANT USAGE ON SEQUENCE data_paged_id_seq TO vex")
+        for i, node in enumerate(["n-9", "n-2", "dup", "dup", None, "n-1", "n-8", "n-3", "n-10", "n-4", "n-5"]):
+            conn.execute("INSERT INTO data_paged (text, metadata_, node_id, embedding) VALUES (%s, '{}', %s, %s)",
+                         (f"text {i}", node, _vec(i)))  # fmt: skip
+        null_key = conn.execute("SELECT id FROM data_paged WHERE node_id IS NULL").fetchone()[0]
+    options = PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="paged")
+    connector = PgvectorConnector(options)
+    connector.page_size = 2
+    with connector:
+        pages = list(connector.extract(None, None, None))
+        ids = [i for page in pages for i in page.batch.column("id").to_pylist()]
+        resumed = [
+            i
+            for page in connector.extract(None, None, pages[1].next_cursor)
+            for i in page.batch.column("id").to_pylist()
+        ]
+    assert ids == ["n-9", "n-2", "dup", "dup", str(null_key), "n-1", "n-8", "n-3", "n-10", "n-4", "n-5"]
+    assert resumed == ids[4:]
+    out = tmp_path / "paged.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--layout", "llamaindex",
+                     "--collection", "paged", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    result = run_vex("import", "--from", str(out), "--to", "pgvector", "--url", pg_server.dsn(), "--layout",
+                     "llamaindex", "--collection", "paged")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT node_id, count(*) FROM data_paged GROUP BY node_id").fetchall()
+    counts = dict(rows)
+    assert sum(counts.values()) == 10 and counts["dup"] == 1 and counts[str(null_key)] == 1 and None not in counts
+
+
+def test_integer_keyed_table_exports_every_row_across_pages(pg_server: PgServer, tmp_path: Path) -> None:
+    """Pages follow the key's own order: ordered by the key as text (1, 10, 11, ..., 2), the keyset after a
+    page skipped every row between, and a 30-row table exported 22."""
+    records = _integer_keyed(pg_server, "int_paged", [str(n) for n in range(1, 31)])
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "i.vmig.jsonl", records)), "--to", "pgvector",
+                     "--url", pg_server.dsn(), "--table", "int_paged", "--id-column", "item_id")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table="int_paged", id_column="item_id"))
+    connector.page_size = 7
+    with connector:
+        ids = [i for page in connector.extract(None, None, None) for i in page.batch.column("id").to_pylist()]
+    assert ids == [str(n) for n in range(1, 31)]
+
+
 def test_llamaindex_table_in_its_own_schema(pg_server: PgServer, tmp_path: Path) -> None:
     """PGVectorStore(schema_name="RAG", table_name="Notes") keeps its rows in rag.data_notes."""
     with pg_server.admin("vexdb") as conn:
