@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -53,6 +54,7 @@ from vmig import metadata as md
 from vmig.batch import build_batch, last_of_each_id, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
 from vmig.parallel import read_ahead
+from vmig.reader import Reject
 
 RESERVED_KEY = "_vex"
 _TEXT_TYPES = ("text", "character", "varchar", "name", "citext")
@@ -612,8 +614,10 @@ class PgvectorConnector(Connector):
         key_field = len(columns) - 1 if layout.page_key else 0
         pages = self._copy_pages(mapping, namespace, limit, cursor, select, key_field)
         # The server runs the next page's query while this one is written out.
-        for batch, next_cursor in read_ahead((_decode_page(messages, layout), after) for messages, after in pages):
-            yield Page(batch, next_cursor)
+        for (batch, rejects), next_cursor in read_ahead(
+            (_decode_page(messages, layout), after) for messages, after in pages
+        ):
+            yield Page(batch, next_cursor, rejects)
 
     def _copy_pages(
         self,
@@ -1226,10 +1230,30 @@ def _reserved_rows(metas: pa.Array) -> tuple[pa.Array, list[int]]:
     return texts, pc.indices_nonzero(maybe).to_pylist()
 
 
-def _decode_page(messages: list[bytes], layout: _PageLayout) -> pa.RecordBatch:
+def _decode_page(messages: list[bytes], layout: _PageLayout) -> tuple[pa.RecordBatch, list[Reject]]:
+    """Binary COPY rows to a canonical batch, less the rows whose JSON holds an integer beyond 64 bits: they
+    are rejects naming the number (jsonb keeps every digit; read into vex, the number would change)."""
+    fields = pgcopy.split_rows(messages, layout.fields)
+    batch = _page_batch(fields, layout)
+    json_fields = (3, 9) if layout.native_extras else (3, 5) if layout.column_keys else (3,)
+    wide: dict[int, int] = {}
+    for column in json_fields:
+        wide.update(md.wide_integer_rows(pgcopy.read_text(fields, column)))
+    if not wide:
+        return batch, []
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[list(wide)] = False
+    ids = batch.column("id").to_pylist()
+    rejects = [
+        Reject(None, f"pgvector row {ids[row]}: {md.WideIntegerError(number)}", b"", id=ids[row])
+        for row, number in sorted(wide.items())
+    ]
+    return batch.filter(pa.array(keep)), rejects
+
+
+def _page_batch(fields: pgcopy.Fields, layout: _PageLayout) -> pa.RecordBatch:
     """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras][, the page key, left out])
     to a canonical batch: columns cut out with numpy, metadata a step per row only where `_vex` may be in it."""
-    fields = pgcopy.split_rows(messages, layout.fields)
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
     texts, parse = _reserved_rows(pgcopy.read_text(fields, 3))
     if layout.native_extras:

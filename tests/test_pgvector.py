@@ -66,6 +66,30 @@ def test_ivfflat_and_no_index(pg_server: PgServer, tmp_path: Path) -> None:
         )  # the pkey
 
 
+def test_jsonb_integer_beyond_64_bits_is_a_reject_not_a_changed_number(pg_server: PgServer, tmp_path: Path) -> None:
+    """jsonb keeps every digit; vex's JSON would turn such an integer into a float: that row is a reject naming
+    it, in the native table's metadata and extra, and the rest (a long digit string among them) exports."""
+    records = sample_records(count=6, odd_ones=False)
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    url = pg_server.dsn()
+    result = run_vex("import", "--from", str(source), "--to", "pgvector", "--url", url, "--table", "t_wide")
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("UPDATE t_wide SET metadata = '{\"n\": 123456789012345678901234}' WHERE id = 'mem-0001'")
+        conn.execute("UPDATE t_wide SET extra = '{\"k\": [-99999999999999999999]}' WHERE id = 'mem-0003'")
+        conn.execute("UPDATE t_wide SET metadata = '{\"s\": \"123456789012345678901234\"}' WHERE id = 'mem-0004'")
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--table", "t_wide", "--output", str(out), "--json")
+    assert result.returncode == 3, result.stderr
+    assert _last(result)["rejected"] == 2
+    rejects = {entry["id"]: entry["reason"] for entry in map(json.loads, (tmp_path / "o.rejects.jsonl").open())}
+    assert "holds the integer 123456789012345678901234, beyond 64 bits" in rejects["mem-0001"]
+    assert "holds the integer -99999999999999999999, beyond 64 bits" in rejects["mem-0003"]
+    back = read_vmig(out)
+    assert sorted(back) == ["mem-0000", "mem-0002", "mem-0004", "mem-0005"]
+    assert back["mem-0004"]["metadata"] == {"s": "123456789012345678901234"}
+
+
 def test_halfvec_columns(pg_server: PgServer, tmp_path: Path) -> None:
     with pg_server.admin("vexdb") as conn:
         conn.execute(
