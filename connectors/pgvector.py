@@ -234,6 +234,9 @@ class PgvectorConnector(Connector):
         self._created = False
         self._staging = False
         self._direct = True
+        self._fresh: bool | None = None
+        """Delete-then-insert tables: whether the rows this run replaces can only be its own (see
+        `_replace_staged`); None until the first batch, False for good after any rollback or reconnect."""
         self._orphan_pid: int | None = None
         self._backend_pid: int | None = None
 
@@ -347,6 +350,7 @@ class PgvectorConnector(Connector):
         terminates it (`pg_terminate_backend`, allowed for one's own sessions).
         """
         conn, self._conn, self._staging = self._conn, None, False
+        self._fresh = self._fresh and False
         if conn is None:
             return
         self._orphan_pid = self._backend_pid  # libpq forgets it once the connection is broken
@@ -366,6 +370,7 @@ class PgvectorConnector(Connector):
 
     def _rollback(self) -> None:
         self._staging = False  # a rolled-back transaction may have taken the staging table with it
+        self._fresh = self._fresh and False  # and this run's list of the ids it wrote
         if self._conn is not None and not self._conn.closed:
             try:
                 self._conn.rollback()
@@ -933,10 +938,38 @@ class PgvectorConnector(Connector):
                 if len(written) < batch.num_rows:
                     failed = self._taken_keys(conn, batch, mapping, {row[0] for row in written})
         else:
-            conn.execute(*_delete_staged(mapping))
-            conn.execute(insert)
+            self._replace_staged(conn, mapping, insert)
         conn.commit()
         return failed
+
+    def _replace_staged(self, conn: Any, mapping: TableMap, insert: Any) -> None:
+        """Delete-then-insert for ids without a unique index (LlamaIndex's `node_id`, LangChain's `custom_id`).
+
+        The delete finds the staged ids' rows by scanning the table (or collection) for every batch. Where it
+        held no rows when the run began, the only rows a batch can replace are this run's own, so the ids
+        written are kept in a temporary table and the delete looks there first: with none in common, as in
+        a first load, PostgreSQL skips the scan."""
+        sql = self._sql()
+        if self._fresh is None:
+            scope, params = _and_in_scope(mapping)
+            query = sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {t} WHERE TRUE{s})").format(
+                t=sql.Identifier(*mapping.table), s=scope
+            )
+            self._fresh = bool(conn.execute(query, params).fetchone()[0])
+            if self._fresh:
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS vex_written (id text PRIMARY KEY)")
+                conn.execute("TRUNCATE vex_written")
+        if not self._fresh:
+            conn.execute(*_delete_staged(mapping))
+            conn.execute(insert)
+            return
+        conn.execute(*_delete_staged(mapping, written_only=True))
+        conn.execute(insert)
+        conn.execute(
+            sql.SQL("INSERT INTO vex_written SELECT DISTINCT {} FROM vex_stage ON CONFLICT DO NOTHING").format(
+                sql.Identifier(mapping.id)
+            )
+        )
 
     def _taken_keys(
         self, conn: Any, batch: pa.RecordBatch, mapping: TableMap, written: set[str]
@@ -994,6 +1027,7 @@ class PgvectorConnector(Connector):
             self._conn.close()
             self._conn = None
             self._staging = False
+            self._fresh = self._fresh and False
 
 
 @dataclass(frozen=True)
@@ -1121,16 +1155,22 @@ def _and_in_scope(mapping: TableMap) -> tuple[Any, list[Any]]:
     return sql.SQL(" AND {} = %s").format(sql.Identifier(mapping.scope_column)), [mapping.scope_value]
 
 
-def _delete_staged(mapping: TableMap) -> tuple[Any, list[Any]]:
+def _delete_staged(mapping: TableMap, written_only: bool = False) -> tuple[Any, list[Any]]:
     """The `DELETE` (and its parameters) that clears the way for a batch where ids have no unique constraint:
     the rows of the staged ids (matched as `_record_id` reads them), of the batch's collection only, since
-    another collection may hold the same ids. The insert that follows is in the same transaction."""
+    another collection may hold the same ids; `written_only`, of those ids this run wrote already (see
+    `PgvectorConnector._replace_staged`). The insert that follows is in the same transaction."""
     from psycopg import sql
 
     match = sql.Identifier(mapping.id) if mapping.row_key is None else _record_id(mapping)
     scope, params = _and_in_scope(mapping)
-    query = sql.SQL("DELETE FROM {t} WHERE {m} IN (SELECT {id} FROM vex_stage){s}").format(
-        t=sql.Identifier(*mapping.table), m=match, id=sql.Identifier(mapping.id), s=scope
+    staged = sql.SQL("SELECT {id} FROM vex_stage").format(id=sql.Identifier(mapping.id))
+    if written_only:
+        staged = sql.SQL("SELECT s.{id} FROM vex_stage s JOIN vex_written w ON w.id = s.{id}").format(
+            id=sql.Identifier(mapping.id)
+        )
+    query = sql.SQL("DELETE FROM {t} WHERE {m} IN ({staged}){s}").format(
+        t=sql.Identifier(*mapping.table), m=match, staged=staged, s=scope
     )
     return query, params
 

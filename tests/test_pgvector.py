@@ -513,6 +513,31 @@ def test_llamaindex_rows_page_by_their_serial_key(pg_server: PgServer, tmp_path:
     assert sum(counts.values()) == 10 and counts["dup"] == 1 and counts[str(null_key)] == 1 and None not in counts
 
 
+def test_first_load_of_a_table_without_unique_ids_still_replaces_its_own_rows(pg_server: PgServer) -> None:
+    """Into an empty LlamaIndex table the delete only looks at ids this run wrote: an id that comes again in a
+    later batch (a source that repeats ids, as LlamaIndex's own tables may) still replaces its row, and a
+    second run (the table no longer empty) replaces them all."""
+    from tests.records import to_batch
+
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS data_fresh")
+        conn.execute(LLAMAINDEX_DDL.replace("data_docs", "data_fresh").replace("docs_idx_1", "fresh_idx_1"))
+        conn.execute("GRANT ALL ON data_fresh TO vex")
+        conn.execute("GRANT USAGE ON SEQUENCE data_fresh_id_seq TO vex")
+    records = sample_records(count=5, odd_ones=False)
+    records[3]["id"], records[3]["text"] = records[0]["id"], "the later one"
+    for _ in range(2):
+        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="fresh"))
+        with connector:
+            connector.ensure_target(8, "cosine")
+            for start in range(0, 5, 2):
+                assert connector.load(to_batch(records[start : start + 2])).written == len(records[start : start + 2])
+            connector.finish()
+        with pg_server.admin("vexdb") as conn:
+            rows = conn.execute("SELECT node_id, text FROM data_fresh ORDER BY node_id").fetchall()
+        assert rows == sorted([(r["id"], r["text"]) for r in records if r is not records[0]])
+
+
 def test_integer_keyed_table_exports_every_row_across_pages(pg_server: PgServer, tmp_path: Path) -> None:
     """Pages follow the key's own order: ordered by the key as text (1, 10, 11, ..., 2), the keyset after a
     page skipped every row between, and a 30-row table exported 22."""
