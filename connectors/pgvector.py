@@ -8,6 +8,9 @@ Layouts (`--layout`):
   read and written, told apart by their columns: langchain-postgres' (`id` primary key) and
   langchain_community's older one (`uuid` primary key, the user's id in `custom_id`, which is neither
   unique nor NOT NULL: its rows are paged by `uuid` and replaced by delete-then-insert, see `TableMap.row_key`).
+- `langchain-v2`: a table of langchain-postgres' `PGVectorStore` (`--table NAME`): `langchain_id` uuid key,
+  `content`, `embedding`, `langchain_metadata` (the column options rename any of them); created with
+  that DDL where missing.
 - `llamaindex`: LlamaIndex's PGVectorStore table `data_<name>` (`--collection [SCHEMA.]NAME`, the
   `schema_name`/`table_name` PGVectorStore was given), keyed by `node_id`.
 - any other table through `--id-column`, `--vector-column`, `--text-column`, `--metadata-column`,
@@ -36,7 +39,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
 from connectors import pgcopy
 from connectors.base import (
@@ -81,7 +84,7 @@ class PgvectorOptions(StoreOptions):
     url: str
     password: SecretStr | None = None
     table: str = "vex_memories"
-    layout: Literal["native", "langchain", "llamaindex"] = "native"
+    layout: Literal["native", "langchain", "langchain-v2", "llamaindex"] = "native"
     collection: str | None = None
     """LangChain collection name, or LlamaIndex `[schema_name.]table_name` (without `data_`)."""
     index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
@@ -93,6 +96,13 @@ class PgvectorOptions(StoreOptions):
     text_column: str | None = None
     metadata_column: str | None = None
     namespace_column: str | None = None
+
+    @model_validator(mode="after")
+    def _v2_names_its_table(self) -> PgvectorOptions:
+        if self.layout == "langchain-v2" and "table" not in self.model_fields_set:
+            raise ValueError("--layout langchain-v2 needs --table NAME: the table_name given to PGVectorStore")
+        return self
+
     tsv_config: str = "pg_catalog.english"
     """Text search configuration for the `tsvector` columns an import fills (see `TableMap.search_columns`):
     LangChain's `HybridSearchConfig.tsv_lang` default. Searches must use the same one."""
@@ -157,6 +167,17 @@ class TableMap:
     def keeps_original(self, record_id: str) -> bool:
         """The key column holds the id in another spelling: the id itself goes under `_vex`."""
         return (self.uuid_keys or self.integer_keys is not None) and str(self.stored_key(record_id)) != record_id
+
+
+def _langchain_v2_columns(opts: PgvectorOptions) -> dict[str, str]:
+    """PGVectorStore's column names (its `id_column`, `content_column`, `embedding_column`,
+    `metadata_json_column` defaults), each replaced by the matching column option where given."""
+    return {
+        "id": opts.id_column or "langchain_id",
+        "text": opts.text_column or "content",
+        "vector": opts.vector_column or "embedding",
+        "metadata": opts.metadata_column or "langchain_metadata",
+    }
 
 
 def _row_uuid(scope: uuid.UUID, record_id: str) -> uuid.UUID:
@@ -469,6 +490,10 @@ class PgvectorConnector(Connector):
         names = ("id", "embedding", "text", "metadata", *_NATIVE_EXTRAS)
         native = all(c in columns for c in names) and columns["id"].startswith(_TEXT_TYPES)
         opts = self.opts
+        if opts.layout == "langchain-v2":
+            v2 = _langchain_v2_columns(opts)
+            metadata = v2["metadata"] if v2["metadata"] in columns else None  # PGVectorStore(store_metadata=False)
+            return TableMap(table, v2["id"], v2["vector"], v2["text"], metadata, namespace=opts.namespace_column)
         return TableMap(
             table,
             id=opts.id_column or "id",
@@ -690,15 +715,22 @@ class PgvectorConnector(Connector):
             self._ensure_extension()
             mapping = self._resolve(create=True)
             if mapping is None:
-                if self.opts.layout != "native" or any(
-                    (self.opts.id_column, self.opts.vector_column, self.opts.text_column, self.opts.metadata_column)
-                ):
+                v2 = self.opts.layout == "langchain-v2"
+                if not v2 and (
+                    self.opts.layout != "native"
+                    or any((self.opts.id_column, self.opts.vector_column, self.opts.text_column,
+                            self.opts.metadata_column))
+                ):  # fmt: skip
                     raise UsageError(
-                        f"pgvector table {'.'.join(self._table_name())} not found (vex creates native tables only)"
+                        f"pgvector table {'.'.join(self._table_name())} not found "
+                        "(vex creates native and langchain-v2 tables only)"
                     )
                 if dims is None:
                     raise UsageError("pgvector needs a dimension to create a table: pass --dims N")
-                self._create_native(dims)
+                if v2:
+                    self._create_langchain_v2(dims)
+                else:
+                    self._create_native(dims)
                 self._map = None
                 mapping = self._resolve(create=True)
                 assert mapping is not None
@@ -737,6 +769,21 @@ class PgvectorConnector(Connector):
                 "extra jsonb)"
             ).format(t=sql.Identifier(*table), d=sql.Literal(dims))
         )
+        self._created = True
+
+    def _create_langchain_v2(self, dims: int) -> None:
+        """The table `PGEngine.init_vectorstore_table(name, dims)` makes (langchain-postgres v2 engine.py)."""
+        sql = self._sql()
+        names = _langchain_v2_columns(self.opts)
+        self.conn().execute(
+            sql.SQL(
+                "CREATE TABLE {t} ({i} UUID PRIMARY KEY, {c} TEXT NOT NULL, {e} vector({d}) NOT NULL, {m} JSON)"
+            ).format(
+                t=sql.Identifier(*_split_name(self.opts.table)), i=sql.Identifier(names["id"]),
+                c=sql.Identifier(names["text"]), e=sql.Identifier(names["vector"]), d=sql.Literal(dims),
+                m=sql.Identifier(names["metadata"]),
+            )
+        )  # fmt: skip
         self._created = True
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:

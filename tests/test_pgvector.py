@@ -717,6 +717,43 @@ def test_langchain_hybrid_search_table_gets_its_search_column(pg_server: PgServe
     )
 
 
+def test_langchain_v2_layout_makes_and_reads_pgvectorstore_tables(pg_server: PgServer, tmp_path: Path) -> None:
+    """`--layout langchain-v2 --table NAME` is PGVectorStore's column names without three flags, and a missing
+    table is created with PGEngine.init_vectorstore_table's DDL (and vex's vector index)."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS lc_made")
+    records = sample_records(count=9, odd_ones=False)
+    records[1]["id"] = str(uuid.UUID(int=7))
+    url = pg_server.dsn()
+    store = ["--url", url, "--layout", "langchain-v2", "--table", "lc_made"]
+    for _ in range(2):  # created, then upserted into
+        result = run_vex("import", "--from", str(write_vmig(tmp_path / "s.vmig.jsonl", records)), "--to", "pgvector",
+                         *store)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        columns = conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+            "WHERE attrelid = 'lc_made'::regclass AND attnum > 0 ORDER BY attnum"
+        ).fetchall()
+        keys = {row[0] for row in conn.execute("SELECT langchain_id FROM lc_made")}
+        hnsw = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'lc_made' AND indexdef LIKE '%hnsw%'")
+        assert hnsw.fetchone()[0] == 1
+    assert columns == [("langchain_id", "uuid", True), ("content", "text", True), ("embedding", "vector(8)", True),
+                       ("langchain_metadata", "json", False)]  # fmt: skip
+    assert len(keys) == 9 and uuid.UUID(int=7) in keys and uuid_for("mem-0000") in keys
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", *store, "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert sorted(back) == sorted(r["id"] for r in records)
+    for record in records:
+        got = back[record["id"]]
+        assert (got["text"], got["metadata"]) == (record["text"], record["metadata"])
+        assert np.array_equal(np.asarray(got["vector"], dtype=np.float32), record["vector"])
+    result = run_vex("export", "--from", "pgvector", "--url", url, "--layout", "langchain-v2", "--output", str(out))
+    assert result.returncode == 2 and "--layout langchain-v2 needs --table NAME" in result.stderr
+
+
 def test_langchain_pgvectorstore_metadata_columns(pg_server: PgServer, tmp_path: Path) -> None:
     """PGVectorStore(metadata_columns=[...]) keeps some metadata keys in columns of their own: they come out
     as metadata keys and go back to their columns, the rest to the JSON column."""
