@@ -371,7 +371,7 @@ class PgvectorConnector(Connector):
         terminates it (`pg_terminate_backend`, allowed for one's own sessions).
         """
         conn, self._conn, self._staging = self._conn, None, False
-        self._fresh = self._fresh and False
+        self._forget_written()
         if conn is None:
             return
         self._orphan_pid = self._backend_pid  # libpq forgets it once the connection is broken
@@ -391,7 +391,7 @@ class PgvectorConnector(Connector):
 
     def _rollback(self) -> None:
         self._staging = False  # a rolled-back transaction may have taken the staging table with it
-        self._fresh = self._fresh and False  # and this run's list of the ids it wrote
+        self._forget_written()  # the rollback may have taken this run's list of the ids it wrote
         if self._conn is not None and not self._conn.closed:
             try:
                 self._conn.rollback()
@@ -989,6 +989,12 @@ class PgvectorConnector(Connector):
         conn.commit()
         return failed
 
+    def _forget_written(self) -> None:
+        """The list of ids this run wrote may be gone (rollback, reconnect): full deletes from now on.
+        Undecided (None) stays undecided: nothing was written through that list yet."""
+        if self._fresh:
+            self._fresh = False
+
     def _replace_staged(self, conn: Any, mapping: TableMap, insert: Any) -> None:
         """Delete-then-insert for ids without a unique index (LlamaIndex's `node_id`, LangChain's `custom_id`).
 
@@ -1074,7 +1080,7 @@ class PgvectorConnector(Connector):
             self._conn.close()
             self._conn = None
             self._staging = False
-            self._fresh = self._fresh and False
+            self._forget_written()
 
 
 @dataclass(frozen=True)
