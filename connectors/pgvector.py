@@ -97,15 +97,15 @@ class PgvectorOptions(StoreOptions):
     metadata_column: str | None = None
     namespace_column: str | None = None
 
+    tsv_config: str = "pg_catalog.english"
+    """Text search configuration for the `tsvector` columns an import fills (see `TableMap.search_columns`):
+    LangChain's `HybridSearchConfig.tsv_lang` default. Searches must use the same one."""
+
     @model_validator(mode="after")
     def _v2_names_its_table(self) -> PgvectorOptions:
         if self.layout == "langchain-v2" and "table" not in self.model_fields_set:
             raise ValueError("--layout langchain-v2 needs --table NAME: the table_name given to PGVectorStore")
         return self
-
-    tsv_config: str = "pg_catalog.english"
-    """Text search configuration for the `tsvector` columns an import fills (see `TableMap.search_columns`):
-    LangChain's `HybridSearchConfig.tsv_lang` default. Searches must use the same one."""
 
 
 @dataclass
@@ -715,12 +715,10 @@ class PgvectorConnector(Connector):
             self._ensure_extension()
             mapping = self._resolve(create=True)
             if mapping is None:
-                v2 = self.opts.layout == "langchain-v2"
-                if not v2 and (
-                    self.opts.layout != "native"
-                    or any((self.opts.id_column, self.opts.vector_column, self.opts.text_column,
-                            self.opts.metadata_column))
-                ):  # fmt: skip
+                opts = self.opts
+                v2 = opts.layout == "langchain-v2"
+                mapped = any((opts.id_column, opts.vector_column, opts.text_column, opts.metadata_column))
+                if not v2 and (opts.layout != "native" or mapped):
                     raise UsageError(
                         f"pgvector table {'.'.join(self._table_name())} not found "
                         "(vex creates native and langchain-v2 tables only)"
@@ -1012,17 +1010,14 @@ class PgvectorConnector(Connector):
             if self._fresh:
                 conn.execute("CREATE TEMP TABLE IF NOT EXISTS vex_written (id text PRIMARY KEY)")
                 conn.execute("TRUNCATE vex_written")
-        if not self._fresh:
-            conn.execute(*_delete_staged(mapping))
-            conn.execute(insert)
-            return
-        conn.execute(*_delete_staged(mapping, written_only=True))
+        conn.execute(*_delete_staged(mapping, written_only=self._fresh))
         conn.execute(insert)
-        conn.execute(
-            sql.SQL("INSERT INTO vex_written SELECT DISTINCT {} FROM vex_stage ON CONFLICT DO NOTHING").format(
-                sql.Identifier(mapping.id)
+        if self._fresh:
+            conn.execute(
+                sql.SQL("INSERT INTO vex_written SELECT DISTINCT {} FROM vex_stage ON CONFLICT DO NOTHING").format(
+                    sql.Identifier(mapping.id)
+                )
             )
-        )
 
     def _taken_keys(
         self, conn: Any, batch: pa.RecordBatch, mapping: TableMap, written: set[str]

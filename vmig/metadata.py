@@ -104,15 +104,20 @@ def wide_integer(value: Any) -> int | None:
     return None
 
 
-def exact_wide_integer(text: str | bytes) -> int | None:
-    """`wide_integer` of JSON text, read by Python's json, which keeps every digit (slow: for suspects only)."""
+def exact_json(text: str | bytes) -> Any:
+    """JSON text read by Python's json, which keeps every digit of an integer (orjson keeps 64 bits);
+    None where it is not JSON. Slow: for suspects only."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     try:
-        value = json.loads(text.lstrip("\ufeff"))
+        return json.loads(text.lstrip("\ufeff"))
     except ValueError:
         return None
-    return wide_integer(value)
+
+
+def exact_wide_integer(text: str | bytes) -> int | None:
+    """`wide_integer` of JSON text, read by `exact_json`."""
+    return wide_integer(exact_json(text))
 
 
 def loads(text: str | None) -> dict[str, Any]:

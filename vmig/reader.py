@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import math
 import operator
 import zlib
@@ -320,11 +319,8 @@ def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
 
 
 def _exact(raw: bytes) -> dict[str, Any]:
-    """The line read by Python's json, which keeps every digit of an integer (orjson keeps 64 bits)."""
-    try:
-        record = json.loads(raw.decode("utf-8", "replace").lstrip("\ufeff"))
-    except ValueError:
-        return {}
+    """The line's record with every digit of its integers (`md.exact_json`), or {}."""
+    record = md.exact_json(raw)
     return record if isinstance(record, dict) else {}
 
 

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from vmig.parallel import OrderedWorkers, warm_up
+from vmig.parallel import OrderedWorkers
 
 SLICE_ROWS = 1024
 """Rows formatted at a time, by a worker or by the writer itself: about 5 MB of lines at 384
@@ -161,7 +161,6 @@ class LineSpool:
     def __init__(self, workers: int, default_source: str | None) -> None:
         self.default_source = default_source
         self.run = uuid.uuid4().hex
-        warm_up(workers, "vmig.writer")
         self._workers: OrderedWorkers[SliceJob, tuple[int, int | bytes | None]] = OrderedWorkers(_format_slice, workers)
         self._sent: deque[pa.RecordBatch] = deque()
         """The slices in flight, oldest first, for one a worker hands back unformatted."""
