@@ -255,9 +255,9 @@ class PgvectorConnector(Connector):
         self._created = False
         self._staging = False
         self._direct = True
-        self._fresh: bool | None = None
-        """Delete-then-insert tables: whether the rows this run replaces can only be its own (see
-        `_replace_staged`); None until the first batch, False for good after any rollback or reconnect."""
+        self._rows_listed = False
+        """Delete-then-insert tables with a row key: the temporary table `vex_rows` lists each row's record id
+        and row key (see `_replace_staged`). Listed again after any rollback or reconnect."""
         self._orphan_pid: int | None = None
         self._backend_pid: int | None = None
 
@@ -371,7 +371,7 @@ class PgvectorConnector(Connector):
         terminates it (`pg_terminate_backend`, allowed for one's own sessions).
         """
         conn, self._conn, self._staging = self._conn, None, False
-        self._forget_written()
+        self._rows_listed = False
         if conn is None:
             return
         self._orphan_pid = self._backend_pid  # libpq forgets it once the connection is broken
@@ -391,7 +391,7 @@ class PgvectorConnector(Connector):
 
     def _rollback(self) -> None:
         self._staging = False  # a rolled-back transaction may have taken the staging table with it
-        self._forget_written()  # the rollback may have taken this run's list of the ids it wrote
+        self._rows_listed = False  # and the list of rows, or some of the rows it lists
         if self._conn is not None and not self._conn.closed:
             try:
                 self._conn.rollback()
@@ -987,37 +987,44 @@ class PgvectorConnector(Connector):
         conn.commit()
         return failed
 
-    def _forget_written(self) -> None:
-        """The list of ids this run wrote may be gone (rollback, reconnect): full deletes from now on.
-        Undecided (None) stays undecided: nothing was written through that list yet."""
-        if self._fresh:
-            self._fresh = False
-
     def _replace_staged(self, conn: Any, mapping: TableMap, insert: Any) -> None:
         """Delete-then-insert for ids without a unique index (LlamaIndex's `node_id`, LangChain's `custom_id`).
 
-        The delete finds the staged ids' rows by scanning the table (or collection) for every batch. Where it
-        held no rows when the run began, the only rows a batch can replace are this run's own, so the ids
-        written are kept in a temporary table and the delete looks there first: with none in common, as in
-        a first load, PostgreSQL skips the scan."""
-        sql = self._sql()
-        if self._fresh is None:
+        Found by the id, a batch's rows take a scan of the table (or collection) each, since the id has no
+        index: a re-import grew with the square of the table. These tables have a unique row key, though, so
+        the run lists every row's id and key once, in a temporary table with an index on the id, adds the
+        rows it writes, and deletes by key. A listed key whose row no longer has the id (changed by another
+        writer since) is left alone; rows of the id that another writer adds during the run are not seen."""
+        if mapping.row_key is None:
             scope, params = _and_in_scope(mapping)
-            query = sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {t} WHERE TRUE{s})").format(
-                t=sql.Identifier(*mapping.table), s=scope
-            )
-            self._fresh = bool(conn.execute(query, params).fetchone()[0])
-            if self._fresh:
-                conn.execute("CREATE TEMP TABLE IF NOT EXISTS vex_written (id text PRIMARY KEY)")
-                conn.execute("TRUNCATE vex_written")
-        conn.execute(*_delete_staged(mapping, written_only=self._fresh))
-        conn.execute(insert)
-        if self._fresh:
+            conn.execute(_delete_staged(mapping) + scope, params)
+            conn.execute(insert)
+            return
+        sql = self._sql()
+        key, record_id = sql.Identifier(mapping.row_key), _record_id(mapping)
+        scope, params = _and_in_scope(mapping)
+        if not self._rows_listed:
+            conn.execute("DROP TABLE IF EXISTS vex_rows")
             conn.execute(
-                sql.SQL("INSERT INTO vex_written SELECT DISTINCT {} FROM vex_stage ON CONFLICT DO NOTHING").format(
-                    sql.Identifier(mapping.id)
-                )
+                sql.SQL("CREATE TEMP TABLE vex_rows AS SELECT {r} AS id, {k} AS key FROM {t} WHERE TRUE{s}").format(
+                    r=record_id, k=key, t=sql.Identifier(*mapping.table), s=scope
+                ),
+                params,
             )
+            conn.execute("CREATE INDEX ON vex_rows (id)")
+            self._rows_listed = True
+        # One index probe per staged row (OFFSET 0 keeps the planner from turning it into a join that reads
+        # the whole list), and the keys found are looked up in the key's index.
+        listed = sql.SQL(
+            " AND {k} = ANY(ARRAY(SELECT r.key FROM vex_stage s,"
+            " LATERAL (SELECT key FROM vex_rows WHERE id = s.{id} OFFSET 0) r))"
+        )
+        conn.execute(_delete_staged(mapping) + listed.format(k=key, id=sql.Identifier(mapping.id)) + scope, params)
+        conn.execute(
+            sql.SQL("WITH written AS ({insert} RETURNING {r}, {k}) INSERT INTO vex_rows SELECT * FROM written").format(
+                insert=insert, r=record_id, k=key
+            )
+        )
 
     def _taken_keys(
         self, conn: Any, batch: pa.RecordBatch, mapping: TableMap, written: set[str]
@@ -1075,7 +1082,7 @@ class PgvectorConnector(Connector):
             self._conn.close()
             self._conn = None
             self._staging = False
-            self._forget_written()
+            self._rows_listed = False
 
 
 @dataclass(frozen=True)
@@ -1203,24 +1210,16 @@ def _and_in_scope(mapping: TableMap) -> tuple[Any, list[Any]]:
     return sql.SQL(" AND {} = %s").format(sql.Identifier(mapping.scope_column)), [mapping.scope_value]
 
 
-def _delete_staged(mapping: TableMap, written_only: bool = False) -> tuple[Any, list[Any]]:
-    """The `DELETE` (and its parameters) that clears the way for a batch where ids have no unique constraint:
-    the rows of the staged ids (matched as `_record_id` reads them), of the batch's collection only, since
-    another collection may hold the same ids; `written_only`, of those ids this run wrote already (see
-    `PgvectorConnector._replace_staged`). The insert that follows is in the same transaction."""
+def _delete_staged(mapping: TableMap) -> Any:
+    """The `DELETE` that clears the way for a batch where ids have no unique constraint: the rows of the
+    staged ids, matched as `_record_id` reads them. The caller adds the collection's scope (another
+    collection may hold the same ids); the insert that follows is in the same transaction."""
     from psycopg import sql
 
     match = sql.Identifier(mapping.id) if mapping.row_key is None else _record_id(mapping)
-    scope, params = _and_in_scope(mapping)
-    staged = sql.SQL("SELECT {id} FROM vex_stage").format(id=sql.Identifier(mapping.id))
-    if written_only:
-        staged = sql.SQL("SELECT s.{id} FROM vex_stage s JOIN vex_written w ON w.id = s.{id}").format(
-            id=sql.Identifier(mapping.id)
-        )
-    query = sql.SQL("DELETE FROM {t} WHERE {m} IN ({staged}){s}").format(
-        t=sql.Identifier(*mapping.table), m=match, staged=staged, s=scope
+    return sql.SQL("DELETE FROM {t} WHERE {m} IN (SELECT {id} FROM vex_stage)").format(
+        t=sql.Identifier(*mapping.table), m=match, id=sql.Identifier(mapping.id)
     )
-    return query, params
 
 
 def _original_id(mapping: TableMap, row: Any) -> Any:

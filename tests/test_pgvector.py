@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,16 @@ CREATE TABLE data_docs (
 );
 CREATE INDEX docs_idx_1 ON data_docs ((metadata_ ->> 'ref_doc_id'));
 """
+
+
+def make_llamaindex_table(pg_server: PgServer, name: str, dims: int = 8) -> None:
+    """An empty `data_<name>` as LlamaIndex makes it, writable by the `vex` role."""
+    ddl = LLAMAINDEX_DDL.replace("data_docs", f"data_{name}").replace("docs_idx_1", f"{name}_idx_1")
+    with pg_server.admin("vexdb") as conn:
+        conn.execute(f"DROP TABLE IF EXISTS data_{name}")
+        conn.execute(ddl.replace("VECTOR(8)", f"VECTOR({dims})"))
+        conn.execute(f"GRANT ALL ON data_{name} TO vex")
+        conn.execute(f"GRANT USAGE ON SEQUENCE data_{name}_id_seq TO vex")
 
 
 def _vec(seed: int) -> str:
@@ -478,11 +489,8 @@ def test_llamaindex_rows_page_by_their_serial_key(pg_server: PgServer, tmp_path:
     """node_id has neither an index nor NOT NULL nor uniqueness: pages follow the BIGSERIAL id, so a node_id
     repeated across a page boundary and a NULL node_id each come out (the latter under its id), and a
     re-import replaces those rows instead of adding to them."""
+    make_llamaindex_table(pg_server, "paged")
     with pg_server.admin("vexdb") as conn:
-        conn.execute("DROP TABLE IF EXISTS data_paged")
-        conn.execute(LLAMAINDEX_DDL.replace("data_docs", "data_paged").replace("docs_idx_1", "paged_idx_1"))
-        conn.execute("GRANT ALL ON data_paged TO vex")
-        conn.execute("GRANT USAGE ON SEQUENCE data_paged_id_seq TO vex")
         for i, node in enumerate(["n-9", "n-2", "dup", "dup", None, "n-1", "n-8", "n-3", "n-10", "n-4", "n-5"]):
             conn.execute("INSERT INTO data_paged (text, metadata_, node_id, embedding) VALUES (%s, '{}', %s, %s)",
                          (f"text {i}", node, _vec(i)))  # fmt: skip
@@ -519,11 +527,7 @@ def test_first_load_of_a_table_without_unique_ids_still_replaces_its_own_rows(pg
     second run (the table no longer empty) replaces them all."""
     from tests.records import to_batch
 
-    with pg_server.admin("vexdb") as conn:
-        conn.execute("DROP TABLE IF EXISTS data_fresh")
-        conn.execute(LLAMAINDEX_DDL.replace("data_docs", "data_fresh").replace("docs_idx_1", "fresh_idx_1"))
-        conn.execute("GRANT ALL ON data_fresh TO vex")
-        conn.execute("GRANT USAGE ON SEQUENCE data_fresh_id_seq TO vex")
+    make_llamaindex_table(pg_server, "fresh")
     records = sample_records(count=5, odd_ones=False)
     records[3]["id"], records[3]["text"] = records[0]["id"], "the later one"
     for _ in range(2):
@@ -536,6 +540,66 @@ def test_first_load_of_a_table_without_unique_ids_still_replaces_its_own_rows(pg
         with pg_server.admin("vexdb") as conn:
             rows = conn.execute("SELECT node_id, text FROM data_fresh ORDER BY node_id").fetchall()
         assert rows == sorted([(r["id"], r["text"]) for r in records if r is not records[0]])
+
+
+def _table_scans(pg_server: PgServer, table: str, at_least: int = 0) -> int:
+    """How many sequential scans PostgreSQL has counted on `table`. A server process hands its counts over
+    when it ends, a moment after its client closes: wait (boundedly) until they reach `at_least`."""
+    for _ in range(50):
+        with pg_server.admin("vexdb") as conn:
+            scans = conn.execute("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = %s", (table,)).fetchone()
+        if scans[0] >= at_least:
+            return int(scans[0])
+        time.sleep(0.1)
+    return int(scans[0])
+
+
+def test_a_reimport_into_a_table_without_unique_ids_reads_it_once(pg_server: PgServer) -> None:
+    """`node_id` has no index: a delete by id for every batch scanned the whole table each time, so a
+    re-import grew with the square of the table. The run lists the rows' ids and keys once and deletes
+    by key: one scan of the table per run, whatever the number of batches."""
+    from tests.records import to_batch
+
+    make_llamaindex_table(pg_server, "rescan")
+    records = sample_records(count=12, odd_ones=False)
+    for run in range(2):
+        before = _table_scans(pg_server, "data_rescan")
+        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="rescan"))
+        with connector:
+            connector.ensure_target(8, "cosine")
+            for start in range(0, 12, 2):
+                assert connector.load(to_batch(records[start : start + 2])).written == 2
+            connector.finish()
+        scans = _table_scans(pg_server, "data_rescan", at_least=before + 1) - before
+        assert scans == 1, f"run {run}: {scans} scans of the table for 6 batches"
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT node_id, text FROM data_rescan ORDER BY node_id").fetchall()
+    assert rows == sorted((r["id"], r["text"]) for r in records)
+
+
+def test_a_listed_row_given_another_id_meanwhile_is_not_replaced(pg_server: PgServer) -> None:
+    """The run lists each row's id and key when it starts. A row another writer gives a new id after that
+    is no longer a row of the old id: a later batch of the old id must leave it alone."""
+    from tests.records import to_batch
+
+    make_llamaindex_table(pg_server, "moved")
+    records = sample_records(count=4, odd_ones=False)
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="moved"))
+    with connector:
+        connector.ensure_target(8, "cosine")
+        connector.load(to_batch(records))
+        connector.finish()
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="moved"))
+    with connector:
+        connector.ensure_target(8, "cosine")
+        connector.load(to_batch(records[:1]))  # the rows are listed with this first batch
+        with pg_server.admin("vexdb") as conn:
+            conn.execute("UPDATE data_moved SET node_id = 'renamed' WHERE node_id = %s", (records[1]["id"],))
+        connector.load(to_batch(records[1:]))
+        connector.finish()
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT node_id, text FROM data_moved ORDER BY node_id").fetchall()
+    assert rows == sorted([*((r["id"], r["text"]) for r in records), ("renamed", records[1]["text"])])
 
 
 def test_integer_keyed_table_exports_every_row_across_pages(pg_server: PgServer, tmp_path: Path) -> None:

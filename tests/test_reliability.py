@@ -88,6 +88,27 @@ def test_pgvector_survives(fault: str, after_bytes: int, stall: float, source_fi
     assert pg_server.password not in result.stdout + result.stderr
 
 
+def test_a_llamaindex_reimport_survives_a_reset(source_file: Path, pg_server: PgServer,
+                                                pg_proxy: TcpFaultProxy) -> None:  # fmt: skip
+    """A re-import into a LlamaIndex table deletes by the row keys it listed in a temporary table; a reset
+    takes that table with the connection, and the retry lists the rows again: no row twice, none lost."""
+    from tests.test_pgvector import make_llamaindex_table
+
+    make_llamaindex_table(pg_server, "resets", dims=64)
+    options = ("--layout", "llamaindex", "--collection", "resets")
+    assert _import(source_file, "pgvector", "--url", pg_server.dsn(), *options).returncode == 0
+    pg_proxy.plan.arm("reset", after_bytes=2_750_000)  # in the second batch: the first one listed the rows
+    url = pg_server.dsn(host="127.0.0.1", port=pg_proxy.port)
+    result = _import(source_file, "pgvector", "--url", url, *options, "--timeout", "3")
+    assert pg_proxy.plan.hits == 1, "the fault was injected"
+    assert result.returncode == 0, result.stderr
+    with pg_server.admin("vexdb") as conn:
+        counts = conn.execute("SELECT count(*), count(DISTINCT node_id) FROM data_resets").fetchone()
+    assert counts == (RECORDS, RECORDS)
+    verify = ["--target-url", pg_server.dsn(), "--layout", "llamaindex", "--collection", "resets"]
+    assert _verified(source_file, "pgvector", *verify)["matched"] == RECORDS
+
+
 @pytest.mark.parametrize(
     ("fault", "after_bytes", "stall"),
     [("reset", 1_000_000, 0.0), ("stall", 1_000_000, 60.0)],
