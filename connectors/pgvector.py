@@ -952,16 +952,16 @@ class PgvectorConnector(Connector):
             if mapping.column_keys:
                 staged += sql.SQL(", NULL::jsonb AS {}").format(sql.Identifier(_COLUMNS_FIELD))
             conn.execute(
-                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS vex_stage AS SELECT {cols} FROM {t} WITH NO DATA").format(
-                    cols=staged, t=target
-                )
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS pg_temp.vex_stage AS SELECT {cols} FROM {t} WITH NO DATA"
+                ).format(cols=staged, t=target)
             )
             conn.commit()
             self._staging = True
-        conn.execute("TRUNCATE vex_stage")
+        conn.execute("TRUNCATE pg_temp.vex_stage")
         with (
             conn.cursor() as cur,
-            cur.copy(sql.SQL("COPY vex_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy,
+            cur.copy(sql.SQL("COPY pg_temp.vex_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy,
         ):
             copy.write(stream)
         insert = _insert_from_staging(mapping, real, to_columns, self.opts.tsv_config)
@@ -1004,26 +1004,26 @@ class PgvectorConnector(Connector):
         key, record_id = sql.Identifier(mapping.row_key), _record_id(mapping)
         scope, params = _and_in_scope(mapping)
         if not self._rows_listed:
-            conn.execute("DROP TABLE IF EXISTS vex_rows")
+            conn.execute("DROP TABLE IF EXISTS pg_temp.vex_rows")
             conn.execute(
-                sql.SQL("CREATE TEMP TABLE vex_rows AS SELECT {r} AS id, {k} AS key FROM {t} WHERE TRUE{s}").format(
-                    r=record_id, k=key, t=sql.Identifier(*mapping.table), s=scope
-                ),
+                sql.SQL(
+                    "CREATE TEMP TABLE pg_temp.vex_rows AS SELECT {r} AS id, {k} AS key FROM {t} WHERE TRUE{s}"
+                ).format(r=record_id, k=key, t=sql.Identifier(*mapping.table), s=scope),
                 params,
             )
-            conn.execute("CREATE INDEX ON vex_rows (id)")
+            conn.execute("CREATE INDEX ON pg_temp.vex_rows (id)")
             self._rows_listed = True
         # One index probe per staged row (OFFSET 0 keeps the planner from turning it into a join that reads
         # the whole list), and the keys found are looked up in the key's index.
         listed = sql.SQL(
-            " AND {k} = ANY(ARRAY(SELECT r.key FROM vex_stage s,"
-            " LATERAL (SELECT key FROM vex_rows WHERE id = s.{id} OFFSET 0) r))"
+            " AND {k} = ANY(ARRAY(SELECT r.key FROM pg_temp.vex_stage s,"
+            " LATERAL (SELECT key FROM pg_temp.vex_rows WHERE id = s.{id} OFFSET 0) r))"
         )
         conn.execute(_delete_staged(mapping) + listed.format(k=key, id=sql.Identifier(mapping.id)) + scope, params)
         conn.execute(
-            sql.SQL("WITH written AS ({insert} RETURNING {r}, {k}) INSERT INTO vex_rows SELECT * FROM written").format(
-                insert=insert, r=record_id, k=key
-            )
+            sql.SQL(
+                "WITH written AS ({insert} RETURNING {r}, {k}) INSERT INTO pg_temp.vex_rows SELECT * FROM written"
+            ).format(insert=insert, r=record_id, k=key)
         )
 
     def _taken_keys(
@@ -1169,7 +1169,7 @@ def _insert_from_staging(mapping: TableMap, staged: list[str], to_columns: tuple
         sql.SQL("to_tsvector({}::regconfig, coalesce({}, ''))").format(sql.Literal(tsv_config), text)
         for _ in mapping.search_columns
     ]
-    source: Any = sql.SQL("vex_stage s")
+    source: Any = sql.SQL("pg_temp.vex_stage s")
     if to_columns:
         source += sql.SQL(", LATERAL jsonb_populate_record(NULL::{t}, s.{f}) r").format(
             t=target, f=sql.Identifier(_COLUMNS_FIELD)
@@ -1217,7 +1217,7 @@ def _delete_staged(mapping: TableMap) -> Any:
     from psycopg import sql
 
     match = sql.Identifier(mapping.id) if mapping.row_key is None else _record_id(mapping)
-    return sql.SQL("DELETE FROM {t} WHERE {m} IN (SELECT {id} FROM vex_stage)").format(
+    return sql.SQL("DELETE FROM {t} WHERE {m} IN (SELECT {id} FROM pg_temp.vex_stage)").format(
         t=sql.Identifier(*mapping.table), m=match, id=sql.Identifier(mapping.id)
     )
 

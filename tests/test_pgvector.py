@@ -577,6 +577,34 @@ def test_a_reimport_into_a_table_without_unique_ids_reads_it_once(pg_server: PgS
     assert rows == sorted((r["id"], r["text"]) for r in records)
 
 
+def test_tables_of_the_user_named_like_vex_s_temporary_ones_are_left_alone(pg_server: PgServer) -> None:
+    """vex's working tables are temporary (`pg_temp`). Named without their schema, a statement that runs
+    before the temporary table exists (`DROP TABLE IF EXISTS vex_rows`) reaches the user's own table of
+    that name in the search path."""
+    import psycopg
+
+    from tests.records import to_batch
+
+    make_llamaindex_table(pg_server, "namesake")
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:  # the vex role owns these, so it could drop them
+        for name in ("vex_rows", "vex_stage"):
+            conn.execute(f"DROP TABLE IF EXISTS public.{name}")
+            conn.execute(f"CREATE TABLE public.{name} (note text)")
+            conn.execute(f"INSERT INTO public.{name} VALUES ('the user''s')")
+    records = sample_records(count=4, odd_ones=False)
+    for _ in range(2):
+        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="namesake"))
+        with connector:
+            connector.ensure_target(8, "cosine")
+            assert connector.load(to_batch(records)).written == 4
+            connector.finish()
+    with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
+        for name in ("vex_rows", "vex_stage"):
+            assert conn.execute(f"SELECT note FROM public.{name}").fetchall() == [("the user's",)]
+            conn.execute(f"DROP TABLE public.{name}")
+        assert conn.execute("SELECT count(*) FROM data_namesake").fetchone() == (4,)
+
+
 def test_a_listed_row_given_another_id_meanwhile_is_not_replaced(pg_server: PgServer) -> None:
     """The run lists each row's id and key when it starts. A row another writer gives a new id after that
     is no longer a row of the old id: a later batch of the old id must leave it alone."""
