@@ -605,6 +605,35 @@ def test_tables_of_the_user_named_like_vex_s_temporary_ones_are_left_alone(pg_se
         assert conn.execute("SELECT count(*) FROM data_namesake").fetchone() == (4,)
 
 
+def test_a_llamaindex_table_with_a_search_column_gets_it_filled_and_replaced(
+    pg_server: PgServer,
+) -> None:
+    """A NOT NULL tsvector column (a user's full-text search) added to a LlamaIndex table is filled by
+    PostgreSQL from the text, and a re-import still replaces each row (found through the run's list of
+    rows) and refills the column from the new text."""
+    from tests.records import to_batch
+
+    make_llamaindex_table(pg_server, "searched")
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("ALTER TABLE data_searched ADD COLUMN text_tsv tsvector NOT NULL")
+    records = sample_records(count=6, odd_ones=False)
+    for run in range(2):
+        for record in records:
+            record["text"] = f"{record['id']} run {run}"
+        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="searched"))
+        with connector:
+            connector.ensure_target(8, "cosine")
+            for start in range(0, 6, 3):
+                assert connector.load(to_batch(records[start : start + 3])).written == 3
+            connector.finish()
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute(
+            "SELECT node_id, text, text_tsv = to_tsvector('pg_catalog.english', text) FROM data_searched"
+            " ORDER BY node_id"
+        ).fetchall()
+    assert rows == [(r["id"], f"{r['id']} run 1", True) for r in records]
+
+
 def test_a_listed_row_given_another_id_meanwhile_is_not_replaced(pg_server: PgServer) -> None:
     """The run lists each row's id and key when it starts. A row another writer gives a new id after that
     is no longer a row of the old id: a later batch of the old id must leave it alone."""
