@@ -155,6 +155,19 @@ def make_llamaindex_table(pg_server: PgServer, name: str, dims: int = 8) -> None
         conn.execute(f"GRANT USAGE ON SEQUENCE data_{name}_id_seq TO vex")
 
 
+def load_into_llamaindex(pg_server: PgServer, name: str, records: list[dict[str, Any]], batch: int) -> None:
+    """One run of the connector into `data_<name>`, `batch` records a load; each load must write them all."""
+    from tests.records import to_batch
+
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection=name))
+    with connector:
+        connector.ensure_target(8, "cosine")
+        for start in range(0, len(records), batch):
+            part = records[start : start + batch]
+            assert connector.load(to_batch(part)).written == len(part)
+        connector.finish()
+
+
 def _vec(seed: int) -> str:
     return "[" + ",".join(f"{x:.6f}" for x in np.random.default_rng(seed).standard_normal(8)) + "]"
 
@@ -525,18 +538,12 @@ def test_first_load_of_a_table_without_unique_ids_still_replaces_its_own_rows(pg
     """Into an empty LlamaIndex table the delete only looks at ids this run wrote: an id that comes again in a
     later batch (a source that repeats ids, as LlamaIndex's own tables may) still replaces its row, and a
     second run (the table no longer empty) replaces them all."""
-    from tests.records import to_batch
 
     make_llamaindex_table(pg_server, "fresh")
     records = sample_records(count=5, odd_ones=False)
     records[3]["id"], records[3]["text"] = records[0]["id"], "the later one"
     for _ in range(2):
-        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="fresh"))
-        with connector:
-            connector.ensure_target(8, "cosine")
-            for start in range(0, 5, 2):
-                assert connector.load(to_batch(records[start : start + 2])).written == len(records[start : start + 2])
-            connector.finish()
+        load_into_llamaindex(pg_server, "fresh", records, batch=2)
         with pg_server.admin("vexdb") as conn:
             rows = conn.execute("SELECT node_id, text FROM data_fresh ORDER BY node_id").fetchall()
         assert rows == sorted([(r["id"], r["text"]) for r in records if r is not records[0]])
@@ -558,18 +565,12 @@ def test_a_reimport_into_a_table_without_unique_ids_reads_it_once(pg_server: PgS
     """`node_id` has no index: a delete by id for every batch scanned the whole table each time, so a
     re-import grew with the square of the table. The run lists the rows' ids and keys once and deletes
     by key: one scan of the table per run, whatever the number of batches."""
-    from tests.records import to_batch
 
     make_llamaindex_table(pg_server, "rescan")
     records = sample_records(count=12, odd_ones=False)
     for run in range(2):
         before = _table_scans(pg_server, "data_rescan")
-        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="rescan"))
-        with connector:
-            connector.ensure_target(8, "cosine")
-            for start in range(0, 12, 2):
-                assert connector.load(to_batch(records[start : start + 2])).written == 2
-            connector.finish()
+        load_into_llamaindex(pg_server, "rescan", records, batch=2)
         scans = _table_scans(pg_server, "data_rescan", at_least=before + 1) - before
         assert scans == 1, f"run {run}: {scans} scans of the table for 6 batches"
     with pg_server.admin("vexdb") as conn:
@@ -583,8 +584,6 @@ def test_tables_of_the_user_named_like_vex_s_temporary_ones_are_left_alone(pg_se
     that name in the search path."""
     import psycopg
 
-    from tests.records import to_batch
-
     make_llamaindex_table(pg_server, "namesake")
     with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:  # the vex role owns these, so it could drop them
         for name in ("vex_rows", "vex_stage"):
@@ -593,11 +592,7 @@ def test_tables_of_the_user_named_like_vex_s_temporary_ones_are_left_alone(pg_se
             conn.execute(f"INSERT INTO public.{name} VALUES ('the user''s')")
     records = sample_records(count=4, odd_ones=False)
     for _ in range(2):
-        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="namesake"))
-        with connector:
-            connector.ensure_target(8, "cosine")
-            assert connector.load(to_batch(records)).written == 4
-            connector.finish()
+        load_into_llamaindex(pg_server, "namesake", records, batch=4)
     with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
         for name in ("vex_rows", "vex_stage"):
             assert conn.execute(f"SELECT note FROM public.{name}").fetchall() == [("the user's",)]
@@ -611,7 +606,6 @@ def test_a_llamaindex_table_with_a_search_column_gets_it_filled_and_replaced(
     """A NOT NULL tsvector column (a user's full-text search) added to a LlamaIndex table is filled by
     PostgreSQL from the text, and a re-import still replaces each row (found through the run's list of
     rows) and refills the column from the new text."""
-    from tests.records import to_batch
 
     make_llamaindex_table(pg_server, "searched")
     with pg_server.admin("vexdb") as conn:
@@ -620,12 +614,7 @@ def test_a_llamaindex_table_with_a_search_column_gets_it_filled_and_replaced(
     for run in range(2):
         for record in records:
             record["text"] = f"{record['id']} run {run}"
-        connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="searched"))
-        with connector:
-            connector.ensure_target(8, "cosine")
-            for start in range(0, 6, 3):
-                assert connector.load(to_batch(records[start : start + 3])).written == 3
-            connector.finish()
+        load_into_llamaindex(pg_server, "searched", records, batch=3)
     with pg_server.admin("vexdb") as conn:
         rows = conn.execute(
             "SELECT node_id, text, text_tsv = to_tsvector('pg_catalog.english', text) FROM data_searched"
@@ -641,11 +630,7 @@ def test_a_listed_row_given_another_id_meanwhile_is_not_replaced(pg_server: PgSe
 
     make_llamaindex_table(pg_server, "moved")
     records = sample_records(count=4, odd_ones=False)
-    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="moved"))
-    with connector:
-        connector.ensure_target(8, "cosine")
-        connector.load(to_batch(records))
-        connector.finish()
+    load_into_llamaindex(pg_server, "moved", records, batch=4)
     connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="moved"))
     with connector:
         connector.ensure_target(8, "cosine")
