@@ -995,14 +995,13 @@ class PgvectorConnector(Connector):
         the run lists every row's id and key once, in a temporary table with an index on the id, adds the
         rows it writes, and deletes by key. A listed key whose row no longer has the id (changed by another
         writer since) is left alone; rows of the id that another writer adds during the run are not seen."""
+        scope, params = _and_in_scope(mapping)
         if mapping.row_key is None:
-            scope, params = _and_in_scope(mapping)
             conn.execute(_delete_staged(mapping) + scope, params)
             conn.execute(insert)
             return
         sql = self._sql()
         key, record_id = sql.Identifier(mapping.row_key), _record_id(mapping)
-        scope, params = _and_in_scope(mapping)
         if not self._rows_listed:
             conn.execute("DROP TABLE IF EXISTS pg_temp.vex_rows")
             conn.execute(
