@@ -141,3 +141,40 @@ def wide_integer_rows(texts: pa.Array) -> dict[int, int]:
         if number is not None:
             found[int(row)] = number
     return found
+
+
+RESERVED_PREFIX = "_vex"
+"""Stores that keep vex's own fields inside a record's metadata name them with this prefix."""
+ESCAPE_PREFIX = "_vex_user:"
+"""A user's key that starts with `RESERVED_PREFIX` is stored behind this prefix, so no user key is ever
+mistaken for (and dropped as) one of vex's own; the escape itself starts with the reserved prefix, so a
+user key that looks like an escaped one is escaped again and the mapping stays one-to-one."""
+
+
+def needs_escape(metadata: dict[str, Any]) -> bool:
+    return any(key.startswith(RESERVED_PREFIX) for key in metadata)
+
+
+def escape_reserved(metadata: dict[str, Any]) -> dict[str, Any]:
+    """User keys that look like vex's own (`_vex...`) put behind `ESCAPE_PREFIX`; the order is kept."""
+    if not needs_escape(metadata):
+        return metadata
+    prefix = ESCAPE_PREFIX
+    return {(prefix + key if key.startswith(RESERVED_PREFIX) else key): value for key, value in metadata.items()}
+
+
+def unescape_reserved(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Undo `escape_reserved`, after a store's own `_vex...` keys were taken out."""
+    if not needs_escape(metadata):
+        return metadata
+    cut = len(ESCAPE_PREFIX)
+    return {(key[cut:] if key.startswith(ESCAPE_PREFIX) else key): value for key, value in metadata.items()}
+
+
+def may_need_escape(texts: pa.Array) -> np.ndarray:
+    """Rows of a column of metadata JSON texts that may hold a key starting with `_vex` (a cheap test in C:
+    the text holds `"_vex`); only those need parsing to escape or unescape their keys."""
+    if not len(texts):
+        return np.zeros(0, dtype=bool)
+    hits = pc.match_substring(texts, '"' + RESERVED_PREFIX).fill_null(False)
+    return np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
