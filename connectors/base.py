@@ -63,6 +63,8 @@ class Capabilities:
     """Largest absolute per-component change a round trip may make (e.g. normalisation)."""
     writes_file: bool = False
     """The target is a `.vmig.jsonl` file: it gets a sidecar."""
+    one_record_per_id: bool = True
+    """A second record with an id replaces the first (a keyed store); an archive keeps both."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,13 @@ class Connector(ABC):
             raise
         except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
             raise self.classify(exc, doing) from None
+
+    def incarnation(self) -> str | None:
+        """What tells this target apart from one deleted and created again under the same name (a table's
+        oid, a collection's id, a file's inode), where the store has such a thing; None where it has not.
+
+        A checkpoint keeps it, so a resume never skips records that went with an earlier incarnation."""
+        return None
 
     def stored_form(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch as this store gives it back (e.g. vectors normalised for cosine).

@@ -33,6 +33,7 @@ class JsonlConnector(Connector):
         needs_vector=False,
         metrics=("cosine", "dot", "euclid"),
         writes_file=True,
+        one_record_per_id=False,
     )
 
     def __init__(self, options: StoreOptions) -> None:

@@ -92,6 +92,7 @@ class VektorConnector(Connector):
         self.db = options.db
         self._conn: Any = None
         self._layout: int | None = None
+        self._writable = False
         self._written = False
 
     def label(self) -> str:
@@ -100,8 +101,10 @@ class VektorConnector(Connector):
     # -- connection and layout ------------------------------------------------
 
     def _connect(self, create: bool) -> Any:
-        if self._conn is not None:
+        if self._conn is not None and (self._writable or not create):
             return self._conn
+        if self._conn is not None:  # opened read-only to describe it; a load needs to write
+            self.close()
         if not create and not self.db.exists():
             raise UsageError(f"vektor database not found: {self.db} (pass --db FILE)")
         if self.db.is_dir():
@@ -117,6 +120,7 @@ class VektorConnector(Connector):
         except DB_ERRORS as exc:
             raise _store_error(self.db, exc) from None
         self._conn = conn
+        self._writable = create
         return conn
 
     def _tables(self) -> set[str]:

@@ -23,16 +23,15 @@ from engine.verify import VerifyReport, verify_stores
 from vmig.errors import IntegrityError, UsageError
 from vmig.paths import rejects_path
 from vmig.reader import start_workers_for
-from vmig.sidecar import Sidecar
+from vmig.sidecar import ImportEntry, Sidecar
 from vmig.stats import RecordStats
+from vmig.timefmt import now_iso
 
 
 class JobSteps(Steps, Protocol):
     def validate_input(self, path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]: ...
     def write_sidecar(self, output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path: ...
-    def record_import(
-        self, path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int
-    ) -> None: ...
+    def record_import(self, path: Path, entry: ImportEntry) -> None: ...
 
 
 def _require(connector: Connector, role: str) -> None:
@@ -166,14 +165,16 @@ def import_job(params: ImportParams, steps: JobSteps, progress: ProgressFn | Non
             f"(line {summary.reject_sample[0][0]}: {summary.reject_sample[0][1]})"
         )
     if sidecar is not None:
-        steps.record_import(
-            params.input,
-            target.label(),
-            summary.read,
-            summary.upserted,
-            dict(summary.skipped),
-            summary.failed,
+        entry = ImportEntry(
+            target=target.label(),
+            imported_at=now_iso(),
+            total=summary.read,
+            upserted=summary.upserted,
+            replaced=summary.replaced,
+            skipped=dict(summary.skipped),
+            failed=summary.failed,
         )
+        steps.record_import(params.input, entry)
     return summary
 
 

@@ -15,7 +15,7 @@ from connectors.base import Connector, LoadResult
 from engine import steps
 from engine.retry import with_retries
 from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
-from vmig.sidecar import Sidecar
+from vmig.sidecar import ImportEntry, Sidecar
 from vmig.stats import RecordStats
 
 
@@ -37,7 +37,5 @@ class LocalSteps:
     def write_sidecar(self, output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path:
         return steps.write_sidecar(output, source_store, checksum, stats)
 
-    def record_import(
-        self, path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int
-    ) -> None:
-        steps.record_import_entry(path, target, total, upserted, skipped, failed)
+    def record_import(self, path: Path, entry: ImportEntry) -> None:
+        steps.record_import_entry(path, entry)

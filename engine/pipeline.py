@@ -7,22 +7,26 @@ a `Steps` object: plain calls in local mode, Prefect tasks in Prefect mode.
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import Connector, LoadResult
-from engine.checkpoint import Checkpoint, restore
+from engine.checkpoint import Checkpoint, TargetMark, restore, saved_mark
 from engine.retry import with_retries
 from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
 from vmig.errors import UsageError
+from vmig.idset import IdSet
 from vmig.rejects import RejectsWriter
 
 ProgressFn = Callable[[int, int | None], None]
@@ -82,6 +86,7 @@ class _TargetState:
         self.transfer = transfer
         self.summary = summary
         self.rule: TargetRule | None = None
+        self.incarnation: str | None = None
 
     def rule_for(self, batch: pa.RecordBatch) -> TargetRule | None:
         if self.rule is not None:
@@ -90,6 +95,7 @@ class _TargetState:
         caps = target.capabilities
         if not caps.fixed_dims:
             target.ensure_target(None, None)
+            self.incarnation = target.incarnation()
             self.rule = TargetRule(None, caps.needs_vector)
             return self.rule
         info = target.describe()
@@ -100,9 +106,13 @@ class _TargetState:
         if dims is None:
             return None  # nothing with a vector seen yet: decide on a later chunk
         target.ensure_target(dims, None)
+        self.incarnation = target.incarnation()
         self.summary.target_dims = dims
         self.rule = TargetRule(dims, caps.needs_vector)
         return self.rule
+
+    def mark(self) -> TargetMark:
+        return TargetMark(self.transfer.target.label(), self.summary.upserted, self.incarnation)
 
     def _check_existing(self, dims: int, batch: pa.RecordBatch) -> None:
         """An existing target that none of the input fits is a mistake, not a run of skips."""
@@ -126,7 +136,7 @@ def run_transfer(
     started = time.perf_counter()
     checkpoint = None if transfer.target.capabilities.writes_file else transfer.checkpoint
     cursor, limit = None, transfer.limit
-    saved = checkpoint.load() if checkpoint is not None else None
+    saved = _usable_checkpoint(checkpoint, transfer.target, summary)
     if saved is not None:
         restore(summary, saved)
         cursor = saved["cursor"]
@@ -134,6 +144,7 @@ def run_transfer(
         summary.warn(f"resumed an interrupted run after {summary.read} records (--restart starts over)")
     reader = ChunkReader(transfer.source, transfer.namespace, limit, cursor)
     state = _TargetState(transfer, summary)
+    seen = _written_ids(transfer, checkpoint, summary.read if saved is not None else None)
     kept = int(saved.get("rejects_bytes", 0)) if saved is not None else 0
     rejects = RejectsWriter(transfer.rejects_path, keep_bytes=kept) if transfer.rejects_path else None
     try:
@@ -149,9 +160,11 @@ def run_transfer(
             batch = chunk.batch
             summary.read += batch.num_rows
             if batch.num_rows:
-                _move(batch, steps, state, summary)
+                _move(batch, steps, state, summary, seen)
             if checkpoint is not None and not chunk.done:
-                checkpoint.save(chunk.next_cursor, summary, rejects.size if rejects is not None else 0)
+                if seen is not None:
+                    seen.save()  # before the checkpoint that counts on it
+                checkpoint.save(chunk.next_cursor, summary, state.mark(), rejects.size if rejects is not None else 0)
             if progress is not None:
                 progress(summary.read, transfer.expected_total)
         transfer.target.finish()
@@ -164,15 +177,68 @@ def run_transfer(
         summary.duration_s = time.perf_counter() - started
         if rejects is not None:
             summary.rejects_path = rejects.close()
+        if seen is not None:
+            seen.close()
     for reason, count in summary.skipped.items():
         if reason == SKIP_DIMS:
             summary.warn(f"{count} records skipped: their dims differ from the target's {summary.target_dims}")
         elif reason == SKIP_NULL_VECTOR:
             summary.warn(f"{count} records skipped: no vector, and {transfer.target.name} needs one")
+    if summary.replaced:
+        summary.warn(
+            f"{summary.replaced} records replaced by a later record with the same id "
+            f"({transfer.target.name} keeps one record per id: the last one)"
+        )
     return summary
 
 
-def _move(batch: pa.RecordBatch, steps: Steps, state: _TargetState, summary: RunSummary) -> None:
+def _usable_checkpoint(checkpoint: Checkpoint | None, target: Connector, summary: RunSummary) -> dict | None:
+    """The interrupted run's checkpoint, unless the target is no longer the one it was made against."""
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is None or checkpoint is None:
+        return None
+    reason = _stale_reason(target, saved)
+    if reason is None:
+        return saved
+    checkpoint.clear()
+    summary.warn(f"the checkpoint of an interrupted run was set aside and the run starts over: {reason}")
+    return None
+
+
+def _stale_reason(target: Connector, saved: dict) -> str | None:
+    mark = saved_mark(saved)
+    if mark is None:
+        return "it does not say what the target held (an older vex wrote it)"
+    if mark.records == 0:
+        return None  # the run had written nothing there: nothing can be missing
+    label = target.label()
+    info = with_retries(target.describe)()
+    if not info.exists:
+        return f"{label} no longer exists, but the interrupted run had written {mark.records} records to it"
+    if mark.incarnation is not None and with_retries(target.incarnation)() != mark.incarnation:
+        return f"{label} was deleted and created again since the interrupted run wrote {mark.records} records to it"
+    if info.count is not None and info.count < mark.records:
+        return (
+            f"{label} holds {info.count} records, fewer than the {mark.records} the interrupted run had written "
+            "(it was emptied or replaced since)"
+        )
+    return None
+
+
+def _written_ids(transfer: Transfer, checkpoint: Checkpoint | None, resumed_at: int | None) -> IdSet | None:
+    """The ids the run writes, for a target that keeps one record per id: kept beside its checkpoint."""
+    if not transfer.target.capabilities.one_record_per_id:
+        return None
+    if checkpoint is None:
+        import tempfile
+
+        return IdSet(Path(tempfile.mkdtemp(prefix="vex-ids-")))
+    if resumed_at is None:
+        shutil.rmtree(checkpoint.ids_folder, ignore_errors=True)
+    return IdSet(checkpoint.ids_folder, persistent=True, keep_below=resumed_at)
+
+
+def _move(batch: pa.RecordBatch, steps: Steps, state: _TargetState, summary: RunSummary, seen: IdSet | None) -> None:
     rule = with_retries(state.rule_for)(batch)  # describing/creating the target meets the same faults as loads
     if rule is None:
         # No vector in sight and the target needs a fixed dimension: all of these are null vectors.
@@ -181,5 +247,25 @@ def _move(batch: pa.RecordBatch, steps: Steps, state: _TargetState, summary: Run
     summary.skipped.update(filtered.skipped)
     if filtered.batch.num_rows:
         result = steps.load(state.transfer.target, filtered.batch)
-        summary.upserted += result.written
         summary.add_failed(result.failed)
+        replaced = 0
+        if seen is not None:
+            written = _without_failed(filtered.batch.column("id"), result.failed)
+            first = summary.read - batch.num_rows
+            replaced = len(seen.add(written, np.arange(first, first + len(written)))[0])
+        summary.upserted += result.written - replaced
+        summary.replaced += replaced
+
+
+def _without_failed(ids: pa.Array, failed: list[tuple[str, str]]) -> pa.Array:
+    """The ids of the records the target took: one occurrence per failed record left out (the last)."""
+    if not failed:
+        return ids
+    left_out = Counter(record_id for record_id, _ in failed)
+    values = ids.to_pylist()
+    keep = np.ones(len(values), dtype=bool)
+    for index in range(len(values) - 1, -1, -1):
+        if left_out.get(values[index]):
+            keep[index] = False
+            left_out[values[index]] -= 1
+    return ids.filter(pa.array(keep))

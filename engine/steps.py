@@ -23,7 +23,6 @@ from vmig.reader import Reject, count_lines
 from vmig.schema import RECORD_SCHEMA
 from vmig.sidecar import ImportEntry, Sidecar, build_sidecar, read_sidecar, record_import, verify_against_sidecar
 from vmig.stats import RecordStats
-from vmig.timefmt import now_iso
 
 
 @dataclass
@@ -146,12 +145,7 @@ def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordS
     return write(output, build_sidecar(source_store, checksum, stats))
 
 
-def record_import_entry(
-    path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int
-) -> None:
-    entry = ImportEntry(
-        target=target, imported_at=now_iso(), total=total, upserted=upserted, skipped=skipped, failed=failed
-    )
+def record_import_entry(path: Path, entry: ImportEntry) -> None:
     record_import(path, entry)
 
 

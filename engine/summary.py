@@ -28,6 +28,8 @@ class RunSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     failed_sample: list[tuple[str, str]] = field(default_factory=list)
+    replaced: int = 0
+    """Records the target holds no longer: a later record of the run had the same id and replaced them."""
     rejected: int = 0
     rejects_path: Path | None = None
     reject_sample: list[tuple[int | None, str]] = field(default_factory=list)
@@ -57,14 +59,16 @@ class RunSummary:
         return self.read / self.duration_s if self.duration_s > 0 else 0.0
 
     def balanced(self) -> bool:
-        """Every record read is upserted, skipped or failed: nothing unaccounted."""
-        return self.upserted + self.skipped_total + self.failed == self.read
+        """Every record read is upserted, replaced by a later one, skipped or failed: nothing unaccounted."""
+        return self.upserted + self.replaced + self.skipped_total + self.failed == self.read
 
     def problems(self) -> list[str]:
         """Why the exit code is not 0, in words (empty when it is)."""
         found = []
         if self.failed:
             found.append(f"{self.failed} records failed to load")
+        if self.replaced:
+            found.append(f"{self.replaced} records replaced by a later record with the same id")
         if self.rejected:
             found.append(f"{self.rejected} damaged lines or records rejected")
         if not self.balanced():
@@ -76,7 +80,7 @@ class RunSummary:
     def exit_code(self) -> int:
         if self.rejected or (self.verify is not None and not self.verify.ok):
             return EXIT_INTEGRITY
-        if self.failed or not self.balanced():
+        if self.failed or self.replaced or not self.balanced():
             return EXIT_FAILED_RECORDS
         return EXIT_OK
 
@@ -90,6 +94,7 @@ class RunSummary:
             "skipped": dict(self.skipped),
             "failed": self.failed,
             "failed_sample": [{"id": i, "reason": r} for i, r in self.failed_sample],
+            "replaced": self.replaced,
             "rejected": self.rejected,
             "rejects_file": str(self.rejects_path) if self.rejects_path else None,
             "warnings": list(self.warnings),
@@ -105,6 +110,8 @@ class RunSummary:
         rows.append(("skipped", str(self.skipped_total)))
         rows.extend((f"  {reason}", str(count)) for reason, count in sorted(self.skipped.items()))
         rows.append(("failed", str(self.failed)))
+        if self.replaced:
+            rows.append(("replaced", f"{self.replaced} (same id as a later record)"))
         if self.rejected:
             rows.append(("damaged lines", str(self.rejected)))
         rows.append(("duration", f"{self.duration_s:.1f}s"))

@@ -13,7 +13,7 @@ from tasks.filter_dimensions import filter_dimensions
 from tasks.load import load
 from tasks.validate import validate_input
 from tasks.write_sidecar import record_import, write_sidecar
-from vmig.sidecar import Sidecar
+from vmig.sidecar import ImportEntry, Sidecar
 from vmig.stats import RecordStats
 
 
@@ -35,7 +35,5 @@ class PrefectSteps:
     def write_sidecar(self, output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path:
         return write_sidecar(output, source_store, checksum, stats)
 
-    def record_import(
-        self, path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int
-    ) -> None:
-        record_import(path, target, total, upserted, skipped, failed)
+    def record_import(self, path: Path, entry: ImportEntry) -> None:
+        record_import(path, entry)

@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from engine import steps
+from vmig.sidecar import ImportEntry
 from vmig.stats import RecordStats
 
 
@@ -17,5 +18,5 @@ def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordS
 
 
 @task(name="record-import", cache_policy=NONE)
-def record_import(path: Path, target: str, total: int, upserted: int, skipped: dict[str, int], failed: int) -> None:
-    steps.record_import_entry(path, target, total, upserted, skipped, failed)
+def record_import(path: Path, entry: ImportEntry) -> None:
+    steps.record_import_entry(path, entry)

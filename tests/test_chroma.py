@@ -63,7 +63,9 @@ def test_duplicate_ids_in_one_request_keep_the_last(tmp_path: Path) -> None:
     source = write_vmig(tmp_path / "d.vmig.jsonl", records)
     store = ["--path", str(tmp_path / "c"), "--collection", "dups"]
     result = run_vex("import", "--from", str(source), "--to", "chroma", *store, "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, "a record replaced by a later one with its id is not held: the exit says so"
+    summary = _last(result)
+    assert (summary["total"], summary["upserted"], summary["replaced"], summary["failed"]) == (4, 3, 1, 0)
     out = tmp_path / "o.vmig.jsonl"
     assert run_vex("export", "--from", "chroma", *store, "--output", str(out)).returncode == 0
     back = read_vmig(out)

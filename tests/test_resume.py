@@ -62,3 +62,108 @@ def test_resumed_import_keeps_the_rejects_of_the_interrupted_run(
     assert summary.upserted == RECORDS and summary.rejected == len(damaged)
     listed = [json.loads(line)["line"] for line in rejects_file.read_text().splitlines()]
     assert listed == damaged
+
+
+# -- a checkpoint is bound to its target (issue 14, case 1) ---------------------------------------------
+
+STALE_RECORDS = 6_000
+INTERRUPT_AT = 4_096
+"""Rows loaded when the run fails: one chunk of 4,096 (the file is read in pages of 4,096 lines)."""
+
+
+def _interrupted_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str, options: dict) -> ImportParams:
+    """An import that stops with a failure after two chunks were acknowledged, leaving its checkpoint."""
+    from connectors.registry import get_connector
+
+    data = write_vmig(tmp_path / "full.vmig.jsonl", sample_records(STALE_RECORDS, dims=8, odd_ones=False))
+    params = ImportParams(input=data, target=StoreSpec(store=store, options=options), chunk_rows=4_096)
+    cls = get_connector(store)
+    real_load = cls.load
+    loaded = 0
+
+    def failing_load(self, batch):  # type: ignore[no-untyped-def]
+        nonlocal loaded
+        if loaded >= INTERRUPT_AT:
+            raise StoreError("interrupted")
+        loaded += batch.num_rows
+        return real_load(self, batch)
+
+    monkeypatch.setattr(cls, "load", failing_load)
+    with pytest.raises(StoreError):
+        import_job(params, LocalSteps())
+    monkeypatch.setattr(cls, "load", real_load)
+    return params
+
+
+def _count(store: str, options: dict) -> int:
+    from engine.params import open_store
+
+    with open_store(StoreSpec(store=store, options=options)) as connector:
+        count = connector.describe().count
+    assert count is not None
+    return count
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("store", "where"),
+    [("vektor", {"db": "k1.db"}), ("qdrant", {"path": "qk", "collection": "memories"})],
+    ids=["vektor", "qdrant"],
+)
+def test_a_checkpoint_of_a_deleted_target_starts_over(
+    store: str, where: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {key: (tmp_path / value if key in ("db", "path") else value) for key, value in where.items()}
+    params = _interrupted_import(tmp_path, monkeypatch, store, options)
+    assert 0 < _count(store, options) < STALE_RECORDS
+    _remove(options["db"] if "db" in options else options["path"])
+
+    summary = import_job(params, LocalSteps())
+    assert not any(w.startswith("resumed") for w in summary.warnings)
+    assert any("no longer exists" in w and "starts over" in w for w in summary.warnings), summary.warnings
+    assert (summary.read, summary.upserted) == (STALE_RECORDS, STALE_RECORDS)
+    assert _count(store, options) == STALE_RECORDS, "every record is in the new target"
+
+
+def test_a_checkpoint_of_an_emptied_target_starts_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    db = tmp_path / "k2.db"
+    params = _interrupted_import(tmp_path, monkeypatch, "vektor", {"db": db})
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM memories")
+    conn.close()
+    summary = import_job(params, LocalSteps())
+    assert any("holds 0 records, fewer than the 4096" in w for w in summary.warnings), summary.warnings
+    assert _count("vektor", {"db": db}) == STALE_RECORDS
+
+
+def test_a_checkpoint_of_an_intact_target_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "k3.db"
+    params = _interrupted_import(tmp_path, monkeypatch, "vektor", {"db": db})
+    summary = import_job(params, LocalSteps())
+    assert any(w.startswith("resumed an interrupted run after 4096 records") for w in summary.warnings)
+    assert (summary.read, summary.upserted, summary.replaced) == (STALE_RECORDS, STALE_RECORDS, 0)
+    assert _count("vektor", {"db": db}) == STALE_RECORDS
+
+
+def test_a_checkpoint_of_a_recreated_target_starts_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleted and filled again by something else, the target's count alone would pass: its incarnation differs."""
+    from connectors.vektor import VektorConnector
+
+    db = tmp_path / "k4.db"
+    monkeypatch.setattr(VektorConnector, "incarnation", lambda self: "first" if not marker.exists() else "second")
+    marker = tmp_path / "recreated"
+    params = _interrupted_import(tmp_path, monkeypatch, "vektor", {"db": db})
+    marker.touch()
+    summary = import_job(params, LocalSteps())
+    assert any("deleted and created again" in w for w in summary.warnings), summary.warnings
+    assert summary.upserted == STALE_RECORDS

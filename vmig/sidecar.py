@@ -41,6 +41,8 @@ class ImportEntry(BaseModel):
     imported_at: str
     total: int
     upserted: int
+    replaced: int = 0
+    """Records replaced by a later record with the same id."""
     skipped: dict[str, int] = Field(default_factory=dict)
     failed: int = 0
 
