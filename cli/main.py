@@ -213,6 +213,7 @@ def _validate(args: argparse.Namespace) -> int:
         payload = {
             "file": str(args.file),
             "valid_records": report.stats.record_count,
+            "duplicate_ids": report.duplicates,
             "damaged_lines": report.rejected,
             "sidecar": sidecar_status(report),
             "problems": report.problems,
@@ -220,7 +221,10 @@ def _validate(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(orjson.dumps(payload).decode() + "\n")
     else:
-        print(f"{args.file}: {report.stats.record_count} valid records, {report.rejected} damaged lines")
+        print(
+            f"{args.file}: {report.stats.record_count} valid records, {report.duplicates} duplicate ids, "
+            f"{report.rejected} damaged lines"
+        )
         print(f"sidecar: {sidecar_status(report)}")
         for line, reason in report.reject_sample:
             print(f"  line {line}: {reason}")
@@ -243,6 +247,7 @@ def _inspect(args: argparse.Namespace) -> int:
         payload: dict[str, Any] = {
             "file": str(args.file),
             "records": report.stats.record_count,
+            "duplicate_ids": report.duplicates,
             "damaged_lines": report.rejected,
             "counts": counts,
             "checksum": report.checksum,
@@ -250,9 +255,11 @@ def _inspect(args: argparse.Namespace) -> int:
             "sidecar_status": sidecar_status(report),
         }
         sys.stdout.write(orjson.dumps(payload).decode() + "\n")
-        return EXIT_OK
+        return _inspect_exit(report)
     print(f"file      : {args.file}")
-    print(f"records   : {report.stats.record_count} ({report.rejected} damaged lines)")
+    print(
+        f"records   : {report.stats.record_count} ({report.duplicates} duplicate ids, {report.rejected} damaged lines)"
+    )
     for name, table in counts.items():
         print(f"{name:<10}: " + ", ".join(f"{key}={value}" for key, value in table.items()))
     print(f"checksum  : {report.checksum}")
@@ -262,6 +269,16 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"  exported_at={side.exported_at} source_store={side.source_store} record_count={side.record_count}")
         for entry in side.imports:
             print(f"  imported to {entry.target} at {entry.imported_at}: {entry.upserted} upserted of {entry.total}")
+    return _inspect_exit(report)
+
+
+def _inspect_exit(report: Any) -> int:
+    """Inspect describes; it fails (3) only where the sidecar cannot be read or disagrees with the file."""
+    sidecar = report.sidecar
+    if report.sidecar_problem or (
+        sidecar is not None and (sidecar.checksum != report.checksum or not report.count_agrees)
+    ):
+        return EXIT_INTEGRITY
     return EXIT_OK
 
 

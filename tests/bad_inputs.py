@@ -214,12 +214,21 @@ CORPUS: list[Case] = [
     ),
     Case(
         "duplicate ids",
-        "validate flags the later line; import would keep the last",
+        "validate counts the id once and flags the later line, naming the first",
         _duplicate_ids,
         3,
-        "duplicate",
+        "3 valid records, 1 duplicate ids, 0 damaged lines",
         [4],
         None,
+    ),
+    Case(
+        "duplicate ids, imported",
+        "the target keeps the later record; the earlier counted as replaced, not upserted",
+        _lines_case([*good_lines(3), (GOOD % 1).replace('"fine"', '"later"')]),
+        1,
+        "1 records replaced by a later record with the same id",
+        [],
+        3,
     ),
     Case(
         "dims disagrees with the vector",

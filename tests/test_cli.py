@@ -367,3 +367,23 @@ def test_new_fixed_dims_rule_and_dims_flag(tmp_path: Path) -> None:
     )
     summary = last_json(result.stdout)
     assert summary["upserted"] == 50 and summary["skipped"] == {}
+
+
+def test_validate_counts_a_repeated_id_once_and_inspect_flags_a_sidecar_count(tmp_path: Path) -> None:
+    """21 lines, one repeating an earlier id: 20 valid records and 1 duplicate, not "21 valid, 1 damaged"."""
+    records = sample_records(count=20, odd_ones=False)
+    path = write_vmig(tmp_path / "d.vmig.jsonl", [*records, dict(records[2], text="again")])
+    result = run_vex("validate", str(path), "--json")
+    report = last_json(result.stdout)
+    assert result.returncode == 3
+    assert (report["valid_records"], report["duplicate_ids"], report["damaged_lines"]) == (20, 1, 0)
+    rejects = [json.loads(line) for line in (tmp_path / "d.rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["id"]) for r in rejects] == [(21, "mem-0002")]
+    assert "first on line 3" in rejects[0]["reason"]
+
+    clean = write_vmig(tmp_path / "c.vmig.jsonl", records)
+    sidecar = tmp_path / "c.vmig.meta.json"
+    sidecar.write_text(json.dumps(dict(json.loads(sidecar.read_text()), record_count=21)))
+    result = run_vex("inspect", str(clean))
+    assert result.returncode == 3
+    assert "record count MISMATCH (sidecar 21, file 20)" in result.stdout

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from vmig.errors import IntegrityError
+from vmig.idset import IdSet
 from vmig.paths import rejects_path, sidecar_path
 from vmig.reader import ReadBatch, Reject, read_batches
 from vmig.rejects import RejectsWriter
@@ -19,9 +22,11 @@ from vmig.stats import RecordStats
 class FileReport:
     path: Path
     stats: RecordStats = field(default_factory=RecordStats)
+    """Counts of the valid records: each id once (a later line with an id already seen is a duplicate)."""
     rejected: int = 0
+    """Damaged lines."""
     duplicates: int = 0
-    """Lines whose id an earlier line already had (also counted in `rejected`)."""
+    """Lines whose id an earlier line already had (listed in the rejects file with the damaged ones)."""
     reject_sample: list[tuple[int | None, str]] = field(default_factory=list)
     rejects_file: Path | None = None
     sidecar: Sidecar | None = None
@@ -33,6 +38,15 @@ class FileReport:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def lines(self) -> int:
+        """Lines that are not blank: what the sidecar's record_count counts."""
+        return self.stats.record_count + self.duplicates + self.rejected
+
+    @property
+    def count_agrees(self) -> bool:
+        return self.sidecar is None or self.sidecar.record_count == self.lines
+
 
 def scan_file(path: Path, write_rejects: bool = True) -> FileReport:
     """Read every line; compare checksum and count with the sidecar; list every problem."""
@@ -43,60 +57,54 @@ def scan_file(path: Path, write_rejects: bool = True) -> FileReport:
         report.sidecar_problem = str(exc)
         report.problems.append(str(exc))
     rejects = RejectsWriter(rejects_path(report.path)) if write_rejects else None
-    with tempfile.TemporaryDirectory(prefix="vex-validate-") as tmp:
-        seen = _IdIndex(Path(tmp) / "ids.db")
-        try:
-            for read in read_batches(report.path):
-                report.stats.add(read.batch)
-                duplicates = seen.duplicates(read)
-                report.duplicates += len(duplicates)
-                found = sorted(read.rejects + duplicates, key=lambda r: r.line or 0)
-                report.rejected += len(found)
-                room = 20 - len(report.reject_sample)
-                report.reject_sample.extend((r.line, r.reason) for r in found[: max(room, 0)])
-                if rejects is not None:
-                    rejects.add(found)
-        except IntegrityError as exc:
-            report.problems.append(str(exc))
-        finally:
-            seen.close()
+    seen = IdSet(Path(tempfile.mkdtemp(prefix="vex-validate-")))
+    try:
+        for read in read_batches(report.path):
+            batch, duplicates = _drop_duplicates(read, seen)
+            report.stats.add(batch)
+            report.duplicates += len(duplicates)
+            report.rejected += len(read.rejects)
+            found = sorted(read.rejects + duplicates, key=lambda r: r.line or 0)
+            room = 20 - len(report.reject_sample)
+            report.reject_sample.extend((r.line, r.reason) for r in found[: max(room, 0)])
             if rejects is not None:
-                report.rejects_file = rejects.close()
+                rejects.add(found)
+    except IntegrityError as exc:
+        report.problems.append(str(exc))
+    finally:
+        seen.close()
+        if rejects is not None:
+            report.rejects_file = rejects.close()
     if report.rejected:
-        report.problems.append(f"{report.rejected} damaged or duplicate line(s)")
+        report.problems.append(f"{report.rejected} damaged line(s)")
+    if report.duplicates:
+        report.problems.append(f"{report.duplicates} line(s) repeat an earlier line's id")
     report.checksum = file_checksum(report.path)
     sidecar = report.sidecar
     if sidecar is not None:
         if sidecar.checksum != report.checksum:
             report.problems.append(f"checksum mismatch: sidecar {sidecar.checksum}, file {report.checksum}")
-        lines = report.stats.record_count + report.rejected - report.duplicates
-        if sidecar.record_count != lines:
-            report.problems.append(f"record count mismatch: sidecar {sidecar.record_count}, file {lines}")
+        if not report.count_agrees:
+            report.problems.append(f"record count mismatch: sidecar {sidecar.record_count}, file {report.lines}")
     return report
 
 
-class _IdIndex:
-    """Ids seen so far, on disk: finds duplicates in a file of any size with bounded memory."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path)
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY, line INTEGER)")
-
-    def duplicates(self, read: ReadBatch) -> list[Reject]:
-        found: list[Reject] = []
-        ids = read.batch.column("id").to_pylist()
-        for record_id, line in zip(ids, read.row_lines, strict=True):
-            try:
-                self.db.execute("INSERT INTO ids VALUES (?, ?)", (record_id, line))
-            except sqlite3.IntegrityError:
-                first = self.db.execute("SELECT line FROM ids WHERE id = ?", (record_id,)).fetchone()[0]
-                found.append(Reject(line, f"duplicate id '{record_id}' (first on line {first})", b"", id=record_id))
-        return found
-
-    def close(self) -> None:
-        self.db.close()
+def _drop_duplicates(read: ReadBatch, seen: IdSet) -> tuple[pa.RecordBatch, list[Reject]]:
+    """The batch without the lines whose id an earlier line had, and those lines as rejects naming the first."""
+    batch = read.batch
+    lines = np.asarray(read.row_lines, dtype=np.int64)
+    repeats, first = seen.add(batch.column("id"), lines)
+    if not len(repeats):
+        return batch, []
+    ids = batch.column("id")
+    duplicates = [
+        Reject(int(lines[index]), f"duplicate id '{ids[int(index)].as_py()}' (first on line {int(line)})", b"",
+               id=ids[int(index)].as_py())
+        for index, line in zip(repeats, first, strict=True)
+    ]  # fmt: skip
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[repeats] = False
+    return batch.filter(pa.array(keep)), duplicates
 
 
 def sidecar_status(report: FileReport) -> str:
@@ -104,6 +112,7 @@ def sidecar_status(report: FileReport) -> str:
         return f"unreadable ({sidecar_path(report.path).name})"
     if report.sidecar is None:
         return "none (nothing to verify against)"
-    if report.sidecar.checksum == report.checksum:
-        return "checksum OK"
-    return "checksum MISMATCH"
+    checksum = "checksum OK" if report.sidecar.checksum == report.checksum else "checksum MISMATCH"
+    if report.count_agrees:
+        return checksum
+    return f"{checksum}, record count MISMATCH (sidecar {report.sidecar.record_count}, file {report.lines})"
