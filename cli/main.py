@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="store -> .vmig.jsonl + sidecar", epilog=store_help, allow_abbrev=False)
     export.add_argument("--from", dest="source", required=True, metavar="STORE")
     export.add_argument("--output", required=True, type=Path, metavar="FILE", help=".vmig.jsonl, .gz or .zst")
+    export.add_argument("--force", action="store_true", help="replace an existing output that is not a .vmig file")
     _job(export)
 
     imp = sub.add_parser("import", help=".vmig.jsonl -> store", epilog=store_help, allow_abbrev=False)
@@ -116,7 +117,7 @@ def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
     common = {"namespace": args.namespace, "limit": args.limit, "chunk_rows": args.chunk_rows, "restart": args.restart}
     params: Any
     if args.command == "export":
-        params = ExportParams(source=single_side(args.source, pairs), output=args.output, **common)
+        params = ExportParams(source=single_side(args.source, pairs), output=args.output, force=args.force, **common)
         label = args.output.name
     elif args.command == "import":
         params = ImportParams(

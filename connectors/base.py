@@ -11,6 +11,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -65,6 +66,17 @@ class Capabilities:
     """The target is a `.vmig.jsonl` file: it gets a sidecar."""
     one_record_per_id: bool = True
     """A second record with an id replaces the first (a keyed store); an archive keeps both."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or folder on this machine that a store lives in; `scope` is the part of a shared folder it uses
+    (a collection), None for the whole of it. A run refuses to write where it reads (`engine.overlap`)."""
+
+    path: Path
+    role: str
+    """How messages name it: "the vektor database", "the output file", ..."""
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,13 @@ class Connector(ABC):
             raise
         except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
             raise self.classify(exc, doing) from None
+
+    def locations(self) -> list[Location]:
+        """The files and folders of this machine the store lives in (none for a server)."""
+        return []
+
+    def before_write(self) -> None:
+        """Refuse, before anything is written, a target the run must not replace (e.g. a file that is not ours)."""
 
     def incarnation(self) -> str | None:
         """What tells this target apart from one deleted and created again under the same name (a table's

@@ -28,6 +28,7 @@ from connectors.base import (
     Connector,
     Cursor,
     LoadResult,
+    Location,
     Page,
     StoreInfo,
     StoreOptions,
@@ -94,6 +95,11 @@ class ChromaConnector(Connector):
     def label(self) -> str:
         where = self.opts.path.name if self.opts.path is not None else "server"
         return f"chroma:{where}/{self.opts.collection}"
+
+    def locations(self) -> list[Location]:
+        if self.opts.path is None:
+            return []
+        return [Location(self.opts.path, "the chroma folder", self.opts.collection)]
 
     @property
     def _where(self) -> str:

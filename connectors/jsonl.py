@@ -14,14 +14,19 @@ from typing import ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
+from vmig.errors import UsageError
+from vmig.paths import sidecar_path
 from vmig.reader import read_batches
 from vmig.sidecar import read_sidecar
-from vmig.writer import VmigWriter
+from vmig.validate import is_vmig_file
+from vmig.writer import VmigWriter, temporary_path
 
 
 class JsonlOptions(StoreOptions):
     path: Path
+    force: bool = False
+    """Replace an existing file that is not a `.vmig.jsonl` (never done without it)."""
 
 
 class JsonlConnector(Connector):
@@ -40,12 +45,28 @@ class JsonlConnector(Connector):
         super().__init__(options)
         assert isinstance(options, JsonlOptions)
         self.path = options.path
+        self.force = options.force
         self.writer: VmigWriter | None = None
         self.expected_records: int | None = None
         """Set by the run before the first write, where the source can say: see `VmigWriter`."""
 
     def label(self) -> str:
         return f"jsonl:{self.path.name}"
+
+    def locations(self) -> list[Location]:
+        return [
+            Location(self.path, "the .vmig.jsonl file"),
+            Location(sidecar_path(self.path), "its sidecar"),
+            Location(temporary_path(self.path), "its temporary file"),
+        ]
+
+    def before_write(self) -> None:
+        if self.path.is_dir():
+            raise UsageError(f"jsonl output must be a file, got a directory: {self.path}")
+        if self.path.exists() and not self.force and not is_vmig_file(self.path):
+            raise UsageError(
+                f"{self.path} exists and is not a .vmig.jsonl file: it is not replaced (--force replaces it)"
+            )
 
     def describe(self) -> StoreInfo:
         if not self.path.exists():
@@ -81,11 +102,8 @@ class JsonlConnector(Connector):
                 return
 
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
-        if self.path.is_dir():
-            from vmig.errors import UsageError
-
-            raise UsageError(f"jsonl output must be a file, got a directory: {self.path}")
         if self.writer is None:
+            self.before_write()
             self.writer = VmigWriter(self.path, expected_records=self.expected_records).open()
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:

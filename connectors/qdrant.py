@@ -25,6 +25,7 @@ from connectors.base import (
     Connector,
     Cursor,
     LoadResult,
+    Location,
     Page,
     StoreInfo,
     StoreOptions,
@@ -97,6 +98,11 @@ class QdrantConnector(Connector):
     def label(self) -> str:
         where = f"{self.opts.path.name}" if self.opts.path is not None else "server"
         return f"qdrant:{where}/{self.collection}"
+
+    def locations(self) -> list[Location]:
+        if self.opts.path is None:
+            return []
+        return [Location(self.opts.path, "the qdrant folder", self.collection)]
 
     @property
     def _where(self) -> str:

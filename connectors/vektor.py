@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
 from vmig import metadata as md
 from vmig.batch import build_batch, vector_rows
 from vmig.errors import IntegrityError, StoreError, TransientError, UsageError
@@ -97,6 +97,9 @@ class VektorConnector(Connector):
 
     def label(self) -> str:
         return f"vektor:{self.db.name}"
+
+    def locations(self) -> list[Location]:
+        return [Location(self.db, "the vektor database")]
 
     # -- connection and layout ------------------------------------------------
 

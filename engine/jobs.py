@@ -13,9 +13,10 @@ from typing import Protocol
 
 import orjson
 
-from connectors.base import Connector
+from connectors.base import Connector, Location
 from connectors.jsonl import JsonlConnector, JsonlOptions
 from engine.checkpoint import Checkpoint
+from engine.overlap import refuse_overlap
 from engine.params import ExportParams, ImportParams, MigrateParams, VerifyParams, open_store
 from engine.pipeline import ProgressFn, Steps, Transfer, run_transfer
 from engine.summary import RunSummary
@@ -101,6 +102,9 @@ def _transfer(
 ) -> RunSummary:
     _require(source, "source")
     _require(target, "target")
+    writes = target.locations() + ([Location(rejects, "the rejects file")] if rejects is not None else [])
+    refuse_overlap(source.locations(), writes)
+    target.before_write()
     summary = RunSummary(action=action, source=source.label(), target=target.label())
     if expected_total is None:
         expected_total = _expected_total(source, params.namespace, params.limit)
@@ -126,7 +130,7 @@ def _transfer(
 def export_job(params: ExportParams, steps: JobSteps, progress: ProgressFn | None = None) -> RunSummary:
     """Store -> `.vmig.jsonl` + sidecar."""
     with open_store(params.source) as source:
-        target = JsonlConnector(JsonlOptions(path=params.output))
+        target = JsonlConnector(JsonlOptions(path=params.output, force=params.force))
         return _transfer("export", source, target, params, steps, progress, rejects=rejects_path(params.output))
 
 

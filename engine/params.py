@@ -50,6 +50,7 @@ class JobParams(BaseModel):
 class ExportParams(JobParams):
     source: StoreSpec
     output: Path = Field(description="the .vmig.jsonl (or .gz/.zst) file to write")
+    force: bool = Field(default=False, description="replace an existing output that is not a .vmig.jsonl file")
 
 
 class ImportParams(JobParams):

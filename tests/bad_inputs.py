@@ -128,6 +128,37 @@ def _directory(tmp: Path) -> list[str]:
     return _import(tmp / "dir.vmig.jsonl")
 
 
+def _export_onto(spell: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
+    """An export whose --output is its own source database, spelled by `spell`."""
+
+    def build(tmp: Path) -> list[str]:
+        db = make_layout1(tmp / "source.db")
+        return ["export", "--from", "vektor", "--db", str(db), "--output", str(spell(db)), "--limit", "10"]
+
+    return build
+
+
+def _symlink_to(db: Path) -> Path:
+    (db.parent / "link.db").symlink_to(db.name)
+    return db.parent / "link.db"
+
+
+def _hard_link_of(db: Path) -> Path:
+    (db.parent / "hard.db").hardlink_to(db)
+    return db.parent / "hard.db"
+
+
+def _import_onto_input(tmp: Path) -> list[str]:
+    path = write_vmig(tmp / "in.vmig.jsonl", sample_records(count=5, odd_ones=False))
+    return ["import", "--from", str(path), "--to", "vektor", "--db", str(path)]
+
+
+def _export_over_notes(tmp: Path) -> list[str]:
+    make_layout1(tmp / "source.db")
+    (tmp / "notes.txt").write_text("my notes\n")
+    return ["export", "--from", "vektor", "--db", str(tmp / "source.db"), "--output", str(tmp / "notes.txt")]
+
+
 def _locked_database(tmp: Path) -> list[str]:
     db = make_layout1(tmp / "source.db")
     return ["export", "--from", "vektor", "--db", str(db), "--output", str(tmp / "out.vmig.jsonl")]
@@ -403,6 +434,65 @@ CORPUS: list[Case] = [
         [],
         49,
         {"rejected_ids": ["l1-5"]},
+    ),
+    Case(
+        "export output is its own source",
+        "refused before anything is opened for writing; the database is intact",
+        _export_onto(lambda db: db),
+        2,
+        "would overwrite the vektor database",
+        None,
+        None,
+        {"intact": "source.db"},
+    ),
+    Case(
+        "export output is its source spelled another way",
+        "refused: DIR/../DIR/./source.db resolves to the source",
+        _export_onto(lambda db: db.parent / ".." / db.parent.name / "." / db.name),
+        2,
+        "would overwrite the vektor database",
+        None,
+        None,
+        {"intact": "source.db"},
+    ),
+    Case(
+        "export output is a link to its source",
+        "refused: the link resolves to the source",
+        _export_onto(_symlink_to),
+        2,
+        "would overwrite the vektor database",
+        None,
+        None,
+        {"intact": "source.db"},
+    ),
+    Case(
+        "export output is a hard link of its source",
+        "refused: the same file under another name",
+        _export_onto(_hard_link_of),
+        2,
+        "would overwrite the vektor database",
+        None,
+        None,
+        {"intact": "source.db"},
+    ),
+    Case(
+        "import target is its own input",
+        "refused before anything is written",
+        _import_onto_input,
+        2,
+        "would overwrite the .vmig.jsonl file",
+        None,
+        None,
+    ),
+    Case(
+        "export over a file that is not a .vmig",
+        "refused without --force; the file is left as it was",
+        _export_over_notes,
+        2,
+        "is not a .vmig.jsonl file: it is not replaced (--force replaces it)",
+        None,
+        None,
+        {"intact": "source.db", "unchanged": ("notes.txt", "my notes\n")},
     ),
     Case(
         "locked database",

@@ -58,4 +58,9 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
     else:
         assert _records_in(target) == case.target_records
     assert not list(tmp_path.glob(".*.partial")), "no temporary file is left behind"
+    if "intact" in case.extra:
+        assert _records_in(tmp_path / str(case.extra["intact"])) == 50, "the source is untouched"
+    if "unchanged" in case.extra:
+        name, content = case.extra["unchanged"]  # type: ignore[misc]
+        assert (tmp_path / name).read_text() == content
     assert not (tmp_path / "out.vmig.jsonl").exists() or result.returncode == 0

@@ -168,7 +168,13 @@ def unescape_reserved(metadata: dict[str, Any]) -> dict[str, Any]:
     if not needs_escape(metadata):
         return metadata
     cut = len(ESCAPE_PREFIX)
-    return {(key[cut:] if key.startswith(ESCAPE_PREFIX) else key): value for key, value in metadata.items()}
+    return {(key[cut:] if _escaped(key) else key): value for key, value in metadata.items()}
+
+
+def _escaped(key: str) -> bool:
+    """Only what `escape_reserved` makes: the prefix and then a key that starts with `_vex`. A key another
+    tool wrote as `_vex_user:x` is left as it is."""
+    return key.startswith(ESCAPE_PREFIX) and key.startswith(RESERVED_PREFIX, len(ESCAPE_PREFIX))
 
 
 def may_need_escape(texts: pa.Array) -> np.ndarray:

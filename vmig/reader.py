@@ -51,7 +51,7 @@ def _decompression_errors() -> tuple[type[BaseException], ...]:
     return errors
 
 
-_DECOMPRESSION_ERRORS = _decompression_errors()
+DECOMPRESSION_ERRORS = _decompression_errors()
 
 
 class LineRejected(ValueError):
@@ -510,7 +510,7 @@ def _line_chunks(
     while stop_at is None or offset < stop_at:
         try:
             raw, size, too_long = _read_line(stream)
-        except _DECOMPRESSION_ERRORS as exc:
+        except DECOMPRESSION_ERRORS as exc:
             raise IntegrityError(
                 f"{path}: the compressed data is damaged or truncated after line {line_no - 1} ({exc})"
             ) from None
@@ -685,7 +685,7 @@ def count_lines(path: Path) -> int:
                 return count
             if _too_long or raw.strip():
                 count += 1
-    except _DECOMPRESSION_ERRORS as exc:
+    except DECOMPRESSION_ERRORS as exc:
         raise IntegrityError(f"{path}: the compressed data is damaged or truncated ({exc})") from None
     finally:
         stream.close()

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
-from vmig.errors import IntegrityError
+from vmig.errors import IntegrityError, UsageError
 from vmig.idset import IdSet
 from vmig.paths import rejects_path, sidecar_path
-from vmig.reader import ReadBatch, Reject, read_batches
+from vmig.reader import DECOMPRESSION_ERRORS, ReadBatch, Reject, open_data, read_batches
 from vmig.rejects import RejectsWriter
 from vmig.sidecar import Sidecar, file_checksum, read_sidecar
 from vmig.stats import RecordStats
@@ -105,6 +106,25 @@ def _drop_duplicates(read: ReadBatch, seen: IdSet) -> tuple[pa.RecordBatch, list
     keep = np.ones(batch.num_rows, dtype=bool)
     keep[repeats] = False
     return batch.filter(pa.array(keep)), duplicates
+
+
+_NOT_A_RECORD: tuple[type[BaseException], ...] = (UsageError, orjson.JSONDecodeError, *DECOMPRESSION_ERRORS)
+
+
+def is_vmig_file(path: Path) -> bool:
+    """Whether an existing file is ours to replace: empty, with a sidecar, or a first line that is a record.
+
+    An export's output that is anything else (a database, someone's notes) is never replaced
+    without `--force`."""
+    if path.stat().st_size == 0 or sidecar_path(path).exists():
+        return True
+    try:
+        with open_data(path) as stream:
+            first = stream.readline(1 << 20).lstrip(b"\xef\xbb\xbf").strip()
+        record = orjson.loads(first)
+    except _NOT_A_RECORD:
+        return False
+    return isinstance(record, dict) and ("vex_version" in record or "id" in record)
 
 
 def sidecar_status(report: FileReport) -> str:
