@@ -206,7 +206,35 @@ class VektorConnector(Connector):
         return f"SELECT m.rowid, m.id, m.content, m.vector, m.namespace, m.created_at, {fields} FROM memories m"
 
     def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
-        conn = self._connect(create=False)
+        """Every page, with its `graph_edges` or sqlite-vec rows, from one read transaction: the export is one
+        committed state of the file, whatever other connections commit meanwhile."""
+        self._connect(create=False)
+        self._begin_snapshot()
+        try:
+            yield from self._pages(namespace, limit, cursor)
+        finally:
+            self._end_snapshot()
+
+    def _begin_snapshot(self) -> None:
+        """Open the read transaction; SQLite takes its snapshot (WAL) or SHARED lock (rollback journal) at the
+        first read and keeps it until `_end_snapshot`. Separate statements would each see the latest commit."""
+        if self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("BEGIN")
+        except DB_ERRORS as exc:
+            raise _store_error(self.db, exc) from None
+
+    def _end_snapshot(self) -> None:
+        """Let go of the snapshot (and, in rollback-journal mode, of the lock that holds writers' commits back)."""
+        if self._conn is not None and self._conn.in_transaction:
+            try:
+                self._conn.rollback()  # it only read: nothing to commit
+            except DB_ERRORS as exc:
+                raise _store_error(self.db, exc) from None
+
+    def _pages(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        conn = self._conn
         layout = self.layout()
         select = self._select(layout)
         last_rowid = int(cursor or 0)
