@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from connectors.vektor import _SQLITE, VektorConnector, VektorOptions
 from tests.conftest import run_vex
-from tests.records import read_vmig
+from tests.records import read_vmig, sample_records, write_vmig
 from tests.vektor_layouts import DIMS, LAYOUTS, make_window, window_id, window_row
 
 TIME_KEYS = {"exported_at", "imported_at", "imported_to", "imports", "source_store"}
@@ -132,8 +133,6 @@ def test_writing_into_another_layout_is_refused(tmp_path: Path) -> None:
     ids=["damaged blob", "metadata integer beyond 64 bits"],
 )  # fmt: skip
 def test_a_record_vex_cannot_carry_is_rejected_not_counted(tmp_path: Path, update: str, reason: str) -> None:
-    import sqlite3
-
     db = LAYOUTS[1](tmp_path / "m.db")
     with sqlite3.connect(db) as conn:
         conn.execute(f"UPDATE memories SET {update} WHERE id = 'l1-4'")
@@ -276,3 +275,95 @@ def test_in_rollback_journal_mode_writers_wait_for_the_export(how: str, tmp_path
     assert writer.execute("SELECT count(*) FROM memories").fetchone()[0] == 49
     writer.close()
     store.close()
+
+
+LOOKALIKES: list[dict[str, Any]] = [
+    {
+        "_vex": {"model": "mine", "score": 2},  # shaped like vex's own fields
+        "_vex_user:x": [1, None],
+        "_vexfoo": None,
+        "_vex_model": {"nested": {"deep": None}},
+        "plain": 'a "_vex in a value',
+    },
+    {"_vex": 5, "_vex_user:_vex": "escaped twice"},
+    {"_vex": None},
+    {"_vex_model": {"a": [1, 2]}, "n": 1},
+    {"_vex": {}, "_vexfoo": {"_vex": {"model": "inner"}}},
+]
+
+
+def _lookalike_file(tmp_path: Path, with_model: bool) -> Path:
+    records = sample_records(len(LOOKALIKES) + 1, odd_ones=False)
+    for record, meta in zip(records, LOOKALIKES, strict=False):
+        record["metadata"] = meta
+    for record in records:
+        record["model"] = record["model"] if with_model else None  # with a model, vex's own `_vex` is there too
+    # From vektor itself, so without a model nothing of vex's own needs `_vex`: the rows take the fast path.
+    return write_vmig(tmp_path / f"lookalikes-{with_model}.vmig.jsonl", records, source="vektor")
+
+
+@pytest.mark.parametrize("with_model", [True, False], ids=["beside vex's own _vex", "alone"])
+def test_user_keys_that_look_like_vex_own_round_trip(with_model: bool, tmp_path: Path) -> None:
+    """import -> export and vektor -> vektor `--verify` keep a user's `_vex`, `_vex_user:x`, `_vexfoo` and
+    `_vex_model` keys, nested or null, exactly; vex's own fields still come back as fields."""
+    source = _lookalike_file(tmp_path, with_model)
+    db = tmp_path / "m.db"
+    result = run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    exported = tmp_path / "out.vmig.jsonl"
+    _export(db, exported)
+    before, after = read_vmig(source), read_vmig(exported)
+    assert {k: r["metadata"] for k, r in after.items()} == {k: r["metadata"] for k, r in before.items()}
+    assert {k: r["model"] for k, r in after.items()} == {k: r["model"] for k, r in before.items()}
+    with sqlite3.connect(db) as conn:
+        stored = json.loads(conn.execute("SELECT metadata FROM memories WHERE id = 'mem-0000'").fetchone()[0])
+        untouched = conn.execute("SELECT metadata FROM memories WHERE id = 'mem-0005'").fetchone()[0]
+    conn.close()
+    assert stored["_vex_user:_vex"] == {"model": "mine", "score": 2}
+    assert stored.get("_vex") == ({"model": "all-MiniLM-L6-v2"} if with_model else None)
+    if not with_model:
+        assert json.loads(untouched) == before["mem-0005"]["metadata"]  # a row with no `_vex` key, as it came
+
+    copy = tmp_path / "copy.db"
+    migrated = run_vex(
+        "migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(db), "--target-db", str(copy), "--verify"
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    again = tmp_path / "again.vmig.jsonl"
+    _export(copy, again)
+    assert {k: r["metadata"] for k, r in read_vmig(again).items()} == {k: r["metadata"] for k, r in before.items()}
+
+
+def test_a_file_vektor_wrote_keeps_its_own_vex_looking_keys(tmp_path: Path) -> None:
+    """Layout 1 as VEKTOR's app writes it: a `_vex` that is not what vex writes there, and `x` beside
+    `_vex_user:x`, stay the user's keys as they are (vex never writes either)."""
+    db = LAYOUTS[1](tmp_path / "m.db")
+    foreign = {
+        "l1-1": {"_vex": 5},
+        "l1-2": {"_vex": {"model": 7}},
+        "l1-3": {"_vex": {"note": "mine"}, "_vex_model": "m"},
+        "l1-4": {"x": 1, "_vex_user:x": 2},
+    }
+    with sqlite3.connect(db) as conn:
+        for record_id, meta in foreign.items():
+            conn.execute("UPDATE memories SET metadata = ? WHERE id = ?", (json.dumps(meta), record_id))
+    conn.close()
+    output = tmp_path / "out.vmig.jsonl"
+    _export(db, output)
+    records = read_vmig(output)
+    assert {k: records[k]["metadata"] for k in foreign} == foreign
+    assert {records[k]["model"] for k in foreign} == {None}
+
+
+def test_layout2_metadata_is_all_the_users(tmp_path: Path) -> None:
+    """vex never writes layout 2, so a `_vex` key there is the user's: exported as it is, not taken as vex's."""
+    db = LAYOUTS[2](tmp_path / "vec.db")
+    meta = {"_vex": {"model": "m", "score": 1.0}, "_vex_user:x": 1}
+    writer: Any = _writer(db, 2)
+    writer.execute("UPDATE memories SET metadata = ? WHERE id = 'l2-5'", (json.dumps(meta),))
+    writer.close()
+    output = tmp_path / "v.vmig.jsonl"
+    _export(db, output)
+    record = read_vmig(output)["l2-5"]
+    assert record["metadata"] == meta
+    assert record["model"] is None and record["score"] is None
