@@ -283,8 +283,11 @@ class VektorConnector(Connector):
                     stamp, ns, reserved = to_micros(row[5]), row[4], {}
                 else:
                     meta = _parse_metadata(row[4])
-                    # Only layout 1 is written by vex; in a layout-2 file every key is the user's own.
-                    meta, reserved = _take_reserved(meta) if layout == 1 else (meta, {})
+                    reserved = {}
+                    # Only layout 1 is written by vex (layout 2 keys are all the user's), and it writes `_vex...`
+                    # keys as they are: a text without `"_vex` holds none, and needs no look at its keys.
+                    if layout == 1 and _may_hold_reserved(row[4]):
+                        meta, reserved = _take_reserved(meta)
                     stamp, ns = to_micros(row[5]), row[6]
             except (ValueError, TimestampError, orjson.JSONDecodeError) as exc:
                 rejects.append(Reject(None, f"vektor row {row[0]}: {exc}", b"", id=record_id))
@@ -427,6 +430,17 @@ def _is_ours(value: Any) -> bool:
     )
 
 
+_MARK = '"' + md.RESERVED_PREFIX
+_MARK_BYTES = _MARK.encode()
+
+
+def _may_hold_reserved(text: str | bytes | None) -> bool:
+    """Whether metadata text may hold a key starting with `_vex` (a substring test, no parsing)."""
+    if isinstance(text, str):
+        return _MARK in text
+    return isinstance(text, bytes) and _MARK_BYTES in text
+
+
 def _take_reserved(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Layout-1 metadata split into the user's (escaped keys restored) and vex's own fields under `_vex`."""
     reserved: dict[str, Any] = {}
@@ -469,10 +483,11 @@ def _metadata_texts(batch: pa.RecordBatch, own_name: str) -> list[str | None]:
             texts.append(meta_text)
             continue
         meta = md.loads(meta_text)
-        if not reserved and not md.needs_escape(meta):
+        if suspect and md.needs_escape(meta):
+            meta = md.escape_reserved(meta)
+        elif not reserved:
             texts.append(meta_text)  # `"_vex` was in a value, not a key
             continue
-        meta = md.escape_reserved(meta)
         if reserved:
             meta[RESERVED_KEY] = reserved
         texts.append(md.dumps(meta))
