@@ -347,11 +347,13 @@ def test_a_file_vektor_wrote_keeps_its_own_vex_looking_keys(tmp_path: Path) -> N
     with sqlite3.connect(db) as conn:
         for record_id, meta in foreign.items():
             conn.execute("UPDATE memories SET metadata = ? WHERE id = ?", (json.dumps(meta), record_id))
+        conn.execute("UPDATE memories SET metadata = NULL WHERE id = 'l1-5'")
     conn.close()
     output = tmp_path / "out.vmig.jsonl"
     _export(db, output)
     records = read_vmig(output)
     assert {k: records[k]["metadata"] for k in foreign} == foreign
+    assert records["l1-5"]["metadata"] == {}
     assert {records[k]["model"] for k in foreign} == {None}
 
 
