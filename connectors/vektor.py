@@ -10,7 +10,13 @@ Layouts are detected with `PRAGMA table_info`, never configured:
 
 Layout 1 has no column for model, score, origin or unknown format keys, so a
 file we write keeps them under the reserved metadata key `_vex` and we take
-them out again on export: a trip through VEKTOR loses nothing.
+them out again on export: a trip through VEKTOR loses nothing. A user's own
+keys that start with `_vex` are stored escaped (`vmig.metadata`), so none is
+ever taken for ours.
+
+An export reads one committed state of the file: one read transaction spans
+all its pages. In rollback-journal mode that transaction's SHARED lock holds
+other writers' commits back until the export ends; in WAL mode they go on.
 """
 
 from __future__ import annotations
@@ -213,7 +219,35 @@ class VektorConnector(Connector):
         return f"SELECT m.rowid, m.id, m.content, m.vector, m.namespace, m.created_at, {fields} FROM memories m"
 
     def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
-        conn = self._connect(create=False)
+        """Every page, with its `graph_edges` or sqlite-vec rows, from one read transaction: the export is one
+        committed state of the file, whatever other connections commit meanwhile."""
+        self._connect(create=False)
+        self._begin_snapshot()
+        try:
+            yield from self._pages(namespace, limit, cursor)
+        finally:
+            self._end_snapshot()
+
+    def _begin_snapshot(self) -> None:
+        """Open the read transaction; SQLite takes its snapshot (WAL) or SHARED lock (rollback journal) at the
+        first read and keeps it until `_end_snapshot`. Separate statements would each see the latest commit."""
+        if self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("BEGIN")
+        except DB_ERRORS as exc:
+            raise _store_error(self.db, exc) from None
+
+    def _end_snapshot(self) -> None:
+        """Let go of the snapshot (and, in rollback-journal mode, of the lock that holds writers' commits back)."""
+        if self._conn is not None and self._conn.in_transaction:
+            try:
+                self._conn.rollback()  # it only read: nothing to commit
+            except DB_ERRORS as exc:
+                raise _store_error(self.db, exc) from None
+
+    def _pages(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+        conn = self._conn
         layout = self.layout()
         select = self._select(layout)
         last_rowid = int(cursor or 0)
@@ -256,7 +290,11 @@ class VektorConnector(Connector):
                     stamp, ns, reserved = to_micros(row[5]), row[4], {}
                 else:
                     meta = _parse_metadata(row[4])
-                    reserved = meta.pop(RESERVED_KEY, None) or {}
+                    reserved = {}
+                    # Only layout 1 is written by vex (layout 2 keys are all the user's), and it writes `_vex...`
+                    # keys as they are: a text without `"_vex` holds none, and needs no look at its keys.
+                    if layout == 1 and _may_hold_reserved(row[4]):
+                        meta, reserved = _take_reserved(meta)
                     stamp, ns = to_micros(row[5]), row[6]
             except (ValueError, TimestampError, orjson.JSONDecodeError) as exc:
                 rejects.append(Reject(None, f"vektor row {row[0]}: {exc}", b"", id=record_id))
@@ -377,18 +415,68 @@ def _parse_metadata(text: str | None) -> dict[str, Any]:
     return value
 
 
+_RESERVED_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "score": (float, int),
+    "source_store": (str,),
+    "extra": (dict,),
+}
+"""What vex puts under `_vex` in layout 1, and the types it puts there."""
+
+
+def _is_ours(value: Any) -> bool:
+    """Whether a `_vex` value is one vex wrote. vex escapes a user's own `_vex` key, so in a file vex wrote
+    `_vex` is always its own; a file VEKTOR wrote may hold anything there, which then stays the user's."""
+    return (
+        type(value) is dict
+        and bool(value)
+        and all(
+            key in _RESERVED_TYPES and isinstance(item, _RESERVED_TYPES[key]) and type(item) is not bool
+            for key, item in value.items()
+        )
+    )
+
+
+_MARK = '"' + md.RESERVED_PREFIX
+_MARK_BYTES = _MARK.encode()
+
+
+def _may_hold_reserved(text: str | bytes | None) -> bool:
+    """Whether metadata text may hold a key starting with `_vex` (a substring test, no parsing)."""
+    if isinstance(text, str):
+        return _MARK in text
+    return isinstance(text, bytes) and _MARK_BYTES in text
+
+
+def _take_reserved(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Layout-1 metadata split into the user's (escaped keys restored) and vex's own fields under `_vex`."""
+    reserved: dict[str, Any] = {}
+    if _is_ours(meta.get(RESERVED_KEY)):
+        reserved = meta.pop(RESERVED_KEY)
+    user = md.unescape_reserved(meta)
+    if len(user) != len(meta):
+        # `x` beside `_vex_user:x`: vex never writes that (it escapes only `_vex...` keys), so this row comes
+        # from another writer and its keys are kept as they are rather than one replacing the other.
+        return meta, reserved
+    return user, reserved
+
+
 def _metadata_texts(batch: pa.RecordBatch, own_name: str) -> list[str | None]:
-    """Metadata JSON for layout 1, with what the layout has no column for under `_vex`."""
+    """Metadata JSON for layout 1: what the layout has no column for under `_vex`, and a user's own keys that
+    start with `_vex` escaped so they are never taken for vex's. Rows that need neither, nearly all, are passed
+    through as they are, unparsed: a test in C over the column finds those that may hold such a key."""
     texts: list[str | None] = []
+    meta_column = batch.column("metadata")
     columns = zip(
-        batch.column("metadata").to_pylist(),
+        meta_column.to_pylist(),
+        md.may_need_escape(meta_column).tolist(),
         batch.column("model").to_pylist(),
         batch.column("score").to_pylist(),
         batch.column("source_store").to_pylist(),
         batch.column("extra").to_pylist(),
         strict=True,
     )
-    for meta_text, model, score, source, extra in columns:
+    for meta_text, suspect, model, score, source, extra in columns:
         reserved: dict[str, Any] = {}
         if model is not None:
             reserved["model"] = model
@@ -398,10 +486,16 @@ def _metadata_texts(batch: pa.RecordBatch, own_name: str) -> list[str | None]:
             reserved["source_store"] = source
         if extra:
             reserved["extra"] = orjson.loads(extra)
-        if not reserved:
+        if not reserved and not suspect:
             texts.append(meta_text)
             continue
         meta = md.loads(meta_text)
-        meta[RESERVED_KEY] = reserved
+        if suspect and md.needs_escape(meta):
+            meta = md.escape_reserved(meta)
+        elif not reserved:
+            texts.append(meta_text)  # `"_vex` was in a value, not a key
+            continue
+        if reserved:
+            meta[RESERVED_KEY] = reserved
         texts.append(md.dumps(meta))
     return texts

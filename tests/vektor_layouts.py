@@ -113,3 +113,23 @@ def make_layout3(path: Path, count: int = 50, seed: int = 3) -> Path:
 
 
 LAYOUTS = {1: make_layout1, 2: make_layout2, 3: make_layout3}
+
+
+def window_id(n: int) -> str:
+    """Ids that sort as their numbers, so a set of them reads as a window of the writer's sequence."""
+    return f"w-{n:08d}"
+
+
+def window_row(n: int, dims: int = 4) -> tuple[Any, ...]:
+    vector = np.full(dims, n % 1000, dtype="<f4").tobytes()
+    return (window_id(n), f"memory {n}", vector, json.dumps({"n": n}), "2025-01-15T10:23:00.000Z", "w")
+
+
+def make_window(path: Path, count: int, journal_mode: str = "delete") -> Path:
+    """A layout-1 file holding `window_id(0) .. window_id(count - 1)`, in the given journal mode (persistent)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA journal_mode={journal_mode}")
+        conn.execute(LAYOUT1_DDL)
+        conn.executemany("INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?)", (window_row(n) for n in range(count)))
+    conn.close()
+    return path
