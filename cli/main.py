@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE, VexError
+from cli.stopping import stop_cleanly, stopped_by
+from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE, UsageError, VexError
 
 PROG = "vex"
 
@@ -49,12 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="store -> .vmig.jsonl + sidecar", epilog=store_help, allow_abbrev=False)
     export.add_argument("--from", dest="source", required=True, metavar="STORE")
-    export.add_argument("--output", required=True, type=Path, metavar="FILE", help=".vmig.jsonl, .gz or .zst")
+    export.add_argument("--output", required=True, metavar="FILE", help=".vmig.jsonl, .gz or .zst")
     export.add_argument("--force", action="store_true", help="replace an existing output that is not a .vmig file")
     _job(export)
 
     imp = sub.add_parser("import", help=".vmig.jsonl -> store", epilog=store_help, allow_abbrev=False)
-    imp.add_argument("--from", dest="input", required=True, type=Path, metavar="FILE")
+    imp.add_argument("--from", dest="input", required=True, metavar="FILE")
     imp.add_argument("--to", dest="target", required=True, metavar="STORE")
     imp.add_argument("--no-verify", action="store_true", help="skip the checksum and count check (says so)")
     imp.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--from", dest="source", required=True, metavar="STORE")
     migrate.add_argument("--to", dest="target", required=True, metavar="STORE")
     migrate.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
-    migrate.add_argument("--rejects", type=Path, help="where unreadable source records go")
+    migrate.add_argument("--rejects", metavar="FILE", help="where unreadable source records go")
     migrate.add_argument("--verify", action="store_true", help="compare source and target record by record at the end")
     _job(migrate)
 
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--sample", type=int, help="compare a random sample of N records (default: all)")
     verify.add_argument("--seed", type=int, default=0, help="seed of the sample")
     verify.add_argument(
-        "--report", type=Path, default=Path("vex-verify.json"), help="JSON report (default vex-verify.json)"
+        "--report", metavar="FILE", default="vex-verify.json", help="JSON report (default vex-verify.json)"
     )
     _common(verify)
 
@@ -107,6 +109,27 @@ def _register_secrets(pairs: dict[str, Any]) -> None:
             register_url(value)
 
 
+def _file_flag(flag: str, text: str) -> Path:
+    """A file named on the command line; an empty name is a usage error, not the current folder."""
+    if not text.strip():
+        raise UsageError(f"{flag} needs a file name")
+    return Path(text)
+
+
+def _params(model: Any, **values: Any) -> Any:
+    """Job parameters from flags; a value out of range is one line naming the flag (not pydantic's report)."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            flag = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "a flag"
+            problems.append(f"{flag}: {error['msg'].lower()} (got {error.get('input')!r})")
+        raise UsageError("; ".join(problems)) from None
+
+
 def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
     from cli.render import TerminalProgress, print_summary
     from cli.store_args import parse_pairs, single_side, two_sides
@@ -117,11 +140,14 @@ def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
     common = {"namespace": args.namespace, "limit": args.limit, "chunk_rows": args.chunk_rows, "restart": args.restart}
     params: Any
     if args.command == "export":
-        params = ExportParams(source=single_side(args.source, pairs), output=args.output, force=args.force, **common)
-        label = args.output.name
+        output = _file_flag("--output", args.output)
+        source = single_side(args.source, pairs)
+        params = _params(ExportParams, source=source, output=output, force=args.force, **common)
+        label = output.name
     elif args.command == "import":
-        params = ImportParams(
-            input=args.input,
+        params = _params(
+            ImportParams,
+            input=_file_flag("--from", args.input),
             target=single_side(args.target, pairs),
             verify=not args.no_verify,
             dims=args.dims,
@@ -130,8 +156,9 @@ def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
         label = args.target
     else:
         source, target = two_sides(args.source, args.target, pairs)
-        params = MigrateParams(
-            source=source, target=target, dims=args.dims, rejects=args.rejects, verify=args.verify, **common
+        rejects = None if args.rejects is None else _file_flag("--rejects", args.rejects)
+        params = _params(
+            MigrateParams, source=source, target=target, dims=args.dims, rejects=rejects, verify=args.verify, **common
         )
         label = args.target
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
@@ -181,8 +208,14 @@ def _verify(args: argparse.Namespace, extra: list[str]) -> int:
     pairs = parse_pairs(extra)
     _register_secrets(pairs)
     source, target = two_sides(args.source, args.target, pairs)
-    params = VerifyParams(
-        source=source, target=target, namespace=args.namespace, sample=args.sample, seed=args.seed, report=args.report
+    params = _params(
+        VerifyParams,
+        source=source,
+        target=target,
+        namespace=args.namespace,
+        sample=args.sample,
+        seed=args.seed,
+        report=_file_flag("--report", args.report),
     )
     show_bar = not args.quiet and not args.json and sys.stderr.isatty()
     with TerminalProgress(f"verify {args.target}", show_bar) as bar:
@@ -200,7 +233,7 @@ def _verify(args: argparse.Namespace, extra: list[str]) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
     else:
-        print_verify(report, args.report)
+        print_verify(report, params.report)
     return EXIT_OK if report.ok else EXIT_INTEGRITY
 
 
@@ -208,7 +241,7 @@ def _validate(args: argparse.Namespace) -> int:
     from vmig.validate import scan_file, sidecar_status
 
     if not args.file.exists():
-        raise VexError(f"file not found: {args.file}")
+        raise UsageError(f"file not found: {args.file}")
     report = scan_file(args.file)
     if args.json:
         payload = {
@@ -241,7 +274,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from vmig.validate import scan_file, sidecar_status
 
     if not args.file.exists():
-        raise VexError(f"file not found: {args.file}")
+        raise UsageError(f"file not found: {args.file}")
     report = scan_file(args.file, write_rejects=False)
     counts = report.stats.as_dict()
     if args.json:
@@ -283,8 +316,8 @@ def _inspect_exit(report: Any) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    from engine.redact import redact
+def main(argv: list[str] | None = None, whole_process: bool = False) -> int:
+    """Run one command; `whole_process` when the process exists for it (the console script, `python -m`)."""
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -298,6 +331,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if extra and args.command in ("validate", "inspect"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    with stop_cleanly(restore=not whole_process):
+        return _run_command(args, extra)
+
+
+def _run_command(args: argparse.Namespace, extra: list[str]) -> int:
+    """The command, with every way it can end turned into one line and an exit code."""
+    from engine.interrupt import what_is_left
+    from engine.redact import redact
+
     try:
         if args.command == "validate":
             return _validate(args)
@@ -310,8 +352,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vex: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("vex: interrupted; nothing partial was left in place", file=sys.stderr)
-        return 130
+        number = stopped_by()
+        stopped = "interrupted" if number == signal.SIGINT else "terminated"
+        print(f"vex: {stopped}; {redact(what_is_left())}", file=sys.stderr)
+        return 128 + number
+    except OSError as exc:
+        # Files the command names and cannot use: one line naming the file, not a traceback.
+        usage = isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError))
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"vex: error: {redact(where)}{exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE if usage else 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
         if os.environ.get("VEX_DEBUG"):
             traceback.print_exc()
@@ -324,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    sys.exit(main(whole_process=True))
 
 
 if __name__ == "__main__":

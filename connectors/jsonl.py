@@ -16,11 +16,11 @@ import pyarrow.compute as pc
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
 from vmig.errors import UsageError
-from vmig.paths import sidecar_path
+from vmig.paths import sidecar_path, temporary_path
 from vmig.reader import read_batches
 from vmig.sidecar import read_sidecar
 from vmig.validate import is_vmig_file
-from vmig.writer import VmigWriter, temporary_path
+from vmig.writer import VmigWriter
 
 
 class JsonlOptions(StoreOptions):
@@ -49,6 +49,9 @@ class JsonlConnector(Connector):
         self.writer: VmigWriter | None = None
         self.expected_records: int | None = None
         """Set by the run before the first write, where the source can say: see `VmigWriter`."""
+        self.sidecar_follows = False
+        """Set by a job that writes the sidecar: `finish` then leaves the complete file under its temporary
+        name, and the sidecar step puts both in place together (`vmig.sidecar.write_sidecar`)."""
 
     def label(self) -> str:
         return f"jsonl:{self.path.name}"
@@ -116,7 +119,7 @@ class JsonlConnector(Connector):
         if self.writer is None:
             self.ensure_target(None, None)  # an empty source still gives a (verifiable) empty file
         assert self.writer is not None
-        self.writer.commit()
+        self.writer.commit(publish=not self.sidecar_follows)
 
     def abort(self) -> None:
         if self.writer is not None:

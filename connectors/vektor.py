@@ -82,6 +82,8 @@ def _store_error(db: Path, exc: Exception) -> Exception:
         return TransientError(f"vektor {db}: database is locked by another process ({message})")
     if "not a database" in message or "malformed" in message:
         return IntegrityError(f"vektor {db}: not a SQLite database or damaged ({message})")
+    if "unable to open" in message:
+        return UsageError(f"vektor {db}: cannot open the database ({message}): check the path and its permissions")
     return StoreError(f"vektor {db}: {message}")
 
 

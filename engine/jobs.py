@@ -16,6 +16,7 @@ import orjson
 from connectors.base import Connector, Location
 from connectors.jsonl import JsonlConnector, JsonlOptions
 from engine.checkpoint import Checkpoint
+from engine.interrupt import left_in_place
 from engine.overlap import refuse_overlap
 from engine.params import ExportParams, ImportParams, MigrateParams, VerifyParams, open_store
 from engine.pipeline import ProgressFn, Steps, Transfer, run_transfer
@@ -31,7 +32,9 @@ from vmig.timefmt import now_iso
 
 class JobSteps(Steps, Protocol):
     def validate_input(self, path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]: ...
-    def write_sidecar(self, output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path: ...
+    def write_sidecar(
+        self, output: Path, source_store: str, checksum: str, stats: RecordStats, with_data: bool = False
+    ) -> Path: ...
     def record_import(self, path: Path, entry: ImportEntry) -> None: ...
 
 
@@ -61,8 +64,9 @@ def _finish_file_target(target: Connector, source_name: str, steps: JobSteps, su
     if target.capabilities.writes_file and isinstance(target, JsonlConnector) and target.writer is not None:
         writer = target.writer
         assert writer.checksum is not None
-        steps.write_sidecar(target.path, source_name, writer.checksum, writer.stats)
+        steps.write_sidecar(target.path, source_name, writer.checksum, writer.stats, with_data=target.sidecar_follows)
         summary.output_checksum = writer.checksum
+        left_in_place(f"{target.path} and its sidecar were complete before the stop")
 
 
 def _checkpoint(
@@ -110,6 +114,10 @@ def _transfer(
         expected_total = _expected_total(source, params.namespace, params.limit)
     if isinstance(target, JsonlConnector):
         target.expected_records = expected_total
+        target.sidecar_follows = True
+        left_in_place(f"{target.path} was not written: nothing partial was left in place")
+    else:
+        left_in_place(f"nothing was written to {target.label()}")
     transfer = Transfer(
         source=source,
         target=target,
@@ -122,8 +130,12 @@ def _transfer(
         rejects_path=rejects,
     )
     transfer.checkpoint = _checkpoint(action, source, target, params)
-    run_transfer(transfer, steps, summary, progress)
-    _finish_file_target(target, source.name, steps, summary)
+    try:
+        run_transfer(transfer, steps, summary, progress)
+        _finish_file_target(target, source.name, steps, summary)
+    except BaseException:
+        target.abort()  # a file target's data, complete or not, never stays without its sidecar
+        raise
     return summary
 
 

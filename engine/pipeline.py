@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from connectors.base import Connector, LoadResult
 from engine.checkpoint import Checkpoint, TargetMark, restore, saved_mark
+from engine.interrupt import left_in_place
 from engine.retry import with_retries
 from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
@@ -165,11 +166,16 @@ def run_transfer(
                 if seen is not None:
                     seen.save()  # before the checkpoint that counts on it
                 checkpoint.save(chunk.next_cursor, summary, state.mark(), rejects.size if rejects is not None else 0)
+                left_in_place(
+                    f"{transfer.target.label()} holds the {summary.upserted} records acknowledged before the stop "
+                    "(and perhaps part of the next chunk): the same command resumes from there (--restart starts over)"
+                )
             if progress is not None:
                 progress(summary.read, transfer.expected_total)
         transfer.target.finish()
         if checkpoint is not None:
             checkpoint.clear()
+            left_in_place(f"{transfer.target.label()} holds all {summary.upserted} records: the load had completed")
     except BaseException:
         transfer.target.abort()
         raise

@@ -139,10 +139,12 @@ def validate_input(path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]
     return sidecar, []
 
 
-def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path:
+def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordStats, with_data: bool = False) -> Path:
+    """The sidecar of a written data file; `with_data` puts the data file (still under its temporary name)
+    in place with it."""
     from vmig.sidecar import write_sidecar as write
 
-    return write(output, build_sidecar(source_store, checksum, stats))
+    return write(output, build_sidecar(source_store, checksum, stats), with_data=with_data)
 
 
 def record_import_entry(path: Path, entry: ImportEntry) -> None:

@@ -25,4 +25,4 @@ def export_flow(params: ExportParams) -> RunSummary | State:
 if __name__ == "__main__":
     from cli.main import main
 
-    sys.exit(main(["export", *sys.argv[1:]]))
+    sys.exit(main(["export", *sys.argv[1:]], whole_process=True))

@@ -29,4 +29,4 @@ def import_flow(params: ImportParams) -> RunSummary | State:
 if __name__ == "__main__":
     from cli.main import main
 
-    sys.exit(main(["import", *sys.argv[1:]]))
+    sys.exit(main(["import", *sys.argv[1:]], whole_process=True))

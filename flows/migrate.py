@@ -25,4 +25,4 @@ def migrate_flow(params: MigrateParams) -> RunSummary | State:
 if __name__ == "__main__":
     from cli.main import main
 
-    sys.exit(main(["migrate", *sys.argv[1:]]))
+    sys.exit(main(["migrate", *sys.argv[1:]], whole_process=True))

@@ -29,4 +29,4 @@ def verify_flow(params: VerifyParams) -> VerifyReport | State:
 if __name__ == "__main__":
     from cli.main import main
 
-    sys.exit(main(["verify", *sys.argv[1:]]))
+    sys.exit(main(["verify", *sys.argv[1:]], whole_process=True))

@@ -32,8 +32,10 @@ class PrefectSteps:
     def validate_input(self, path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]:
         return validate_input(path, verify)
 
-    def write_sidecar(self, output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path:
-        return write_sidecar(output, source_store, checksum, stats)
+    def write_sidecar(
+        self, output: Path, source_store: str, checksum: str, stats: RecordStats, with_data: bool = False
+    ) -> Path:
+        return write_sidecar(output, source_store, checksum, stats, with_data)
 
     def record_import(self, path: Path, entry: ImportEntry) -> None:
         record_import(path, entry)

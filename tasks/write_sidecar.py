@@ -13,8 +13,8 @@ from vmig.stats import RecordStats
 
 
 @task(name="write-sidecar", cache_policy=NONE)
-def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordStats) -> Path:
-    return steps.write_sidecar(output, source_store, checksum, stats)
+def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordStats, with_data: bool = False) -> Path:
+    return steps.write_sidecar(output, source_store, checksum, stats, with_data)
 
 
 @task(name="record-import", cache_policy=NONE)

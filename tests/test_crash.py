@@ -115,3 +115,74 @@ def test_a_write_the_disk_refuses_ends_cleanly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == "vex: error: cannot write out.vmig.jsonl: File too large"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"], "no data, partial or sidecar file is left"
+
+
+# -- signals and what they leave (issue 14, cases 8 and 9) ----------------------------------------------
+
+
+def _signal_when(args: list[str], cwd: Path, ready: Callable[[], bool], signals: list[int], timeout: float = 120):
+    """Start vex in a session of its own and signal its whole process group, as a terminal's Ctrl-C does."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the job ended (or never started) before it could be signalled")
+            time.sleep(0.02)
+        for number in signals:
+            os.killpg(process.pid, number)
+            time.sleep(0.2)
+        _, stderr = process.communicate(timeout=60)
+        return process.returncode, stderr
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def _export_under_way(tmp_path: Path) -> tuple[list[str], Callable[[], bool]]:
+    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
+    temp = tmp_path / ".out.vmig.jsonl.partial"
+    args = ["export", "--from", "vektor", "--db", str(db), "--output", str(tmp_path / "out.vmig.jsonl")]
+    return args, lambda: temp.exists() and temp.stat().st_size > 2_000_000
+
+
+def test_sigterm_ends_an_export_through_its_cleanup(tmp_path: Path) -> None:
+    args, ready = _export_under_way(tmp_path)
+    code, stderr = _signal_when(args, tmp_path, ready, [signal.SIGTERM])
+    assert code == 128 + signal.SIGTERM
+    assert stderr.strip().splitlines() == [
+        f"vex: terminated; {tmp_path / 'out.vmig.jsonl'} was not written: nothing partial was left in place"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"], "no hidden .partial is left"
+
+
+def test_repeated_ctrl_c_ends_quietly(tmp_path: Path) -> None:
+    """Three SIGINTs to the whole group (workers included): no traceback from any process, nothing left."""
+    args, ready = _export_under_way(tmp_path)
+    code, stderr = _signal_when(args, tmp_path, ready, [signal.SIGINT, signal.SIGINT])
+    assert code == 128 + signal.SIGINT
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr and "leaked" not in stderr, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("vex: interrupted; ")], stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"]
+
+
+def test_an_import_stopped_says_what_the_target_holds(tmp_path: Path) -> None:
+    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
+    data = tmp_path / "data.vmig.jsonl"
+    assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(data)).returncode == 0
+    target = tmp_path / "target.db"
+    args = ["import", "--from", str(data), "--to", "vektor", "--db", str(target), "--chunk-rows", "2000"]
+
+    def some_rows_loaded() -> bool:
+        try:
+            return target.exists() and _count(target)[0] >= 10_000
+        except sqlite3.OperationalError:
+            return False
+
+    code, stderr = _signal_when(args, tmp_path, some_rows_loaded, [signal.SIGINT])
+    assert code == 130
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("vex: interrupted; vektor:target.db holds the ") and "the same command resumes" in line

@@ -12,10 +12,11 @@ import pytest
 
 from tests.records import read_vmig, sample_records, to_batch, write_vmig
 from vmig.errors import IntegrityError
+from vmig.paths import temporary_path
 from vmig.reader import read_batches
 from vmig.sidecar import read_sidecar, verify_against_sidecar
 from vmig.timefmt import format_micros, to_micros
-from vmig.writer import VmigWriter, temporary_path
+from vmig.writer import VmigWriter
 
 
 def test_float32_vectors_round_trip_exactly(tmp_path: Path) -> None:

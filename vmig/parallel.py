@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 from loky import get_reusable_executor
 
 from vmig.errors import UsageError
+from vmig.signals import ignore_interrupts, interrupts_ignored_by_new_processes
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,6 +60,12 @@ def _exit_with_parent(parent: int) -> None:
 _PARENT_POLL_SECONDS = 0.5
 
 
+def _start_worker(parent: int) -> None:
+    """Once in each worker: it leaves with its parent, and leaves Ctrl-C to it."""
+    _exit_with_parent(parent)
+    ignore_interrupts()
+
+
 WORKER_MEMORY_ENV = {
     "MIMALLOC_PURGE_DELAY": "1000",
     "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
@@ -78,8 +85,20 @@ environment are left as they are."""
 def _pool(workers: int) -> Any:
     env = {name: value for name, value in WORKER_MEMORY_ENV.items() if name not in os.environ}
     return get_reusable_executor(
-        workers, timeout=IDLE_SECONDS, initializer=_exit_with_parent, initargs=(os.getpid(),), env=env
+        workers, timeout=IDLE_SECONDS, initializer=_start_worker, initargs=(os.getpid(),), env=env
     )
+
+
+def _submit(workers: int, fn: Callable[..., R], *args: Any) -> Future[R]:
+    """Hand work to the pool. A submit that starts workers does so with SIGINT ignored, which a new process
+    inherits (Python then installs no KeyboardInterrupt handler in it): a Ctrl-C reaches the terminal's
+    whole process group, and a worker still importing at that moment printed a traceback. Once started,
+    a worker ignores SIGINT itself (`_start_worker`); the run handles it and stops the workers."""
+    pool = _pool(workers)
+    if len(getattr(pool, "_processes", None) or ()) >= workers:
+        return pool.submit(fn, *args)  # type: ignore[no-any-return]
+    with interrupts_ignored_by_new_processes():
+        return pool.submit(fn, *args)  # type: ignore[no-any-return]
 
 
 def _preload(module: str) -> None:
@@ -93,8 +112,7 @@ def warm_up(workers: int, module: str) -> list[Future[None]]:
     Returns one future per worker's start: all done, the workers can take work without a wait."""
     if workers <= 1:
         return []
-    pool = _pool(workers)
-    return [pool.submit(_preload, module) for _ in range(workers)]
+    return [_submit(workers, _preload, module) for _ in range(workers)]
 
 
 def worker_count() -> int:
@@ -219,8 +237,7 @@ class OrderedWorkers(Generic[T, R]):
         """Queue one item; returns the results now due (waiting for the oldest while the window is full)."""
         if self.workers < 2:
             return [self.fn(item)]
-        pool = _pool(self.workers)
-        self._pending.append(pool.submit(self.fn, item))
+        self._pending.append(_submit(self.workers, self.fn, item))
         due = []
         while len(self._pending) >= self.window or (self._pending and self._pending[0].done()):
             due.append(self._pending.popleft().result())

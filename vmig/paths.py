@@ -28,6 +28,11 @@ def rejects_path(data_path: Path) -> Path:
     return data_path.with_name(f"{stem_of(data_path)}.rejects.jsonl")
 
 
+def temporary_path(final: Path) -> Path:
+    """The hidden sibling a writer fills before renaming it to `final`."""
+    return final.with_name(f".{final.name}.partial")
+
+
 def compression_of(data_path: Path) -> str | None:
     """ "gzip", "zstd" or None, from the file name as the format says."""
     if data_path.name.endswith(".gz"):

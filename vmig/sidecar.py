@@ -10,11 +10,12 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vmig.errors import IntegrityError
+from vmig.errors import IntegrityError, StoreError
 from vmig.parallel import OneInFlight
-from vmig.paths import compression_of, sidecar_path
+from vmig.paths import compression_of, sidecar_path, temporary_path
 from vmig.reader import count_lines
 from vmig.schema import FORMAT_VERSION
+from vmig.signals import held_signals
 from vmig.stats import RecordStats
 from vmig.timefmt import now_iso
 
@@ -106,13 +107,28 @@ def build_sidecar(source_store: str | None, checksum: str, stats: RecordStats) -
     )
 
 
-def write_sidecar(data_path: Path, sidecar: Sidecar) -> Path:
-    """Write atomically, so a sidecar on disk is always whole."""
+def write_sidecar(data_path: Path, sidecar: Sidecar, with_data: bool = False) -> Path:
+    """Write atomically, so a sidecar on disk is always whole; `with_data` renames the data file still under
+    its temporary name (`VmigWriter.commit(publish=False)`) right after it, so the two appear together.
+
+    The sidecar goes first: a data file is never in place without its sidecar, whatever stops the run.
+    Between the two renames SIGINT and SIGTERM wait. A sidecar that cannot be written (a full disk)
+    is a `StoreError` that says nothing was left in place (the caller removes the data file)."""
     target = sidecar_path(data_path)
-    temp = target.with_name(f".{target.name}.partial")
-    payload = sidecar.model_dump(mode="json", exclude_none=True)
-    temp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(temp, target)
+    temp = temporary_path(target)
+    payload = orjson.dumps(sidecar.model_dump(mode="json", exclude_none=True), option=orjson.OPT_INDENT_2) + b"\n"
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write the sidecar {target}: {exc.strerror or exc}") from None
+    with held_signals():
+        os.replace(temp, target)
+        if with_data:
+            os.replace(temporary_path(data_path), data_path)
     return target
 
 

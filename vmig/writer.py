@@ -25,7 +25,7 @@ from vmig.batch import vector_rows
 from vmig.directio import DirectFile
 from vmig.errors import StoreError
 from vmig.parallel import OneInFlight, warm_up, worker_count
-from vmig.paths import compression_of
+from vmig.paths import compression_of, temporary_path
 from vmig.schema import FORMAT_VERSION
 from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, write_lines
 from vmig.stats import RecordStats
@@ -65,11 +65,6 @@ class _HashingFile:
 
     def flush(self) -> None:
         self.raw.flush()
-
-
-def temporary_path(final: Path) -> Path:
-    """The hidden sibling a writer fills before renaming it to `final`."""
-    return final.with_name(f".{final.name}.partial")
 
 
 def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> list[bytes]:
@@ -216,8 +211,11 @@ class VmigWriter:
         with self._file_errors():
             self._io.settle()
 
-    def commit(self) -> str:
-        """Flush, fsync and rename into place; returns the `sha256:` checksum."""
+    def commit(self, publish: bool = True) -> str:
+        """Flush, fsync and rename into place; returns the `sha256:` checksum.
+
+        Without `publish` the complete file stays under its temporary name, for
+        `vmig.sidecar.publish` to rename together with its sidecar (or `abort` to remove)."""
         if self._stream is None:
             self.open()
         assert self._raw is not None and self._hashing is not None
@@ -235,7 +233,8 @@ class VmigWriter:
             self._raw.flush()
             os.fsync(self._raw.fileno())
             self._raw.close()
-            os.replace(self.temp_path, self.path)
+            if publish:
+                os.replace(self.temp_path, self.path)
         self.checksum = "sha256:" + self._hashing.digest.hexdigest()
         self._stream = None
         return self.checksum
