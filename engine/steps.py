@@ -61,9 +61,12 @@ class ChunkReader:
         self.finished = False
 
     def next_chunk(self, rows: int) -> Chunk:
+        """Up to `rows` records; a transient error puts the reader back where the chunk began, so the retry
+        reads the chunk's pages again (those read before the error would otherwise be lost with it)."""
         batches: list[pa.RecordBatch] = []
         rejects: list[Reject] = []
         count = 0
+        start = (self.cursor, self.remaining)
         while count < rows and not self.finished:
             if self._pages is None:
                 self._pages = iter(self.source.extract(self.namespace, self.remaining, self.cursor))
@@ -74,6 +77,7 @@ class ChunkReader:
                 break
             except TransientError:
                 self._pages = None
+                self.cursor, self.remaining = start
                 raise
             batches.append(page.batch)
             rejects.extend(page.rejects)

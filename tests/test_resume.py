@@ -167,3 +167,36 @@ def test_a_checkpoint_of_a_recreated_target_starts_over(tmp_path: Path, monkeypa
     summary = import_job(params, LocalSteps())
     assert any("deleted and created again" in w for w in summary.warnings), summary.warnings
     assert summary.upserted == STALE_RECORDS
+
+
+def test_a_transient_error_mid_chunk_rereads_the_whole_chunk(tmp_path: Path) -> None:
+    """A page after the first of a chunk fails once: the retry reads the chunk again from its start.
+
+    The reader used to keep its cursor after the pages it had read, while the retry dropped those pages:
+    20 of 200 records went missing silently."""
+    from connectors.vektor import VektorOptions
+    from engine.steps import ChunkReader
+    from tests.vektor_layouts import make_layout1
+    from vmig.errors import TransientError
+
+    class FlakyVektor(VektorConnector):
+        failures = 1
+
+        def extract(self, namespace, limit, cursor):  # type: ignore[no-untyped-def]
+            for number, page in enumerate(super().extract(namespace, limit, cursor)):
+                if number == 1 and FlakyVektor.failures:
+                    FlakyVektor.failures -= 1
+                    raise TransientError("the connection was reset")
+                yield page
+
+    db = make_layout1(tmp_path / "s.db", count=200)
+    with FlakyVektor(VektorOptions(db=db)) as source:
+        source.page_size = 10
+        reader = ChunkReader(source, None, None)
+        ids: list[str] = []
+        for _ in range(50):
+            if reader.finished:
+                break
+            ids += LocalSteps().extract(reader, 30).batch.column("id").to_pylist()
+    assert FlakyVektor.failures == 0, "the fault was injected"
+    assert len(ids) == len(set(ids)) == 200
