@@ -6,7 +6,9 @@ record's metadata is stored reversibly: nested objects and lists as JSON text
 Namespaces map to a reserved metadata field `_vex_namespace` (one collection
 holds every namespace; `--namespace` becomes a `where` filter), and model,
 created_at, score, origin and unknown format keys travel under `_vex_*` keys
-too; export takes them all out again. Chroma returns float64 embeddings: they
+too; export takes them all out again. A user's own key that starts with `_vex`
+is stored as `_vex_user:<key>` (`vmig.metadata.escape_reserved`), so it is never
+taken for one of ours. Chroma returns float64 embeddings: they
 are brought back to float32 (bit for bit for l2/ip collections; within one
 float32 rounding step for cosine ones, which Chroma normalises internally).
 """
@@ -46,7 +48,6 @@ SOURCE_KEY = "_vex_source"
 EXTRA_KEY = "_vex_extra"
 JSON_KEYS = "_vex_json_keys"
 NULL_KEYS = "_vex_null_keys"
-_RESERVED = frozenset({NAMESPACE_KEY, MODEL_KEY, CREATED_KEY, SCORE_KEY, SOURCE_KEY, EXTRA_KEY, JSON_KEYS, NULL_KEYS})
 _SPACES = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
 
 
@@ -324,10 +325,12 @@ def _metadatas(batch: pa.RecordBatch) -> list[dict[str, Any] | None]:
     created = batch.column("created_at").cast(pa.int64()).to_pylist()
     out: list[dict[str, Any] | None] = []
     for i in range(batch.num_rows):
-        meta = md.loads(columns["metadata"][i])
+        # A user's `_vex...` key is escaped first, so it can never be taken for (and dropped as) one of ours;
+        # the json and null key lists name the keys as stored, escaped.
+        meta = md.escape_reserved(md.loads(columns["metadata"][i]))
         flat, encoded = md.encode_nested(meta)
         nulls = [key for key, value in flat.items() if value is None]
-        entry: dict[str, Any] = {k: v for k, v in flat.items() if v is not None and k not in _RESERVED}
+        entry: dict[str, Any] = {k: v for k, v in flat.items() if v is not None}
         if encoded:
             entry[JSON_KEYS] = orjson.dumps(encoded).decode()
         if nulls:
@@ -361,7 +364,7 @@ def _result_to_batch(result: dict[str, Any]) -> pa.RecordBatch:
         extras.append(entry.pop(EXTRA_KEY, None))
         for key in nulls:
             entry[key] = None
-        metas.append(md.dumps(md.decode_nested(entry, encoded)))
+        metas.append(md.dumps(md.unescape_reserved(md.decode_nested(entry, encoded))))
     embeddings = result.get("embeddings")
     vectors = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
     return build_batch(

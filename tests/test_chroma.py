@@ -109,3 +109,46 @@ def test_existing_collection_with_another_metric_or_dims(tmp_path: Path, metric:
     assert result.returncode == 2 and "nothing would fit" in result.stderr
     with ChromaConnector(ChromaOptions(path=tmp_path / "c", collection="fixed")) as chroma:
         assert chroma.describe().count == 4
+
+
+def _reserved_lookalikes() -> dict[str, object]:
+    """User metadata under every key vex keeps its own fields in, and the escape's own shapes."""
+    from connectors import chroma
+
+    own = [chroma.NAMESPACE_KEY, chroma.MODEL_KEY, chroma.CREATED_KEY, chroma.SCORE_KEY, chroma.SOURCE_KEY,
+           chroma.EXTRA_KEY, chroma.JSON_KEYS, chroma.NULL_KEYS]  # fmt: skip
+    meta: dict[str, object] = {key: f"the user's {key}" for key in own}
+    meta.update({
+        "_vex": "bare prefix",
+        "_vex_user:x": "looks escaped already",
+        "_vex_user:_vex_model": 7,
+        "_vex_nested": {"a": [1, {"b": None}]},
+        "_vex_list": ["x", 2],
+        "_vex_null": None,
+        chroma.JSON_KEYS + "_too": None,
+        "plain": "kept",
+        "none": None,
+    })  # fmt: skip
+    meta[chroma.NULL_KEYS] = None  # a null under our null list's own name
+    meta[chroma.JSON_KEYS] = {"nested": ["under", "our json list's name"]}
+    return meta
+
+
+def test_user_keys_that_look_like_vex_own_round_trip(tmp_path: Path, chroma_server: ChromaServer) -> None:
+    records = sample_records(count=3, odd_ones=False)
+    records[1]["metadata"] = _reserved_lookalikes()
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    store = ["--path", str(tmp_path / "c"), "--collection", "lookalikes"]
+    result = run_vex("import", "--from", str(source), "--to", "chroma", *store, "--json")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "chroma", *store, "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    for record in records:
+        assert back[record["id"]]["metadata"] == record["metadata"]
+        assert back[record["id"]]["namespace"] == record["namespace"]
+        assert back[record["id"]]["model"] == record["model"]
+    result = run_vex("migrate", "--from", "jsonl", "--to", "chroma", "--source-path", str(source),
+                     "--url", chroma_server.url, "--collection", "lookalikes", "--verify", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert _last(result)["verify"]["ok"]
