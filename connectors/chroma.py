@@ -1,8 +1,9 @@
 """Chroma, embedded (`PersistentClient`, `--path DIR`) or a server (`--url`), both directions.
 
 Text is the Chroma document. Chroma metadata holds only flat scalar values, so a
-record's metadata is stored reversibly: nested objects and lists as JSON text
-(keys listed under `_vex_json_keys`), null values listed under `_vex_null_keys`.
+record's metadata is stored reversibly: nested objects and lists (and integers
+beyond int64, which Chroma would turn into floats) as JSON text (keys listed
+under `_vex_json_keys`), null values listed under `_vex_null_keys`.
 Namespaces map to a reserved metadata field `_vex_namespace` (one collection
 holds every namespace; `--namespace` becomes a `where` filter), and model,
 created_at, score, origin and unknown format keys travel under `_vex_*` keys
@@ -70,6 +71,10 @@ MAX_EMBEDDED_RECORD_BYTES = 256 * 2**20
 metadata and document as one JSON text into its SQLite log, and its SQLite refuses a value over
 1,000,000,000 bytes (compiled MAX_LENGTH); 300 MB was measured to go in and read back (27 s, 3.5 GB of
 memory); 256 MiB stays below that, and far below SQLite's limit."""
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+"""Chroma keeps a metadata integer as a signed 64-bit one and silently turns a larger one (vex carries
+integers up to 2**64 - 1) into the nearest float; those travel as JSON text, listed in `_vex_json_keys`."""
 
 _CHROMA_DOCUMENT = "chroma:document"
 """The metadata key Chroma keeps the document under; it refuses a user key of that name."""
@@ -374,8 +379,16 @@ def _metadatas(batch: pa.RecordBatch) -> list[dict[str, Any] | None]:
         # the json and null key lists name the keys as stored, escaped.
         meta = md.escape_reserved(md.loads(columns["metadata"][i]))
         flat, encoded = md.encode_nested(meta)
-        nulls = [key for key, value in flat.items() if value is None]
-        entry: dict[str, Any] = {k: v for k, v in flat.items() if v is not None}
+        nulls: list[str] = []
+        entry: dict[str, Any] = {}
+        for key, value in flat.items():
+            if value is None:
+                nulls.append(key)
+            elif type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+                entry[key] = str(value)  # JSON text of the integer, read back exactly
+                encoded.append(key)
+            else:
+                entry[key] = value
         if encoded:
             entry[JSON_KEYS] = orjson.dumps(encoded).decode()
         if nulls:

@@ -290,3 +290,18 @@ def test_embedded_record_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         result = chroma.load(to_batch(records))
         assert result.written == 2 and result.failed[0][0] == "mem-0001"
         assert "embedded Chroma" in result.failed[0][1]
+
+
+@pytest.mark.parametrize("where", ["path", "url"])
+def test_integers_beyond_int64_keep_their_digits(tmp_path: Path, chroma_server: ChromaServer, where: str) -> None:
+    """Chroma turns a metadata integer over 2**63 - 1 into the nearest float; vex carries up to 2**64 - 1."""
+    records = sample_records(count=2, odd_ones=False)
+    records[0]["metadata"] = {"largest": 2**64 - 1, "past_int64": 2**63, "int64_max": 2**63 - 1, "int64_min": -(2**63)}
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    location = str(tmp_path / "c") if where == "path" else chroma_server.url
+    store = [f"--{where}", location, "--collection", f"wide_{where}"]
+    assert run_vex("import", "--from", str(source), "--to", "chroma", *store).returncode == 0
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "chroma", *store, "--output", str(out)).returncode == 0
+    back = read_vmig(out)["mem-0000"]["metadata"]
+    assert back == records[0]["metadata"] and all(type(value) is int for value in back.values())
