@@ -305,3 +305,27 @@ def test_integers_beyond_int64_keep_their_digits(tmp_path: Path, chroma_server: 
     assert run_vex("export", "--from", "chroma", *store, "--output", str(out)).returncode == 0
     back = read_vmig(out)["mem-0000"]["metadata"]
     assert back == records[0]["metadata"] and all(type(value) is int for value in back.values())
+
+
+@pytest.mark.parametrize("where", ["path", "url"])
+def test_chroma_keeps_ids_apart_that_differ_only_in_case_form_or_spaces(
+    tmp_path: Path, chroma_server: ChromaServer, where: str
+) -> None:
+    """Chroma normalises no id (measured, embedded and server): ids that differ only in case, Unicode form
+    (NFC and NFD, compatibility forms) or surrounding spaces stay separate records, none overwrites another."""
+    ids = ["Doc", "doc", "DOC", "caf\u00e9", "cafe\u0301", "\uff44oc", "x", "x ", " x", "x\t"]
+    records = sample_records(count=len(ids), odd_ones=False)
+    for record, record_id in zip(records, ids, strict=True):
+        record["id"] = record_id
+        record["text"] = f"the record named {record_id!r}"
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    location = str(tmp_path / "c") if where == "path" else chroma_server.url
+    store = [f"--{where}", location, "--collection", f"lookalike_ids_{where}"]
+    result = run_vex("import", "--from", str(source), "--to", "chroma", *store, "--json")
+    assert result.returncode == 0, result.stderr
+    assert _last(result)["upserted"] == len(ids)
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "chroma", *store, "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    assert sorted(back) == sorted(ids)
+    assert all(back[record_id]["text"] == f"the record named {record_id!r}" for record_id in ids)
