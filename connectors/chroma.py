@@ -316,7 +316,7 @@ class ChromaConnector(Connector):
         sendable = np.flatnonzero([reason is None for reason in reasons])
         for rows in _requests(sendable, sizes, self._max_batch(), MAX_REQUEST_BYTES):
             request = part.take(pa.array(rows))
-            request_metadatas = [metadatas[row] for row in rows]
+            request_metadatas = self._replacing(collection, request, [metadatas[row] for row in rows])
             try:
                 self._upsert(collection, request, request_metadatas)
                 written += len(rows)
@@ -328,6 +328,43 @@ class ChromaConnector(Connector):
                 written += ok
                 failed.extend(bad)
         return LoadResult(written=written, failed=failed)
+
+    def _replacing(
+        self, collection: Any, request: pa.RecordBatch, metadatas: list[dict[str, Any] | None]
+    ) -> list[dict[str, Any] | None]:
+        """Metadata that replaces, not merges into, the records of these ids already there.
+
+        Chroma's upsert of an existing record keeps every key the new metadata leaves out, and keeps the
+        old document when the new one is None: a re-import would keep keys a record no longer has (vex's
+        own json and null key lists among them, which then misread the new values). A stale key is sent
+        as None, which Chroma deletes; a record whose document has to go (or with more stale keys than one
+        request should name) is deleted first.
+        """
+        ids = request.column("id").to_pylist()
+        has_text = request.column("text").is_valid().to_numpy(zero_copy_only=False)
+        include = ["metadatas"] if has_text.all() else ["metadatas", "documents"]
+        found = self.guarded("reading the records being replaced", collection.get, ids=ids, include=include)
+        if not found["ids"]:
+            return metadatas
+        documents = found.get("documents") or [None] * len(found["ids"])
+        before = {
+            record_id: (meta or {}, doc)
+            for record_id, meta, doc in zip(found["ids"], found["metadatas"], documents, strict=True)
+        }
+        replacing, delete = list(metadatas), []
+        for index, record_id in enumerate(ids):
+            if record_id not in before:
+                continue
+            old_meta, old_document = before[record_id]
+            entry = metadatas[index] or {}
+            stale = [key for key in old_meta if key not in entry]
+            if (old_document is not None and not has_text[index]) or len(stale) > MAX_METADATA_KEYS:
+                delete.append(record_id)
+            elif stale:
+                replacing[index] = {**entry, **dict.fromkeys(stale)}
+        if delete:
+            self.guarded("deleting records to replace them", collection.delete, ids=delete)
+        return replacing
 
     def _upsert(self, collection: Any, part: pa.RecordBatch, metadatas: list[dict[str, Any] | None]) -> None:
         self.guarded(

@@ -329,3 +329,33 @@ def test_chroma_keeps_ids_apart_that_differ_only_in_case_form_or_spaces(
     back = read_vmig(out)
     assert sorted(back) == sorted(ids)
     assert all(back[record_id]["text"] == f"the record named {record_id!r}" for record_id in ids)
+
+
+@pytest.mark.parametrize("where", ["path", "url"])
+def test_a_reimport_replaces_a_record_instead_of_merging_into_it(
+    tmp_path: Path, chroma_server: ChromaServer, where: str
+) -> None:
+    """Chroma's upsert keeps the keys a new version leaves out, and the old document when the new one has
+    none: a key the record lost stayed, and vex's null and json key lists misread the new values."""
+    records = sample_records(count=3, odd_ones=False)
+    records[0]["metadata"] = {"a": 1, "gone": "x", "was_nested": {"x": 1}, "was_null": None, "stays": True}
+    records[1]["metadata"] = {"many": 1, **{f"old{i}": i for i in range(100)}}
+    location = str(tmp_path / "c") if where == "path" else chroma_server.url
+    store = [f"--{where}", location, "--collection", f"replace_{where}"]
+    first = write_vmig(tmp_path / "first.vmig.jsonl", records)
+    assert run_vex("import", "--from", str(first), "--to", "chroma", *store).returncode == 0
+    records[0]["metadata"] = {"a": 2, "was_nested": "[1]", "was_null": 5, "stays": True}
+    records[1]["metadata"] = {}
+    records[2]["text"] = None  # the record loses its document
+    second = write_vmig(tmp_path / "second.vmig.jsonl", records)
+    assert run_vex("import", "--from", str(second), "--to", "chroma", *store).returncode == 0
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "chroma", *store, "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    for record in records:
+        assert back[record["id"]]["metadata"] == record["metadata"], record["id"]
+        assert back[record["id"]]["text"] == record["text"], record["id"]
+    target = [f"--target-{where}", location, "--collection", f"replace_{where}"]
+    report = ["--report", str(tmp_path / "verify.json")]
+    result = run_vex("verify", "--from", "jsonl", "--source-path", str(second), "--to", "chroma", *target, *report)
+    assert result.returncode == 0, result.stderr + result.stdout
