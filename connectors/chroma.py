@@ -1,12 +1,15 @@
 """Chroma, embedded (`PersistentClient`, `--path DIR`) or a server (`--url`), both directions.
 
 Text is the Chroma document. Chroma metadata holds only flat scalar values, so a
-record's metadata is stored reversibly: nested objects and lists as JSON text
-(keys listed under `_vex_json_keys`), null values listed under `_vex_null_keys`.
+record's metadata is stored reversibly: nested objects and lists (and integers
+beyond int64, which Chroma would turn into floats) as JSON text (keys listed
+under `_vex_json_keys`), null values listed under `_vex_null_keys`.
 Namespaces map to a reserved metadata field `_vex_namespace` (one collection
 holds every namespace; `--namespace` becomes a `where` filter), and model,
 created_at, score, origin and unknown format keys travel under `_vex_*` keys
-too; export takes them all out again. Chroma returns float64 embeddings: they
+too; export takes them all out again. A user's own key that starts with `_vex`
+is stored as `_vex_user:<key>` (`vmig.metadata.escape_reserved`), so it is never
+taken for one of ours. Chroma returns float64 embeddings: they
 are brought back to float32 (bit for bit for l2/ip collections; within one
 float32 rounding step for cosine ones, which Chroma normalises internally).
 """
@@ -21,6 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import SecretStr, model_validator
 
 from connectors.base import (
@@ -36,7 +40,7 @@ from connectors.base import (
     is_network_error,
 )
 from vmig import metadata as md
-from vmig.batch import build_batch, last_of_each_id, vector_matrix
+from vmig.batch import build_batch, last_of_each_id, uniform_dims, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
 
 NAMESPACE_KEY = "_vex_namespace"
@@ -47,8 +51,39 @@ SOURCE_KEY = "_vex_source"
 EXTRA_KEY = "_vex_extra"
 JSON_KEYS = "_vex_json_keys"
 NULL_KEYS = "_vex_null_keys"
-_RESERVED = frozenset({NAMESPACE_KEY, MODEL_KEY, CREATED_KEY, SCORE_KEY, SOURCE_KEY, EXTRA_KEY, JSON_KEYS, NULL_KEYS})
 _SPACES = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
+
+MAX_METADATA_KEYS = 4096
+"""Most metadata keys one record may send, vex's own `_vex_*` keys and the document (Chroma stores it as one
+more key, `chroma:document`) included. Chroma 1.5 copies a record's metadata from its log into SQLite in one
+statement of 6 bound variables a key, and its SQLite allows 32,766 variables: a record with more than 5,461
+keys (measured: 5,460 and a document go in, 5,461 and a document do not; embedded and `chroma run` alike,
+whatever the values) is accepted into the log but can never be applied, and from then on every read and
+write of the collection fails ("Failed to apply logs to the metadata segment"). 4,096 leaves a quarter as
+margin. Such a record is a failed record, checked before anything is sent."""
+
+MAX_REQUEST_BYTES = 32 * 2**20
+"""Most bytes of JSON one request carries. `chroma run` answers a larger body with 413 "Payload too large"
+(its `max_payload_size_bytes`, 40 MiB = 41,943,040 bytes by default): requests are cut to stay below it, and
+on a server a record that alone is larger is a failed record. Embedded, it only bounds a request's size."""
+
+MAX_EMBEDDED_RECORD_BYTES = 256 * 2**20
+"""Most bytes one record may hold in an embedded Chroma (`--path`). PersistentClient writes a record's
+metadata and document as one JSON text into its SQLite log, and its SQLite refuses a value over
+1,000,000,000 bytes (compiled MAX_LENGTH); 300 MB was measured to go in and read back (27 s, 3.5 GB of
+memory); 256 MiB stays below that, and far below SQLite's limit."""
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+"""Chroma keeps a metadata integer as a signed 64-bit one and silently turns a larger one (vex carries
+integers up to 2**64 - 1) into the nearest float; those travel as JSON text, listed in `_vex_json_keys`."""
+
+_CHROMA_DOCUMENT = "chroma:document"
+"""The metadata key Chroma keeps the document under; it refuses a user key of that name."""
+
+
+class DamagedCollectionError(StoreError):
+    """Chroma cannot apply its own log to the collection: every later read and write fails the same way,
+    so neither a retry nor sending the records one by one helps."""
 
 
 class ChromaOptions(StoreOptions):
@@ -158,6 +193,12 @@ class ChromaConnector(Connector):
 
         detail = f"chroma {self._where}: {doing} failed"
         status = self.last_status
+        if "failed to apply logs" in str(exc).lower():
+            return DamagedCollectionError(
+                f"{detail}: collection '{self.opts.collection}' is damaged: Chroma cannot apply its own log "
+                f"({str(exc)[:200]}), so nothing in it can be read, counted or written any more. A record Chroma "
+                "could not hold was sent to it before (vex refuses those); recreate the collection"
+            )
         if isinstance(exc, (errors.ChromaAuthError, errors.AuthorizationError)) or status in (401, 403):
             return UsageError(f"{detail}: not authorised (check --api-key)")
         if isinstance(exc, errors.NotFoundError) or (isinstance(exc, ValueError) and "does not exist" in str(exc)):
@@ -268,42 +309,89 @@ class ChromaConnector(Connector):
         collection = self._collection or self._existing()
         if collection is None:
             raise StoreError(f"chroma {self._where}: collection '{self.opts.collection}' vanished during the load")
-        limit = self._max_batch()
-        written = 0
-        failed: list[tuple[str, str]] = []
-        for start in range(0, batch.num_rows, limit):
-            part = last_of_each_id(batch.slice(start, limit))
+        part = last_of_each_id(batch)
+        written = batch.num_rows - part.num_rows  # earlier rows of an id, replaced by its last one
+        metadatas = _metadatas(part)
+        sizes = _request_bytes(part, metadatas)
+        reasons = _refusals(part, metadatas, sizes, server=self.opts.url is not None)
+        failed = [
+            (record_id, reason)
+            for record_id, reason in zip(part.column("id").to_pylist(), reasons, strict=True)
+            if reason is not None
+        ]
+        sendable = np.flatnonzero([reason is None for reason in reasons])
+        for rows in _requests(sendable, sizes, self._max_batch(), MAX_REQUEST_BYTES):
+            request = part.take(pa.array(rows))
+            request_metadatas = self._replacing(collection, request, [metadatas[row] for row in rows])
             try:
-                self._upsert(collection, part)
-                written += part.num_rows
-            except TransientError:
+                self._upsert(collection, request, request_metadatas)
+                written += len(rows)
+            except (TransientError, DamagedCollectionError):
                 raise
             except StoreError:
                 # Chroma refuses a whole request for one bad record: find which ones, keep the rest.
-                ok, bad = self._upsert_one_by_one(collection, part)
+                ok, bad = self._upsert_one_by_one(collection, request, request_metadatas)
                 written += ok
                 failed.extend(bad)
-            written += batch.slice(start, limit).num_rows - part.num_rows  # earlier duplicates, replaced
         return LoadResult(written=written, failed=failed)
 
-    def _upsert(self, collection: Any, part: pa.RecordBatch) -> None:
+    def _replacing(
+        self, collection: Any, request: pa.RecordBatch, metadatas: list[dict[str, Any] | None]
+    ) -> list[dict[str, Any] | None]:
+        """Metadata that replaces, not merges into, the records of these ids already there.
+
+        Chroma's upsert of an existing record keeps every key the new metadata leaves out, and keeps the
+        old document when the new one is None: a re-import would keep keys a record no longer has (vex's
+        own json and null key lists among them, which then misread the new values). A stale key is sent
+        as None, which Chroma deletes; a record whose document has to go (or with more stale keys than one
+        request should name) is deleted first.
+        """
+        ids = request.column("id").to_pylist()
+        has_text = request.column("text").is_valid().to_numpy(zero_copy_only=False)
+        include = ["metadatas"] if has_text.all() else ["metadatas", "documents"]
+        found = self.guarded("reading the records being replaced", collection.get, ids=ids, include=include)
+        if not found["ids"]:
+            return metadatas
+        documents = found.get("documents") or [None] * len(found["ids"])
+        before = {
+            record_id: (meta or {}, doc)
+            for record_id, meta, doc in zip(found["ids"], found["metadatas"], documents, strict=True)
+        }
+        replacing, delete = list(metadatas), []
+        for index, record_id in enumerate(ids):
+            if record_id not in before:
+                continue
+            old_meta, old_document = before[record_id]
+            entry = metadatas[index] or {}
+            stale = [key for key in old_meta if key not in entry]
+            if (old_document is not None and not has_text[index]) or len(stale) > MAX_METADATA_KEYS:
+                delete.append(record_id)
+            elif stale:
+                replacing[index] = {**entry, **dict.fromkeys(stale)}
+        if delete:
+            self.guarded("deleting records to replace them", collection.delete, ids=delete)
+        return replacing
+
+    def _upsert(self, collection: Any, part: pa.RecordBatch, metadatas: list[dict[str, Any] | None]) -> None:
         self.guarded(
             "upserting records",
             collection.upsert,
             ids=part.column("id").to_pylist(),
             embeddings=vector_matrix(part),
             documents=part.column("text").to_pylist(),
-            metadatas=_metadatas(part),
+            metadatas=metadatas,
         )
 
-    def _upsert_one_by_one(self, collection: Any, part: pa.RecordBatch) -> tuple[int, list[tuple[str, str]]]:
+    def _upsert_one_by_one(
+        self, collection: Any, part: pa.RecordBatch, metadatas: list[dict[str, Any] | None]
+    ) -> tuple[int, list[tuple[str, str]]]:
         written, failed = 0, []
         for index in range(part.num_rows):
             row = part.slice(index, 1)
             try:
-                self._upsert(collection, row)
+                self._upsert(collection, row, metadatas[index : index + 1])
                 written += 1
-            except TransientError:
+            except (TransientError, DamagedCollectionError):
                 raise
             except StoreError as exc:
                 failed.append((row.column("id")[0].as_py(), str(exc)))
@@ -330,10 +418,20 @@ def _metadatas(batch: pa.RecordBatch) -> list[dict[str, Any] | None]:
     created = batch.column("created_at").cast(pa.int64()).to_pylist()
     out: list[dict[str, Any] | None] = []
     for i in range(batch.num_rows):
-        meta = md.loads(columns["metadata"][i])
+        # A user's `_vex...` key is escaped first, so it can never be taken for (and dropped as) one of ours;
+        # the json and null key lists name the keys as stored, escaped.
+        meta = md.escape_reserved(md.loads(columns["metadata"][i]))
         flat, encoded = md.encode_nested(meta)
-        nulls = [key for key, value in flat.items() if value is None]
-        entry: dict[str, Any] = {k: v for k, v in flat.items() if v is not None and k not in _RESERVED}
+        nulls: list[str] = []
+        entry: dict[str, Any] = {}
+        for key, value in flat.items():
+            if value is None:
+                nulls.append(key)
+            elif type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+                entry[key] = str(value)  # JSON text of the integer, read back exactly
+                encoded.append(key)
+            else:
+                entry[key] = value
         if encoded:
             entry[JSON_KEYS] = orjson.dumps(encoded).decode()
         if nulls:
@@ -352,6 +450,75 @@ def _metadatas(batch: pa.RecordBatch) -> list[dict[str, Any] | None]:
     return out
 
 
+def _json_text_bytes(texts: pa.Array) -> np.ndarray:
+    """An upper bound of each string's length as JSON text, in bytes: its UTF-8 bytes, plus 5 for each
+    character JSON escapes (a control character takes six), plus the quotes. Counted in C, column-wide."""
+    length = pc.binary_length(texts).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    escaped = pc.count_substring_regex(texts, r'[\x00-\x1f"\\]').fill_null(0)
+    return length + 5 * escaped.to_numpy(zero_copy_only=False).astype(np.int64) + 2
+
+
+def _request_bytes(part: pa.RecordBatch, metadatas: list[dict[str, Any] | None]) -> np.ndarray:
+    """What each record adds to an upsert request's JSON body, in bytes (an upper bound, but for the
+    embedding: chromadb sends it as base64 of its float32 bytes)."""
+    ids = part.column("id")
+    texts = part.column("text")
+    dims = uniform_dims(part) or 0
+    embedding = 4 * -(-4 * dims // 3) + 3
+    meta = np.fromiter((len(orjson.dumps(entry)) for entry in metadatas), dtype=np.int64, count=len(metadatas))
+    return _json_text_bytes(ids) + _json_text_bytes(texts) + meta + embedding + 8
+
+
+def _refusals(
+    part: pa.RecordBatch, metadatas: list[dict[str, Any] | None], sizes: np.ndarray, server: bool
+) -> list[str | None]:
+    """Why Chroma cannot hold each record (None where it can), checked before anything is sent: some of
+    these Chroma accepts and then cannot apply, which breaks the whole collection (`MAX_METADATA_KEYS`)."""
+    ids = part.column("id").to_pylist()
+    has_document = part.column("text").is_valid().to_numpy(zero_copy_only=False)
+    limit, holder = (
+        (MAX_REQUEST_BYTES, "one request to a Chroma server may carry")
+        if server
+        else (MAX_EMBEDDED_RECORD_BYTES, "vex stores as one record in an embedded Chroma")
+    )
+    reasons: list[str | None] = []
+    for record_id, entry, document, size in zip(ids, metadatas, has_document, sizes, strict=True):
+        reason = _refusal(record_id, entry or {}, bool(document))
+        if reason is None and size > limit:
+            reason = f"{size:,} bytes as JSON, more than the {limit:,} {holder}"
+        reasons.append(reason)
+    return reasons
+
+
+def _refusal(record_id: str, entry: dict[str, Any], has_document: bool) -> str | None:
+    """Why Chroma cannot hold a record's id or metadata, or None."""
+    if not record_id:
+        return "an empty id: Chroma needs at least one character"
+    keys = len(entry) + has_document
+    if keys > MAX_METADATA_KEYS:
+        return (
+            f"{keys:,} metadata keys (with the document and vex's own fields), more than the {MAX_METADATA_KEYS:,} "
+            "vex sends to Chroma: Chroma accepts more than 5,461 and then cannot apply them, "
+            "which breaks the whole collection"
+        )
+    for key in entry:
+        if not key or key[0] in "#$":
+            return f"metadata key {key!r}: Chroma refuses a key that is empty or starts with '#' or '$'"
+        if key == _CHROMA_DOCUMENT:
+            return f"metadata key {key!r}: Chroma keeps the document under that name and refuses it"
+    return None
+
+
+def _requests(rows: np.ndarray, sizes: np.ndarray, max_rows: int, max_bytes: int) -> Iterator[np.ndarray]:
+    """`rows` cut into runs of at most `max_rows` records and `max_bytes` (a larger record goes alone)."""
+    start = 0
+    while start < len(rows):
+        cumulative = np.cumsum(sizes[rows[start : start + max_rows]])
+        count = max(1, int(np.searchsorted(cumulative, max_bytes, side="right")))
+        yield rows[start : start + count]
+        start += count
+
+
 def _result_to_batch(result: dict[str, Any]) -> pa.RecordBatch:
     metadatas = result.get("metadatas") or [None] * len(result["ids"])
     metas, namespaces, models, created, scores, sources, extras = ([] for _ in range(7))
@@ -367,7 +534,7 @@ def _result_to_batch(result: dict[str, Any]) -> pa.RecordBatch:
         extras.append(entry.pop(EXTRA_KEY, None))
         for key in nulls:
             entry[key] = None
-        metas.append(md.dumps(md.decode_nested(entry, encoded)))
+        metas.append(md.dumps(md.unescape_reserved(md.decode_nested(entry, encoded))))
     embeddings = result.get("embeddings")
     vectors = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
     return build_batch(
