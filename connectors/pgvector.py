@@ -31,9 +31,9 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import orjson
@@ -260,6 +260,10 @@ class PgvectorConnector(Connector):
         and row key (see `_replace_staged`). Listed again after any rollback or reconnect."""
         self._orphan_pid: int | None = None
         self._backend_pid: int | None = None
+        self._snapshot: _Snapshot | None = None
+        """The moment an export reads the table as of, from its first page to its last (see `_take_snapshot`)."""
+        self._reading = False
+        """The connection's open transaction reads in `_snapshot`. Ended by any rollback or reconnect."""
 
     # -- connection and errors ------------------------------------------------------
 
@@ -354,13 +358,7 @@ class PgvectorConnector(Connector):
 
     def _drop_connection(self) -> None:
         """A stalled server never answers: shut the socket so the waiting call fails and is retried."""
-        conn = self._conn
-        if conn is None or conn.closed:
-            return
-        try:
-            socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        _shut(self._conn)
 
     def _discard_connection(self) -> None:
         """Leave a connection whose state is unknown; the next connection ends its server process.
@@ -371,7 +369,7 @@ class PgvectorConnector(Connector):
         terminates it (`pg_terminate_backend`, allowed for one's own sessions).
         """
         conn, self._conn, self._staging = self._conn, None, False
-        self._rows_listed = False
+        self._rows_listed = self._reading = False
         if conn is None:
             return
         self._orphan_pid = self._backend_pid  # libpq forgets it once the connection is broken
@@ -392,6 +390,7 @@ class PgvectorConnector(Connector):
     def _rollback(self) -> None:
         self._staging = False  # a rolled-back transaction may have taken the staging table with it
         self._rows_listed = False  # and the list of rows, or some of the rows it lists
+        self._reading = False  # and an export's snapshot
         if self._conn is not None and not self._conn.closed:
             try:
                 self._conn.rollback()
@@ -644,10 +643,17 @@ class PgvectorConnector(Connector):
         key_field = len(columns) - 1 if layout.page_key else 0
         pages = self._copy_pages(mapping, namespace, limit, cursor, select, key_field)
         # The server runs the next page's query while this one is written out.
-        for (batch, rejects), next_cursor in read_ahead(
-            (_decode_page(messages, layout), after) for messages, after in pages
-        ):
-            yield Page(batch, next_cursor, rejects)
+        decoded = cast(Generator[Any, None, None], read_ahead(
+            (_decode_page(messages, layout), after) for messages, after in pages))  # fmt: skip
+        try:
+            for (batch, rejects), next_cursor in decoded:
+                yield Page(batch, next_cursor, rejects)
+        except GeneratorExit:
+            # Left before its last page: no retry continues this read. (After an error the snapshot
+            # stays, for the retry that reopens the read at its cursor.)
+            decoded.close()  # joins the thread that reads, before its connection is touched here
+            self._release_snapshot()
+            raise
 
     def _copy_pages(
         self,
@@ -662,11 +668,14 @@ class PgvectorConnector(Connector):
         trailer) and the cursor after each (None after the last): each is one short query, retried on its own.
 
         The next page's query needs only the last key, read off the last row's field `key_field` (the id,
-        or the row key `select` ends with), so no row is parsed here.
+        or the row key `select` ends with), so no row is parsed here. Every page is read in one snapshot
+        of the table (`_take_snapshot`), so the pages add up to the rows of one moment.
         """
         psycopg = _psycopg()
         sql = self._sql()
+        self._run("taking a snapshot of the table", lambda: self._take_snapshot(cursor))
         last, remaining = cursor, limit
+        messages: list[bytes] = []
         while remaining is None or remaining > 0:
             size = self.page_size if remaining is None else min(self.page_size, remaining)
             where, params = self._scope_clause(mapping, namespace)
@@ -684,29 +693,122 @@ class PgvectorConnector(Connector):
 
             def fetch(query: Any = query, params: list[Any] = params, size: int = size) -> list[bytes]:
                 conn = self.conn()
+                if not self._reading:
+                    self._begin_read(conn)
                 # COPY takes no parameters: the client cursor quotes them into the query.
                 literal = psycopg.ClientCursor(conn).mogrify(query, [*params, size])
-                # Along the page key's index, whatever the statistics say: a table just loaded, with no
-                # statistics yet, made the planner sort all the rows after the key for every page instead.
-                conn.execute("SET LOCAL enable_sort = off")
                 with conn.cursor() as cur, cur.copy(
                     sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(literal))
                 ) as copy:  # fmt: skip
-                    messages = _copy_messages(conn.pgconn, copy)
-                conn.rollback()
-                return messages
+                    return _copy_messages(conn.pgconn, copy)
 
             messages = self._run("reading rows", fetch)
             rows = len(messages) - 1  # the last message is the trailer
             if rows <= 0:
-                return
+                break
             last = pgcopy.last_row_text(messages, key_field)
             if remaining is not None:
                 remaining -= rows
             done = rows < size or remaining == 0
-            yield messages, None if done else last
             if done:
-                return
+                break
+            yield messages, last
+            messages = []
+        # Released before the last page is handed over, here, in the thread that reads: the caller may
+        # never ask for more, so code after the last yield might never run.
+        self._release_snapshot()
+        if len(messages) > 1:
+            yield messages, None
+
+    # -- one snapshot per export ----------------------------------------------------------
+
+    def _take_snapshot(self, cursor: Cursor | None) -> None:
+        """The moment this read of the table sees: a new one for a read from the start, the same one for a
+        read reopened at its cursor after an error (`ChunkReader` retries that way, on a new connection
+        where the old one was lost).
+
+        Paged in many short queries, each in a transaction of its own, an export taken while others write
+        gave a set of rows that was never in the table (a row deleted after its page was read and one
+        inserted before its page was: both out). So every page is read in one REPEATABLE READ, READ ONLY
+        transaction, and that transaction imports a snapshot which a second connection exported and holds
+        open, idle, until the last page (`pg_export_snapshot`): when the reading connection is dropped
+        (the watchdog, a reset), the retry's new connection imports the same snapshot and reads on as of
+        the same moment. A resumed run (a new process, a cursor from its checkpoint) reads the rest as of
+        its own start: a snapshot does not outlive the run that took it.
+        """
+        if cursor is not None and self._snapshot is not None:
+            return
+        self._release_snapshot()
+        self._snapshot = self._export_snapshot()
+
+    def _export_snapshot(self) -> _Snapshot:
+        """A connection holding a transaction open, and the id of the snapshot it exported; only the
+        reading connection's own transaction where no second connection can be had (a server at its
+        connection limit, one without snapshot export): the export is then consistent unless that
+        connection is lost (`_begin_read` says so then)."""
+        psycopg = _psycopg()
+        try:
+            holder = psycopg.connect(self._conninfo(), autocommit=False, application_name=SNAPSHOT_APPLICATION)
+        except psycopg.Error:
+            return _Snapshot(None, None)
+        watchdog = threading.Timer(self.opts.timeout, _shut, (holder,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            name = holder.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        except psycopg.Error:
+            holder.close()
+            return _Snapshot(None, None)
+        finally:
+            watchdog.cancel()
+        return _Snapshot(holder, str(name))
+
+    def _begin_read(self, conn: Any) -> None:
+        """Start the reading connection's transaction in the export's snapshot (`_take_snapshot`)."""
+        psycopg = _psycopg()
+        snapshot = self._snapshot
+        assert snapshot is not None
+        if snapshot.begun and snapshot.name is None:
+            raise self._snapshot_lost()
+        conn.rollback()  # a catalog query may have begun a transaction: the isolation level comes first
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if snapshot.name is not None:
+            try:
+                conn.execute(self._sql().SQL("SET TRANSACTION SNAPSHOT {}").format(self._sql().Literal(snapshot.name)))
+            except (psycopg.errors.UndefinedObject, psycopg.errors.ObjectNotInPrerequisiteState):
+                # The holding transaction ended, and its snapshot with it ("snapshot ... does not exist"), or
+                # its server process is ending ("could not import the requested snapshot").
+                conn.rollback()
+                raise self._snapshot_lost() from None
+        # Along the page key's index, whatever the statistics say: a table just loaded, with no
+        # statistics yet, made the planner sort all the rows after the key for every page instead.
+        conn.execute("SET LOCAL enable_sort = off")
+        snapshot.begun, self._reading = True, True
+
+    def _snapshot_lost(self) -> StoreError:
+        self._release_snapshot()
+        return StoreError(
+            f"pgvector {self._where()}: the connection was lost in the middle of the export, and with it the "
+            "snapshot of the table the export reads: the rest, read now, could give a set of rows the table "
+            "never held. Run it again: an export to a file starts over (the file is written whole); a migrate "
+            "resumes after its last loaded chunk, reading the rest as of then (--restart reads all again)"
+        )
+
+    def _release_snapshot(self) -> None:
+        """End the export's snapshot: the reading transaction, and the connection that held it."""
+        snapshot, self._snapshot = self._snapshot, None
+        if self._reading and self._conn is not None:
+            self._reading = False
+            try:
+                self._conn.rollback()
+            except Exception:  # noqa: BLE001 - a broken connection: the next call reconnects
+                self._discard_connection()
+        if snapshot is not None and snapshot.holder is not None:
+            try:
+                snapshot.holder.close()
+            except Exception:  # noqa: BLE001 - closing a lost connection may fail; it is gone either way
+                pass
 
     # -- load ---------------------------------------------------------------------------
 
@@ -1077,6 +1179,7 @@ class PgvectorConnector(Connector):
         self._rollback()
 
     def close(self) -> None:
+        self._release_snapshot()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -1242,6 +1345,31 @@ def _same_record(mapping: TableMap) -> Any:
         return None
     table = sql.Identifier(*mapping.table)
     return sql.SQL("{} = {}").format(_original_id(mapping, table), _original_id(mapping, sql.SQL("EXCLUDED")))
+
+
+SNAPSHOT_APPLICATION = "vex export snapshot"
+"""`application_name` of the connection that holds an export's snapshot (as `pg_stat_activity` shows it)."""
+
+
+@dataclass
+class _Snapshot:
+    """An export's snapshot: the connection whose open transaction exported it, and its id; both None where
+    only the reading transaction holds it (see `PgvectorConnector._export_snapshot`)."""
+
+    holder: Any
+    name: str | None
+    begun: bool = False
+    """A reading transaction has taken it: a later one must import it to read on."""
+
+
+def _shut(conn: Any) -> None:
+    """Shut a connection's socket, so that a call waiting on a stalled server fails (and is retried)."""
+    if conn is None or conn.closed:
+        return
+    try:
+        socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _qualified(table: tuple[str, ...]) -> str:

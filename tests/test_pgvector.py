@@ -1148,3 +1148,165 @@ def test_schema_that_does_not_exist(pg_server: PgServer, tmp_path: Path) -> None
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
     result = _import(source, "--url", pg_server.dsn(), "--table", "nowhere.t")
     assert result.returncode == 2 and "schema nowhere does not exist" in result.stderr
+
+
+# -- an export while others write ---------------------------------------------------------------
+
+
+def _churning_table(pg_server: PgServer, table: str, rows: int) -> set[str]:
+    """A native table of `rows` rows, ids `r0000000`, `r0000001`, ... (text order is number order); its ids."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(
+            f"CREATE TABLE {table} (id text PRIMARY KEY, embedding vector(8) NOT NULL, text text, metadata jsonb, "
+            "namespace text, model text, created_at timestamptz, score double precision, source_store text, "
+            "extra jsonb)"
+        )
+        conn.execute(f"GRANT ALL ON {table} TO vex")
+        conn.execute(
+            f"INSERT INTO {table} (id, embedding, text) SELECT 'r' || lpad(g::text, 7, '0'), "
+            "'[1,2,3,4,5,6,7,8]', 'row ' || g FROM generate_series(0, %s) g",
+            (rows - 1,),
+        )
+    return {f"r{i:07d}" for i in range(rows)}
+
+
+class _Churn:
+    """Another client of a `_churning_table`, on its own connection and thread: each of its transactions
+    inserts the next id and deletes the lowest, so every state it commits holds the same number of rows,
+    a run of consecutive ids."""
+
+    def __init__(self, pg_server: PgServer, table: str, next_id: int) -> None:
+        import threading
+
+        import psycopg
+
+        self.conn = psycopg.connect(pg_server.dsn(), autocommit=True)
+        self.table, self.next_id, self.commits = table, next_id, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with self.conn.transaction():
+                self.conn.execute(f"INSERT INTO {self.table} (id, embedding) VALUES (%s, '[1,1,1,1,1,1,1,1]')",
+                                  (f"r{self.next_id:07d}",))  # fmt: skip
+                self.conn.execute(f"DELETE FROM {self.table} WHERE id = (SELECT min(id) FROM {self.table})")
+            self.next_id += 1
+            self.commits += 1
+            time.sleep(0.001)
+
+    def __enter__(self) -> _Churn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.conn.close()
+
+    def more(self) -> None:
+        """Wait (boundedly) until at least one more transaction is committed."""
+        seen, deadline = self.commits, time.monotonic() + 10
+        while self.commits == seen and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert self.commits > seen, "the writer is stuck"
+
+
+def _terminate(pg_server: PgServer, *pids: int) -> None:
+    with pg_server.admin("vexdb") as conn:
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _snapshot_holder(pg_server: PgServer) -> int:
+    from connectors.pgvector import SNAPSHOT_APPLICATION
+
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                            (SNAPSHOT_APPLICATION,)).fetchall()  # fmt: skip
+    assert len(rows) == 1, rows
+    return int(rows[0][0])
+
+
+def _export_while_churning(pg_server: PgServer, table: str, rows: int, fault: Any = None) -> list[str]:
+    """Export `table` page by page (10 rows a page) through the pipeline's reader, retrying a lost connection
+    as the pipeline does, while a `_Churn` commits at least one transaction between any two pages. It starts
+    after the first page: the export's moment comes before any of its writes. `fault(connector)` runs
+    after the fifth page."""
+    from engine.steps import ChunkReader
+    from vmig.errors import TransientError
+
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table=table))
+    connector.page_size = 10
+    ids: list[str] = []
+    with connector:
+        reader = ChunkReader(connector, None, None)
+        ids += reader.next_chunk(10).batch.column("id").to_pylist()
+        with _Churn(pg_server, table, rows) as churn:
+            retries = 0
+            while not reader.finished:
+                churn.more()
+                if len(ids) == 50 and fault is not None:
+                    fault(connector)
+                try:
+                    ids += reader.next_chunk(10).batch.column("id").to_pylist()
+                except TransientError:
+                    retries += 1
+                    assert retries == 1
+            assert churn.commits >= rows // 10 - 1
+        assert fault is None or retries == 1, "the fault cost the reading connection"
+    return ids
+
+
+def test_an_export_reads_one_moment_while_another_client_writes(pg_server: PgServer) -> None:
+    """Each page was its own transaction: a row deleted after its page was read and one inserted before its
+    page was read both came out, more rows than the table ever held. Now all pages read one snapshot."""
+    before = _churning_table(pg_server, "churn_plain", 200)
+    ids = _export_while_churning(pg_server, "churn_plain", 200)
+    assert len(ids) == 200 and set(ids) == before
+
+
+def test_an_export_keeps_its_moment_across_a_lost_connection(pg_server: PgServer) -> None:
+    """The reading connection is lost mid-export: the retry's new connection imports the snapshot that a
+    second connection holds, and reads on as of the same moment."""
+    before = _churning_table(pg_server, "churn_lost", 200)
+
+    def lose_reader(connector: PgvectorConnector) -> None:
+        assert connector._backend_pid is not None
+        _terminate(pg_server, connector._backend_pid)
+
+    ids = _export_while_churning(pg_server, "churn_lost", 200, lose_reader)
+    assert len(ids) == 200 and set(ids) == before
+
+
+def test_an_export_that_lost_its_snapshot_stops_and_says_so(pg_server: PgServer) -> None:
+    """Reader and snapshot holder both lost: reading on would mix two moments, so the export fails, not
+    retried, with what to do."""
+    from vmig.errors import StoreError
+
+    _churning_table(pg_server, "churn_gone", 200)
+
+    def lose_both(connector: PgvectorConnector) -> None:
+        assert connector._backend_pid is not None
+        _terminate(pg_server, connector._backend_pid, _snapshot_holder(pg_server))
+
+    with pytest.raises(StoreError, match="lost in the middle of the export, and with it the snapshot") as failed:
+        _export_while_churning(pg_server, "churn_gone", 200, lose_both)
+    assert "Run it again" in str(failed.value)
+
+
+def test_export_through_the_cli_while_another_client_writes(pg_server: PgServer, tmp_path: Path) -> None:
+    """The whole command, pages of 5,000: every committed state of the table is a run of 20,000 consecutive
+    ids, and so is the file."""
+    rows = 20_000
+    _churning_table(pg_server, "churn_cli", rows)
+    out = tmp_path / "churn.vmig.jsonl"
+    with _Churn(pg_server, "churn_cli", rows) as churn:
+        churn.more()
+        result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--table", "churn_cli",
+                         "--output", str(out), "--json")  # fmt: skip
+        commits = churn.commits
+    assert result.returncode == 0, result.stderr
+    numbers = sorted(int(i[1:]) for i in read_vmig(out))
+    assert commits > 10 and len(numbers) == rows and numbers == list(range(numbers[0], numbers[0] + rows))
