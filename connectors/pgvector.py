@@ -18,7 +18,9 @@ Layouts (`--layout`):
 
 Where a layout has no column for namespace, model, created_at, score, origin or unknown
 format keys, they travel in the metadata JSON under the reserved key `_vex`, so a trip
-through any layout loses nothing. A load is one transaction per batch: binary COPY into
+through any layout loses nothing; there a user's own key that starts with `_vex` is stored
+as `_vex_user:<key>` and comes back as it was (the native table, with a column for every
+field, keeps metadata exactly as given). A load is one transaction per batch: binary COPY into
 a temporary staging table, then `INSERT ... ON CONFLICT (id) DO UPDATE`, so a re-run never
 duplicates and a failed batch leaves no partial rows. The vector index is built after the
 load. `halfvec` columns are read and written as such. The password never appears in a
@@ -995,9 +997,12 @@ class PgvectorConnector(Connector):
         raise UsageError(f"pgvector column {column} is {kind}: vex writes metadata to json or jsonb columns")
 
     def _metadata_with_reserved(self, batch: pa.RecordBatch, mapping: TableMap, metadata: pa.Array) -> pa.Array:
-        """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need)."""
+        """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need),
+        and the user's own keys that look like vex's (`_vex...`) escaped, so that export gives them back
+        instead of taking them for its own (`vmig.metadata.escape_reserved`)."""
         names = ("id", "namespace", "model", "created_at", "score", "source_store", "extra")
         columns = {name: batch.column(name).to_pylist() for name in names}
+        escape = md.may_need_escape(metadata)
         merged: list[str] = []
         for i, text in enumerate(metadata.to_pylist()):
             record_id = columns["id"][i]
@@ -1017,11 +1022,12 @@ class PgvectorConnector(Connector):
                 )
                 if value is not None
             }
-            if not reserved:
+            if not reserved and not escape[i]:
                 merged.append(text or "{}")
                 continue
-            meta = md.loads(text)
-            meta[RESERVED_KEY] = reserved
+            meta = md.escape_reserved(md.loads(text))
+            if reserved:
+                meta[RESERVED_KEY] = reserved
             merged.append(orjson.dumps(meta).decode())
         return pa.array(merged, type=pa.string())
 
@@ -1435,12 +1441,15 @@ class _PageLayout:
         return count + 1 if self.page_key else count
 
 
-def _reserved_rows(metas: pa.Array) -> tuple[pa.Array, list[int]]:
-    """Metadata texts (null as `{}`) and the rows that need parsing: those that may hold `_vex`, or are
-    not a JSON object. The rest go through as the server wrote them, no step per row: in a table
-    vex did not write, or wrote with a column for every field, that is every row."""
+def _rows_to_parse(metas: pa.Array, reserved: bool) -> tuple[pa.Array, list[int]]:
+    """Metadata texts (null as `{}`) and the rows that need parsing: those that are not a JSON object, and
+    in a layout that keeps vex's fields under `_vex` (`reserved`) those that may hold a key starting with
+    `_vex` (vex's own, or a user's escaped one). The rest go through as the server wrote them, no step per
+    row: in a table vex did not write, or wrote with a column for every field, that is every row."""
     texts = metas.fill_null("{}")
-    maybe = pc.or_(pc.invert(pc.starts_with(texts, "{")), pc.match_substring(texts, f'"{RESERVED_KEY}"'))
+    maybe = pc.invert(pc.starts_with(texts, "{"))
+    if reserved:
+        maybe = pc.or_(maybe, pa.array(md.may_need_escape(texts)))
     return texts, pc.indices_nonzero(maybe).to_pylist()
 
 
@@ -1469,15 +1478,14 @@ def _page_batch(fields: pgcopy.Fields, layout: _PageLayout) -> pa.RecordBatch:
     """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras][, the page key, left out])
     to a canonical batch: columns cut out with numpy, metadata a step per row only where `_vex` may be in it."""
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
-    texts, parse = _reserved_rows(pgcopy.read_text(fields, 3))
+    # A native table has a column for every field: its metadata is the user's keys only, `_vex...` ones too.
+    texts, parse = _rows_to_parse(pgcopy.read_text(fields, 3), reserved=not layout.native_extras)
     if layout.native_extras:
         metadata: pa.Array | list[str | None] = texts
         if parse:
             metadata = texts.to_pylist()
             for i in parse:
-                meta = md.loads(metadata[i])
-                meta.pop(RESERVED_KEY, None)
-                metadata[i] = md.dumps(meta) or "{}"
+                metadata[i] = md.dumps(md.loads(metadata[i])) or "{}"
         extras = pgcopy.read_text(fields, 9).to_pylist()
         sources = pgcopy.read_text(fields, 8).fill_null(layout.store)
         return build_batch(
@@ -1506,7 +1514,12 @@ def _page_batch(fields: pgcopy.Fields, layout: _PageLayout) -> pa.RecordBatch:
     from_columns = pgcopy.read_text(fields, 5).to_pylist() if layout.column_keys else None
     for i in range(rows) if from_columns is not None else parse:
         meta = md.loads(meta_texts[i])
-        reserved = meta.pop(RESERVED_KEY, None) or {}
+        reserved = meta.pop(RESERVED_KEY, None)
+        meta = md.unescape_reserved(meta)
+        if not isinstance(reserved, dict):  # vex keeps an object there: anything else is a key of the user's
+            if reserved is not None:
+                meta[RESERVED_KEY] = reserved
+            reserved = {}
         if from_columns is not None:  # a NULL column is a key the record does not have
             meta.update((key, value) for key, value in md.loads(from_columns[i]).items() if value is not None)
         meta_texts[i] = md.dumps(meta)

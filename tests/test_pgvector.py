@@ -1042,7 +1042,8 @@ _METADATA_AS_STORED = {
 @pytest.mark.parametrize("native", [True, False], ids=["native-columns", "mapped-columns"])
 def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_path: Path, native: bool) -> None:
     """Rows vex did not write: every metadata shape reads back as it was; `_vex` is lifted out where it is
-    vex's own (a top-level key), and is only text where it sits inside a value."""
+    vex's own (a top-level key of a mapped table), and is only text where it sits inside a value. The native
+    table has a column for every field, so vex keeps nothing in its metadata: a `_vex` key there is a user's."""
     table = "meta_native" if native else "meta_mapped"
     extras = (", namespace text, model text, created_at timestamptz, score double precision, source_store text, "
               "extra jsonb")  # fmt: skip
@@ -1064,7 +1065,7 @@ def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_p
     for key, (_, expected) in rows.items():
         assert back[key]["metadata"] == expected, key
         assert back[key]["model"] is None and back[key]["source_store"] == "pgvector", key
-    assert back["reserved"]["metadata"] == {"k": 2}
+    assert back["reserved"]["metadata"] == (json.loads(reserved) if native else {"k": 2})
     # In flight, too, metadata is always a JSON object: other stores' loaders take it as it is.
     connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table=table, id_column="id",
                                                   vector_column="embedding", metadata_column="metadata"))  # fmt: skip
@@ -1072,7 +1073,7 @@ def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_p
         pages = list(connector.extract(None, None, None))
     texts = [text for page in pages for text in page.batch.column("metadata").to_pylist()]
     assert len(texts) == len(rows) + 1 and all(isinstance(json.loads(text), dict) for text in texts)
-    if native:  # a native table keeps these in its own columns; `_vex` in its metadata is dropped
+    if native:  # a native table keeps these in its own columns; `_vex` in its metadata is the user's key
         assert back["reserved"]["model"] is None and back["reserved"]["namespace"] is None
     else:
         assert (back["reserved"]["model"], back["reserved"]["score"], back["reserved"]["namespace"]) == (
@@ -1310,3 +1311,38 @@ def test_export_through_the_cli_while_another_client_writes(pg_server: PgServer,
     assert result.returncode == 0, result.stderr
     numbers = sorted(int(i[1:]) for i in read_vmig(out))
     assert commits > 10 and len(numbers) == rows and numbers == list(range(numbers[0], numbers[0] + rows))
+
+
+# -- metadata keys that look like vex's own -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["native", "langchain-v2", "llamaindex"])
+def test_user_keys_that_look_like_vex_s_own_come_back(pg_server: PgServer, tmp_path: Path, layout: str) -> None:
+    """`_vex` is where a layout without columns for them keeps namespace, model, an id its key spells otherwise:
+    a user's own `_vex`, `_vex...` keys were overwritten or taken for vex's (a namespace, an id!) and dropped.
+    Now they go in escaped (mapped layouts) or as they are (the native table has a column for every field)."""
+    records = sample_records(count=4, odd_ones=False)
+    records[0]["metadata"] = {"_vex": {"id": "not-this", "namespace": "nor-this"}, "_vex_user:x": 1, "_vexfoo": "a"}
+    records[1]["metadata"] = {"_vex": "plain", "_vex_user:_vex": [1, 2], "k": {"_vex": 3}}
+    records[2]["metadata"] = {"_vex_user:": None, "other": "_vex"}
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    name = f"vexkeys_{layout.replace('-', '_')}"
+    store = ["--layout", layout, "--table", name]
+    if layout == "llamaindex":
+        make_llamaindex_table(pg_server, name)
+        store = ["--layout", layout, "--collection", name]
+    url = pg_server.dsn()
+    result = run_vex("migrate", "--from", "jsonl", "--source-path", str(source), "--to", "pgvector", "--target-url",
+                     url, *store, "--verify", "--json")  # fmt: skip
+    assert result.returncode == 0 and _last(result)["verify"]["ok"], result.stdout + result.stderr
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, *store, "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert sorted(back) == sorted(r["id"] for r in records)
+    for record in records:
+        got = back[record["id"]]
+        assert (got["metadata"], got["namespace"]) == (record["metadata"], record["namespace"]), record["id"]
+    result = run_vex("export", "--from", "pgvector", "--url", url, *store, "--namespace", "nor-this",
+                     "--output", str(tmp_path / "none.vmig.jsonl"), "--json")  # fmt: skip
+    assert result.returncode == 0 and _last(result)["total"] == 0, result.stdout
