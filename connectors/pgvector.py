@@ -1091,23 +1091,27 @@ class PgvectorConnector(Connector):
                 if len(written) < batch.num_rows:
                     failed = self._taken_keys(conn, batch, mapping, {row[0] for row in written})
         else:
-            self._replace_staged(conn, mapping, insert)
+            failed = self._replace_staged(conn, mapping, insert)
         conn.commit()
         return failed
 
-    def _replace_staged(self, conn: Any, mapping: TableMap, insert: Any) -> None:
+    def _replace_staged(self, conn: Any, mapping: TableMap, insert: Any) -> list[tuple[str, str]]:
         """Delete-then-insert for ids without a unique index (LlamaIndex's `node_id`, LangChain's `custom_id`).
 
         Found by the id, a batch's rows take a scan of the table (or collection) each, since the id has no
         index: a re-import grew with the square of the table. These tables have a unique row key, though, so
         the run lists every row's id and key once, in a temporary table with an index on the id, adds the
         rows it writes, and deletes by key. A listed key whose row no longer has the id (changed by another
-        writer since) is left alone; rows of the id that another writer adds during the run are not seen."""
+        writer since) is left alone; rows of the id that another writer adds during the run are not seen.
+
+        Where the key is derived from the id (`_same_record`), the records whose key rows of another record
+        hold are taken out of the batch first, and returned as failed (`_held_keys`)."""
         scope, params = _and_in_scope(mapping)
         if mapping.row_key is None:
+            failed = self._held_keys(conn, mapping)
             conn.execute(_delete_staged(mapping) + scope, params)
             conn.execute(insert)
-            return
+            return failed
         sql = self._sql()
         key, record_id = sql.Identifier(mapping.row_key), _record_id(mapping)
         if not self._rows_listed:
@@ -1120,11 +1124,12 @@ class PgvectorConnector(Connector):
             )
             conn.execute("CREATE INDEX ON pg_temp.vex_rows (id)")
             self._rows_listed = True
+        failed = self._held_keys(conn, mapping)
         # One index probe per staged row (OFFSET 0 keeps the planner from turning it into a join that reads
         # the whole list), and the keys found are looked up in the key's index.
         listed = sql.SQL(
             " AND {k} = ANY(ARRAY(SELECT r.key FROM pg_temp.vex_stage s,"
-            " LATERAL (SELECT key FROM pg_temp.vex_rows WHERE id = s.{id} OFFSET 0) r))"
+            " LATERAL (SELECT key FROM pg_temp.vex_rows WHERE id = s.{id}::text OFFSET 0) r))"
         )
         conn.execute(_delete_staged(mapping) + listed.format(k=key, id=sql.Identifier(mapping.id)) + scope, params)
         conn.execute(
@@ -1132,6 +1137,50 @@ class PgvectorConnector(Connector):
                 "WITH written AS ({insert} RETURNING {r}, {k}) INSERT INTO pg_temp.vex_rows SELECT * FROM written"
             ).format(insert=insert, r=record_id, k=key)
         )
+        return failed
+
+    def _held_keys(self, conn: Any, mapping: TableMap) -> list[tuple[str, str]]:
+        """For a key derived from the id in a table without a unique key (`7` and `007` share the integer
+        key 7): the staged records whose key a row of another record holds, then those whose key a record
+        before them in the batch has, each failed naming that record and taken out of the staging table.
+        The delete-then-insert replaced the other record; a unique key's upsert fails them the same way
+        (`_same_record`). Nothing where keys are the ids themselves."""
+        if _same_record(mapping) is None:
+            return []
+        sql = self._sql()
+        mine, theirs = _original_id(mapping, sql.SQL("s")), _original_id(mapping, sql.SQL("t"))
+        ident, target = sql.Identifier(mapping.id), sql.Identifier(*mapping.table)
+        if mapping.row_key is None:
+            rows = sql.SQL("JOIN {t} t ON t.{id} = s.{id}").format(t=target, id=ident)
+        else:  # the rows `_replace_staged` listed for the staged ids, as it finds them to delete
+            rows = sql.SQL(
+                "CROSS JOIN LATERAL (SELECT key FROM pg_temp.vex_rows WHERE id = s.{id}::text OFFSET 0) r "
+                "JOIN {t} t ON t.{k} = r.key AND {listed} = s.{id}::text"
+            ).format(id=ident, t=target, k=sql.Identifier(mapping.row_key), listed=_record_id(mapping, sql.SQL("t")))
+        params: list[Any] = []
+        if mapping.scope_column is not None:
+            rows += sql.SQL(" AND t.{} = %s").format(sql.Identifier(mapping.scope_column))
+            params.append(mapping.scope_value)
+        held = sql.SQL("SELECT {mine}, s.{id}::text, {theirs} FROM pg_temp.vex_stage s {rows} WHERE {theirs} <> {mine}")
+        # One COPY fills the staging table, so its rows lie in the batch's order.
+        shared = sql.SQL(
+            "SELECT mine, key, first FROM (SELECT {mine} AS mine, s.{id}::text AS key, "
+            "first_value({mine}) OVER (PARTITION BY s.{id} ORDER BY s.ctid) AS first FROM pg_temp.vex_stage s) d "
+            "WHERE mine <> first"
+        )
+        failed: list[tuple[str, str]] = []
+        for query, query_params in ((held, params), (shared, [])):
+            found = conn.execute(query.format(mine=mine, theirs=theirs, id=ident, rows=rows), query_params)
+            holders: dict[str, tuple[str, str]] = {}
+            for record_id, key, holder in found.fetchall():
+                holders.setdefault(record_id, (key, holder))
+            if holders:
+                drop = sql.SQL("DELETE FROM pg_temp.vex_stage s WHERE {} = ANY(%s)").format(mine)
+                conn.execute(drop, [list(holders)])
+                failed += [
+                    (record_id, _TAKEN_KEY.format(record_id, *held_by)) for record_id, held_by in holders.items()
+                ]
+        return failed
 
     def _taken_keys(
         self, conn: Any, batch: pa.RecordBatch, mapping: TableMap, written: set[str]
@@ -1146,9 +1195,8 @@ class PgvectorConnector(Connector):
             id=sql.Identifier(mapping.id), original=_original_id(mapping, target), t=target
         )
         holders = dict(conn.execute(query, [keys]).fetchall())
-        reason = "id '{}' is stored under key {}, which holds another record, id '{}': it is not replaced"
         return [
-            (record_id, reason.format(record_id, key, holders.get(key, "?")))
+            (record_id, _TAKEN_KEY.format(record_id, key, holders.get(key, "?")))
             for record_id, key in zip(left, keys, strict=True)
         ]
 
@@ -1297,15 +1345,21 @@ def _row_keys(mapping: TableMap, ids: pa.Array) -> pgcopy.Field:
     return pgcopy.uuids([_row_uuid(mapping.scope_value, record_id) for record_id in ids.to_pylist()])
 
 
-def _record_id(mapping: TableMap) -> Any:
-    """SQL for the record id of a row, as text: its id column, or where that may be NULL (the legacy LangChain
-    table's `custom_id`) its row key in its stead. Export gives rows this id, and a re-import of an id replaces
-    the rows of that id, so a row comes back where it was."""
+def _record_id(mapping: TableMap, row: Any = None) -> Any:
+    """SQL for the record id of a row (columns qualified by `row`, where given), as text: its id column, or
+    where that may be NULL (the legacy LangChain table's `custom_id`) its row key in its stead. Export gives
+    rows this id, and a re-import of an id replaces the rows of that id, so a row comes back where it was."""
     from psycopg import sql
 
+    def column(name: str) -> Any:
+        return sql.Identifier(name) if row is None else sql.SQL("{}.{}").format(row, sql.Identifier(name))
+
     if mapping.row_key is None:
-        return sql.SQL("{}::text").format(sql.Identifier(mapping.id))
-    return sql.SQL("COALESCE({}::text, {}::text)").format(sql.Identifier(mapping.id), sql.Identifier(mapping.row_key))
+        return sql.SQL("{}::text").format(column(mapping.id))
+    return sql.SQL("COALESCE({}::text, {}::text)").format(column(mapping.id), column(mapping.row_key))
+
+
+_TAKEN_KEY = "id '{}' is stored under key {}, which holds another record, id '{}': it is not replaced"
 
 
 def _and_in_scope(mapping: TableMap) -> tuple[Any, list[Any]]:
@@ -1324,9 +1378,13 @@ def _delete_staged(mapping: TableMap) -> Any:
     collection may hold the same ids); the insert that follows is in the same transaction."""
     from psycopg import sql
 
-    match = sql.Identifier(mapping.id) if mapping.row_key is None else _record_id(mapping)
+    staged: Any = sql.Identifier(mapping.id)
+    if mapping.row_key is None:
+        match = staged
+    else:  # the record id is text, whatever the id column's type
+        match, staged = _record_id(mapping), sql.SQL("{}::text").format(staged)
     return sql.SQL("DELETE FROM {t} WHERE {m} IN (SELECT {id} FROM pg_temp.vex_stage)").format(
-        t=sql.Identifier(*mapping.table), m=match, id=sql.Identifier(mapping.id)
+        t=sql.Identifier(*mapping.table), m=match, id=staged
     )
 
 

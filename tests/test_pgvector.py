@@ -1346,3 +1346,62 @@ def test_user_keys_that_look_like_vex_s_own_come_back(pg_server: PgServer, tmp_p
     result = run_vex("export", "--from", "pgvector", "--url", url, *store, "--namespace", "nor-this",
                      "--output", str(tmp_path / "none.vmig.jsonl"), "--json")  # fmt: skip
     assert result.returncode == 0 and _last(result)["total"] == 0, result.stdout
+
+
+# -- ids that share a key, in tables without a unique key ------------------------------------------------
+
+
+def test_a_key_two_ids_share_in_a_table_without_a_unique_key(pg_server: PgServer, tmp_path: Path) -> None:
+    """A LlamaIndex table whose node_id is a bigint, with no unique key: rows are replaced by delete-then-insert,
+    which deleted the row of `7` to write `007` in its place. Now, as with a unique key, the record there first
+    stays and the other is one failed record naming it, in one batch and across runs."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS data_int_nodes")
+        conn.execute("CREATE TABLE data_int_nodes (text varchar NOT NULL, metadata_ jsonb, node_id bigint, "
+                     "embedding vector(8))")  # fmt: skip
+        conn.execute("GRANT ALL ON data_int_nodes TO vex")
+    records = sample_records(count=4, odd_ones=False)
+    for record, new_id in zip(records, ["7", "8", "007", "9"], strict=True):
+        record["id"] = new_id
+    into = ["--to", "pgvector", "--url", pg_server.dsn(), "--layout", "llamaindex", "--collection", "int_nodes"]
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *into, "--json")
+    summary = _last(result)
+    assert result.returncode == 1 and summary["upserted"] == 3 and summary["failed"] == 1, result.stdout
+    assert summary["failed_sample"][0]["id"] == "007"
+    assert "under key 7, which holds another record, id '7'" in summary["failed_sample"][0]["reason"]
+    records[0]["text"], records[2]["text"] = "seven again", "double-oh-seven"
+    later = write_vmig(tmp_path / "b.vmig.jsonl", [records[2], records[0]])
+    summary = _last(run_vex("import", "--from", str(later), *into, "--json"))
+    assert summary["upserted"] == 1 and summary["failed"] == 1 and summary["failed_sample"][0]["id"] == "007"
+    with pg_server.admin("vexdb") as conn:
+        rows = sorted(conn.execute("SELECT node_id, text FROM data_int_nodes").fetchall())
+    assert rows == [(7, "seven again"), (8, records[1]["text"]), (9, records[3]["text"])]
+
+
+def test_uuid_node_ids_in_a_table_keyed_by_a_serial(pg_server: PgServer, tmp_path: Path) -> None:
+    """A LlamaIndex table (BIGSERIAL key) whose node_id is a uuid: every record failed ("operator does not
+    exist: text = uuid"). Now ids go in as UUIDs, a re-import replaces its rows, and another spelling of a
+    UUID already there is a failed record naming the one there."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS data_uuid_nodes")
+        conn.execute("CREATE TABLE data_uuid_nodes (id bigserial PRIMARY KEY, text varchar NOT NULL, "
+                     "metadata_ jsonb, node_id uuid, embedding vector(8))")  # fmt: skip
+        conn.execute("GRANT ALL ON data_uuid_nodes TO vex")
+        conn.execute("GRANT ALL ON SEQUENCE data_uuid_nodes_id_seq TO vex")
+    from tests.records import to_batch
+
+    own = str(uuid.UUID(int=77))
+    records = sample_records(count=3, odd_ones=False)
+    records[0]["id"], records[2]["id"] = own, own.upper()
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="uuid_nodes"))
+    with connector:
+        connector.ensure_target(8, "cosine")
+        assert connector.load(to_batch(records[:2])).failed == []
+        again = connector.load(to_batch(records[2:]))
+        assert again.written == 0 and [i for i, _ in again.failed] == [own.upper()]
+        assert f"which holds another record, id '{own}'" in again.failed[0][1]
+        records[0]["text"] = "replaced"
+        assert connector.load(to_batch(records[:1])).failed == []
+        pages = [page.batch.to_pydict() for page in connector.extract(None, None, None)]
+    back = {i: t for page in pages for i, t in zip(page["id"], page["text"], strict=True)}
+    assert back == {own: "replaced", "mem-0001": records[1]["text"]}
