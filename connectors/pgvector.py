@@ -895,16 +895,24 @@ class PgvectorConnector(Connector):
         if mapping is None:
             raise StoreError("pgvector: load called before the table was prepared")
         unique = last_of_each_id(batch)
+        failed: list[tuple[str, str]] = []
+        nul = _nul_fields(unique)
+        if nul.any():
+            # Each alone: PostgreSQL refuses a NUL in text and jsonb (not in json), and would fail the batch.
+            failed += self._load_one_by_one(unique.filter(pa.array(nul)), mapping)
+            unique = unique.filter(pa.array(~nul))
         try:
-            failed = self._run("loading a batch", lambda: self._load_transaction(unique, mapping))
+            if unique.num_rows:
+                failed += self._run("loading a batch", lambda: self._load_transaction(unique, mapping))
         except TransientError:
             raise
         except StoreError:
             # The batch was rolled back whole; find the records PostgreSQL refuses, load the rest.
-            return self._load_one_by_one(batch, unique, mapping)
+            failed += self._load_one_by_one(unique, mapping)
         return LoadResult(written=batch.num_rows - len(failed), failed=failed)
 
-    def _load_one_by_one(self, batch: pa.RecordBatch, unique: pa.RecordBatch, mapping: TableMap) -> LoadResult:
+    def _load_one_by_one(self, unique: pa.RecordBatch, mapping: TableMap) -> list[tuple[str, str]]:
+        """Each record in a transaction of its own: the records PostgreSQL refuses, each with its reason."""
         failed: list[tuple[str, str]] = []
         for index in range(unique.num_rows):
             row = unique.slice(index, 1)
@@ -913,8 +921,8 @@ class PgvectorConnector(Connector):
             except TransientError:
                 raise
             except StoreError as exc:
-                failed.append((str(row.column("id")[0].as_py()), str(exc)))
-        return LoadResult(written=batch.num_rows - len(failed), failed=failed)
+                failed.append((str(row.column("id")[0].as_py()), _with_nul_reason(row, str(exc))))
+        return failed
 
     def _copy_fields(
         self, batch: pa.RecordBatch, mapping: TableMap
@@ -1343,6 +1351,32 @@ def _row_keys(mapping: TableMap, ids: pa.Array) -> pgcopy.Field:
     if not isinstance(mapping.scope_value, uuid.UUID):
         raise StoreError(f"pgvector table {'.'.join(mapping.table)}: rows keyed by uuid need a collection")
     return pgcopy.uuids([_row_uuid(mapping.scope_value, record_id) for record_id in ids.to_pylist()])
+
+
+_TEXT_FIELDS = ("id", "text", "namespace", "model", "source_store")
+_JSON_FIELDS = ("metadata", "extra")
+
+
+def _nul_fields(batch: pa.RecordBatch) -> np.ndarray:
+    """Records with a NUL character in a text field, or a `\\u0000` in a JSON one (a cheap test in C, a few
+    false hits possible: a JSON text holding a backslash before `u0000`). PostgreSQL cannot hold it in text
+    or jsonb: such a record fails the whole COPY, and is loaded alone (`PgvectorConnector.load`)."""
+    hits = np.zeros(batch.num_rows, dtype=bool)
+    for names, needle in ((_TEXT_FIELDS, "\x00"), (_JSON_FIELDS, "\\u0000")):
+        for name in names:
+            found = pc.match_substring(batch.column(name), needle).fill_null(False)
+            hits |= np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    return hits
+
+
+def _with_nul_reason(row: pa.RecordBatch, reason: str) -> str:
+    """A refused record's reason, saying first which of its fields holds a NUL, where one does."""
+    fields = [name for name in _TEXT_FIELDS if "\x00" in (row.column(name)[0].as_py() or "")]
+    fields += [name for name in _JSON_FIELDS if "\\u0000" in (row.column(name)[0].as_py() or "")]
+    if not fields:
+        return reason
+    what = " and ".join(fields)
+    return f"{what} holds a NUL character (\\u0000), which PostgreSQL text and jsonb columns cannot hold ({reason})"
 
 
 def _record_id(mapping: TableMap, row: Any = None) -> Any:

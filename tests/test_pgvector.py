@@ -1405,3 +1405,35 @@ def test_uuid_node_ids_in_a_table_keyed_by_a_serial(pg_server: PgServer, tmp_pat
         pages = [page.batch.to_pydict() for page in connector.extract(None, None, None)]
     back = {i: t for page in pages for i, t in zip(page["id"], page["text"], strict=True)}
     assert back == {own: "replaced", "mem-0001": records[1]["text"]}
+
+
+def test_a_nul_character_fails_its_record_with_a_reason_and_json_metadata_keeps_it(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold a NUL (json can): a record with one is a failed record saying
+    which field holds it (the batch no longer goes one record per transaction for it), the rest load, and a
+    json metadata column (PGVectorStore's, with the namespace in it) takes it and gives it back."""
+    records = sample_records(count=30, odd_ones=False)
+    records[3]["text"] = "a \x00 in the text"
+    records[5]["metadata"] = {"note": "a \x00 in a value"}
+    records[7]["metadata"] = {"key \x00": 1}
+    records[9]["namespace"] = "ns\x00"
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    bad = {"mem-0003": "text", "mem-0005": "metadata", "mem-0007": "metadata", "mem-0009": "namespace"}
+    native = ["--to", "pgvector", "--url", pg_server.dsn(), "--table", "nul_fields", "--json"]
+    summary = _last(run_vex("import", "--from", str(source), *native))
+    assert summary["upserted"] == 26 and summary["failed"] == 4 and summary["exit_code"] == 1, summary
+    reasons = {entry["id"]: entry["reason"] for entry in summary["failed_sample"]}
+    assert sorted(reasons) == sorted(bad)
+    for record_id, field in bad.items():
+        assert reasons[record_id].startswith(f"{field} holds a NUL character (\\u0000), which PostgreSQL"), reasons
+    v2 = ["--to", "pgvector", "--url", pg_server.dsn(), "--layout", "langchain-v2", "--table", "nul_json"]
+    summary = _last(run_vex("import", "--from", str(source), *v2, "--json"))
+    assert summary["upserted"] == 29 and [e["id"] for e in summary["failed_sample"]] == ["mem-0003"]  # its text
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--layout", "langchain-v2",
+                     "--table", "nul_json", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert back["mem-0005"]["metadata"] == records[5]["metadata"] and back["mem-0007"]["metadata"] == {"key \x00": 1}
+    assert back["mem-0009"]["namespace"] == "ns\x00"  # kept in the JSON, under `_vex`
