@@ -23,8 +23,9 @@ as `_vex_user:<key>` and comes back as it was (the native table, with a column f
 field, keeps metadata exactly as given). A load is one transaction per batch: binary COPY into
 a temporary staging table, then `INSERT ... ON CONFLICT (id) DO UPDATE`, so a re-run never
 duplicates and a failed batch leaves no partial rows. The vector index is built after the
-load. `halfvec` columns are read and written as such. The password never appears in a
-message: give it in the URL, with `--password`, or as PGPASSWORD.
+load. `halfvec` columns are read and written as such. An export reads the table as of one
+moment, whatever others write meanwhile (see `PgvectorConnector._take_snapshot`). The password
+never appears in a message: give it in the URL, with `--password`, or as PGPASSWORD.
 """
 
 from __future__ import annotations
