@@ -18,11 +18,14 @@ Layouts (`--layout`):
 
 Where a layout has no column for namespace, model, created_at, score, origin or unknown
 format keys, they travel in the metadata JSON under the reserved key `_vex`, so a trip
-through any layout loses nothing. A load is one transaction per batch: binary COPY into
+through any layout loses nothing; there a user's own key that starts with `_vex` is stored
+as `_vex_user:<key>` and comes back as it was (the native table, with a column for every
+field, keeps metadata exactly as given). A load is one transaction per batch: binary COPY into
 a temporary staging table, then `INSERT ... ON CONFLICT (id) DO UPDATE`, so a re-run never
 duplicates and a failed batch leaves no partial rows. The vector index is built after the
-load. `halfvec` columns are read and written as such. The password never appears in a
-message: give it in the URL, with `--password`, or as PGPASSWORD.
+load. `halfvec` columns are read and written as such. An export reads the table as of one
+moment, whatever others write meanwhile (see `PgvectorConnector._take_snapshot`). The password
+never appears in a message: give it in the URL, with `--password`, or as PGPASSWORD.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import orjson
@@ -260,6 +263,10 @@ class PgvectorConnector(Connector):
         and row key (see `_replace_staged`). Listed again after any rollback or reconnect."""
         self._orphan_pid: int | None = None
         self._backend_pid: int | None = None
+        self._snapshot: _Snapshot | None = None
+        """The moment an export reads the table as of, from its first page to its last (see `_take_snapshot`)."""
+        self._reading = False
+        """The connection's open transaction reads in `_snapshot`. Ended by any rollback or reconnect."""
 
     # -- connection and errors ------------------------------------------------------
 
@@ -354,13 +361,7 @@ class PgvectorConnector(Connector):
 
     def _drop_connection(self) -> None:
         """A stalled server never answers: shut the socket so the waiting call fails and is retried."""
-        conn = self._conn
-        if conn is None or conn.closed:
-            return
-        try:
-            socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        _shut(self._conn)
 
     def _discard_connection(self) -> None:
         """Leave a connection whose state is unknown; the next connection ends its server process.
@@ -371,7 +372,7 @@ class PgvectorConnector(Connector):
         terminates it (`pg_terminate_backend`, allowed for one's own sessions).
         """
         conn, self._conn, self._staging = self._conn, None, False
-        self._rows_listed = False
+        self._rows_listed = self._reading = False
         if conn is None:
             return
         self._orphan_pid = self._backend_pid  # libpq forgets it once the connection is broken
@@ -392,6 +393,7 @@ class PgvectorConnector(Connector):
     def _rollback(self) -> None:
         self._staging = False  # a rolled-back transaction may have taken the staging table with it
         self._rows_listed = False  # and the list of rows, or some of the rows it lists
+        self._reading = False  # and an export's snapshot
         if self._conn is not None and not self._conn.closed:
             try:
                 self._conn.rollback()
@@ -644,10 +646,17 @@ class PgvectorConnector(Connector):
         key_field = len(columns) - 1 if layout.page_key else 0
         pages = self._copy_pages(mapping, namespace, limit, cursor, select, key_field)
         # The server runs the next page's query while this one is written out.
-        for (batch, rejects), next_cursor in read_ahead(
-            (_decode_page(messages, layout), after) for messages, after in pages
-        ):
-            yield Page(batch, next_cursor, rejects)
+        decoded = cast(Generator[Any, None, None], read_ahead(
+            (_decode_page(messages, layout), after) for messages, after in pages))  # fmt: skip
+        try:
+            for (batch, rejects), next_cursor in decoded:
+                yield Page(batch, next_cursor, rejects)
+        except GeneratorExit:
+            # Left before its last page: no retry continues this read. (After an error the snapshot
+            # stays, for the retry that reopens the read at its cursor.)
+            decoded.close()  # joins the thread that reads, before its connection is touched here
+            self._release_snapshot()
+            raise
 
     def _copy_pages(
         self,
@@ -662,11 +671,14 @@ class PgvectorConnector(Connector):
         trailer) and the cursor after each (None after the last): each is one short query, retried on its own.
 
         The next page's query needs only the last key, read off the last row's field `key_field` (the id,
-        or the row key `select` ends with), so no row is parsed here.
+        or the row key `select` ends with), so no row is parsed here. Every page is read in one snapshot
+        of the table (`_take_snapshot`), so the pages add up to the rows of one moment.
         """
         psycopg = _psycopg()
         sql = self._sql()
+        self._run("taking a snapshot of the table", lambda: self._take_snapshot(cursor))
         last, remaining = cursor, limit
+        messages: list[bytes] = []
         while remaining is None or remaining > 0:
             size = self.page_size if remaining is None else min(self.page_size, remaining)
             where, params = self._scope_clause(mapping, namespace)
@@ -684,29 +696,122 @@ class PgvectorConnector(Connector):
 
             def fetch(query: Any = query, params: list[Any] = params, size: int = size) -> list[bytes]:
                 conn = self.conn()
+                if not self._reading:
+                    self._begin_read(conn)
                 # COPY takes no parameters: the client cursor quotes them into the query.
                 literal = psycopg.ClientCursor(conn).mogrify(query, [*params, size])
-                # Along the page key's index, whatever the statistics say: a table just loaded, with no
-                # statistics yet, made the planner sort all the rows after the key for every page instead.
-                conn.execute("SET LOCAL enable_sort = off")
                 with conn.cursor() as cur, cur.copy(
                     sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(literal))
                 ) as copy:  # fmt: skip
-                    messages = _copy_messages(conn.pgconn, copy)
-                conn.rollback()
-                return messages
+                    return _copy_messages(conn.pgconn, copy)
 
             messages = self._run("reading rows", fetch)
             rows = len(messages) - 1  # the last message is the trailer
             if rows <= 0:
-                return
+                break
             last = pgcopy.last_row_text(messages, key_field)
             if remaining is not None:
                 remaining -= rows
             done = rows < size or remaining == 0
-            yield messages, None if done else last
             if done:
-                return
+                break
+            yield messages, last
+            messages = []
+        # Released before the last page is handed over, here, in the thread that reads: the caller may
+        # never ask for more, so code after the last yield might never run.
+        self._release_snapshot()
+        if len(messages) > 1:
+            yield messages, None
+
+    # -- one snapshot per export ----------------------------------------------------------
+
+    def _take_snapshot(self, cursor: Cursor | None) -> None:
+        """The moment this read of the table sees: a new one for a read from the start, the same one for a
+        read reopened at its cursor after an error (`ChunkReader` retries that way, on a new connection
+        where the old one was lost).
+
+        Paged in many short queries, each in a transaction of its own, an export taken while others write
+        gave a set of rows that was never in the table (a row deleted after its page was read and one
+        inserted before its page was: both out). So every page is read in one REPEATABLE READ, READ ONLY
+        transaction, and that transaction imports a snapshot which a second connection exported and holds
+        open, idle, until the last page (`pg_export_snapshot`): when the reading connection is dropped
+        (the watchdog, a reset), the retry's new connection imports the same snapshot and reads on as of
+        the same moment. A resumed run (a new process, a cursor from its checkpoint) reads the rest as of
+        its own start: a snapshot does not outlive the run that took it.
+        """
+        if cursor is not None and self._snapshot is not None:
+            return
+        self._release_snapshot()
+        self._snapshot = self._export_snapshot()
+
+    def _export_snapshot(self) -> _Snapshot:
+        """A connection holding a transaction open, and the id of the snapshot it exported; only the
+        reading connection's own transaction where no second connection can be had (a server at its
+        connection limit, one without snapshot export): the export is then consistent unless that
+        connection is lost (`_begin_read` says so then)."""
+        psycopg = _psycopg()
+        try:
+            holder = psycopg.connect(self._conninfo(), autocommit=False, application_name=SNAPSHOT_APPLICATION)
+        except psycopg.Error:
+            return _Snapshot(None, None)
+        watchdog = threading.Timer(self.opts.timeout, _shut, (holder,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            name = holder.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        except psycopg.Error:
+            holder.close()
+            return _Snapshot(None, None)
+        finally:
+            watchdog.cancel()
+        return _Snapshot(holder, str(name))
+
+    def _begin_read(self, conn: Any) -> None:
+        """Start the reading connection's transaction in the export's snapshot (`_take_snapshot`)."""
+        psycopg = _psycopg()
+        snapshot = self._snapshot
+        assert snapshot is not None
+        if snapshot.begun and snapshot.name is None:
+            raise self._snapshot_lost()
+        conn.rollback()  # a catalog query may have begun a transaction: the isolation level comes first
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if snapshot.name is not None:
+            try:
+                conn.execute(self._sql().SQL("SET TRANSACTION SNAPSHOT {}").format(self._sql().Literal(snapshot.name)))
+            except (psycopg.errors.UndefinedObject, psycopg.errors.ObjectNotInPrerequisiteState):
+                # The holding transaction ended, and its snapshot with it ("snapshot ... does not exist"), or
+                # its server process is ending ("could not import the requested snapshot").
+                conn.rollback()
+                raise self._snapshot_lost() from None
+        # Along the page key's index, whatever the statistics say: a table just loaded, with no
+        # statistics yet, made the planner sort all the rows after the key for every page instead.
+        conn.execute("SET LOCAL enable_sort = off")
+        snapshot.begun, self._reading = True, True
+
+    def _snapshot_lost(self) -> StoreError:
+        self._release_snapshot()
+        return StoreError(
+            f"pgvector {self._where()}: the connection was lost in the middle of the export, and with it the "
+            "snapshot of the table the export reads: the rest, read now, could give a set of rows the table "
+            "never held. Run it again: an export to a file starts over (the file is written whole); a migrate "
+            "resumes after its last loaded chunk, reading the rest as of then (--restart reads all again)"
+        )
+
+    def _release_snapshot(self) -> None:
+        """End the export's snapshot: the reading transaction, and the connection that held it."""
+        snapshot, self._snapshot = self._snapshot, None
+        if self._reading and self._conn is not None:
+            self._reading = False
+            try:
+                self._conn.rollback()
+            except Exception:  # noqa: BLE001 - a broken connection: the next call reconnects
+                self._discard_connection()
+        if snapshot is not None and snapshot.holder is not None:
+            try:
+                snapshot.holder.close()
+            except Exception:  # noqa: BLE001 - closing a lost connection may fail; it is gone either way
+                pass
 
     # -- load ---------------------------------------------------------------------------
 
@@ -791,16 +896,24 @@ class PgvectorConnector(Connector):
         if mapping is None:
             raise StoreError("pgvector: load called before the table was prepared")
         unique = last_of_each_id(batch)
+        failed: list[tuple[str, str]] = []
+        nul = _nul_fields(unique)
+        if nul.any():
+            # Each alone: PostgreSQL refuses a NUL in text and jsonb (not in json), and would fail the batch.
+            failed += self._load_one_by_one(unique.filter(pa.array(nul)), mapping)
+            unique = unique.filter(pa.array(~nul))
         try:
-            failed = self._run("loading a batch", lambda: self._load_transaction(unique, mapping))
+            if unique.num_rows:
+                failed += self._run("loading a batch", lambda: self._load_transaction(unique, mapping))
         except TransientError:
             raise
         except StoreError:
             # The batch was rolled back whole; find the records PostgreSQL refuses, load the rest.
-            return self._load_one_by_one(batch, unique, mapping)
+            failed += self._load_one_by_one(unique, mapping)
         return LoadResult(written=batch.num_rows - len(failed), failed=failed)
 
-    def _load_one_by_one(self, batch: pa.RecordBatch, unique: pa.RecordBatch, mapping: TableMap) -> LoadResult:
+    def _load_one_by_one(self, unique: pa.RecordBatch, mapping: TableMap) -> list[tuple[str, str]]:
+        """Each record in a transaction of its own: the records PostgreSQL refuses, each with its reason."""
         failed: list[tuple[str, str]] = []
         for index in range(unique.num_rows):
             row = unique.slice(index, 1)
@@ -809,8 +922,8 @@ class PgvectorConnector(Connector):
             except TransientError:
                 raise
             except StoreError as exc:
-                failed.append((str(row.column("id")[0].as_py()), str(exc)))
-        return LoadResult(written=batch.num_rows - len(failed), failed=failed)
+                failed.append((str(row.column("id")[0].as_py()), _with_nul_reason(row, str(exc))))
+        return failed
 
     def _copy_fields(
         self, batch: pa.RecordBatch, mapping: TableMap
@@ -893,9 +1006,12 @@ class PgvectorConnector(Connector):
         raise UsageError(f"pgvector column {column} is {kind}: vex writes metadata to json or jsonb columns")
 
     def _metadata_with_reserved(self, batch: pa.RecordBatch, mapping: TableMap, metadata: pa.Array) -> pa.Array:
-        """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need)."""
+        """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need),
+        and the user's own keys that look like vex's (`_vex...`) escaped, so that export gives them back
+        instead of taking them for its own (`vmig.metadata.escape_reserved`)."""
         names = ("id", "namespace", "model", "created_at", "score", "source_store", "extra")
         columns = {name: batch.column(name).to_pylist() for name in names}
+        escape = md.may_need_escape(metadata)
         merged: list[str] = []
         for i, text in enumerate(metadata.to_pylist()):
             record_id = columns["id"][i]
@@ -915,11 +1031,12 @@ class PgvectorConnector(Connector):
                 )
                 if value is not None
             }
-            if not reserved:
+            if not reserved and not escape[i]:
                 merged.append(text or "{}")
                 continue
-            meta = md.loads(text)
-            meta[RESERVED_KEY] = reserved
+            meta = md.escape_reserved(md.loads(text))
+            if reserved:
+                meta[RESERVED_KEY] = reserved
             merged.append(orjson.dumps(meta).decode())
         return pa.array(merged, type=pa.string())
 
@@ -983,23 +1100,27 @@ class PgvectorConnector(Connector):
                 if len(written) < batch.num_rows:
                     failed = self._taken_keys(conn, batch, mapping, {row[0] for row in written})
         else:
-            self._replace_staged(conn, mapping, insert)
+            failed = self._replace_staged(conn, mapping, insert)
         conn.commit()
         return failed
 
-    def _replace_staged(self, conn: Any, mapping: TableMap, insert: Any) -> None:
+    def _replace_staged(self, conn: Any, mapping: TableMap, insert: Any) -> list[tuple[str, str]]:
         """Delete-then-insert for ids without a unique index (LlamaIndex's `node_id`, LangChain's `custom_id`).
 
         Found by the id, a batch's rows take a scan of the table (or collection) each, since the id has no
         index: a re-import grew with the square of the table. These tables have a unique row key, though, so
         the run lists every row's id and key once, in a temporary table with an index on the id, adds the
         rows it writes, and deletes by key. A listed key whose row no longer has the id (changed by another
-        writer since) is left alone; rows of the id that another writer adds during the run are not seen."""
+        writer since) is left alone; rows of the id that another writer adds during the run are not seen.
+
+        Where the key is derived from the id (`_same_record`), the records whose key rows of another record
+        hold are taken out of the batch first, and returned as failed (`_held_keys`)."""
         scope, params = _and_in_scope(mapping)
         if mapping.row_key is None:
+            failed = self._held_keys(conn, mapping)
             conn.execute(_delete_staged(mapping) + scope, params)
             conn.execute(insert)
-            return
+            return failed
         sql = self._sql()
         key, record_id = sql.Identifier(mapping.row_key), _record_id(mapping)
         if not self._rows_listed:
@@ -1012,11 +1133,12 @@ class PgvectorConnector(Connector):
             )
             conn.execute("CREATE INDEX ON pg_temp.vex_rows (id)")
             self._rows_listed = True
+        failed = self._held_keys(conn, mapping)
         # One index probe per staged row (OFFSET 0 keeps the planner from turning it into a join that reads
         # the whole list), and the keys found are looked up in the key's index.
         listed = sql.SQL(
             " AND {k} = ANY(ARRAY(SELECT r.key FROM pg_temp.vex_stage s,"
-            " LATERAL (SELECT key FROM pg_temp.vex_rows WHERE id = s.{id} OFFSET 0) r))"
+            " LATERAL (SELECT key FROM pg_temp.vex_rows WHERE id = s.{id}::text OFFSET 0) r))"
         )
         conn.execute(_delete_staged(mapping) + listed.format(k=key, id=sql.Identifier(mapping.id)) + scope, params)
         conn.execute(
@@ -1024,6 +1146,50 @@ class PgvectorConnector(Connector):
                 "WITH written AS ({insert} RETURNING {r}, {k}) INSERT INTO pg_temp.vex_rows SELECT * FROM written"
             ).format(insert=insert, r=record_id, k=key)
         )
+        return failed
+
+    def _held_keys(self, conn: Any, mapping: TableMap) -> list[tuple[str, str]]:
+        """For a key derived from the id in a table without a unique key (`7` and `007` share the integer
+        key 7): the staged records whose key a row of another record holds, then those whose key a record
+        before them in the batch has, each failed naming that record and taken out of the staging table.
+        The delete-then-insert replaced the other record; a unique key's upsert fails them the same way
+        (`_same_record`). Nothing where keys are the ids themselves."""
+        if _same_record(mapping) is None:
+            return []
+        sql = self._sql()
+        mine, theirs = _original_id(mapping, sql.SQL("s")), _original_id(mapping, sql.SQL("t"))
+        ident, target = sql.Identifier(mapping.id), sql.Identifier(*mapping.table)
+        if mapping.row_key is None:
+            rows = sql.SQL("JOIN {t} t ON t.{id} = s.{id}").format(t=target, id=ident)
+        else:  # the rows `_replace_staged` listed for the staged ids, as it finds them to delete
+            rows = sql.SQL(
+                "CROSS JOIN LATERAL (SELECT key FROM pg_temp.vex_rows WHERE id = s.{id}::text OFFSET 0) r "
+                "JOIN {t} t ON t.{k} = r.key AND {listed} = s.{id}::text"
+            ).format(id=ident, t=target, k=sql.Identifier(mapping.row_key), listed=_record_id(mapping, sql.SQL("t")))
+        params: list[Any] = []
+        if mapping.scope_column is not None:
+            rows += sql.SQL(" AND t.{} = %s").format(sql.Identifier(mapping.scope_column))
+            params.append(mapping.scope_value)
+        held = sql.SQL("SELECT {mine}, s.{id}::text, {theirs} FROM pg_temp.vex_stage s {rows} WHERE {theirs} <> {mine}")
+        # One COPY fills the staging table, so its rows lie in the batch's order.
+        shared = sql.SQL(
+            "SELECT mine, key, first FROM (SELECT {mine} AS mine, s.{id}::text AS key, "
+            "first_value({mine}) OVER (PARTITION BY s.{id} ORDER BY s.ctid) AS first FROM pg_temp.vex_stage s) d "
+            "WHERE mine <> first"
+        )
+        failed: list[tuple[str, str]] = []
+        for query, query_params in ((held, params), (shared, [])):
+            found = conn.execute(query.format(mine=mine, theirs=theirs, id=ident, rows=rows), query_params)
+            holders: dict[str, tuple[str, str]] = {}
+            for record_id, key, holder in found.fetchall():
+                holders.setdefault(record_id, (key, holder))
+            if holders:
+                drop = sql.SQL("DELETE FROM pg_temp.vex_stage s WHERE {} = ANY(%s)").format(mine)
+                conn.execute(drop, [list(holders)])
+                failed += [
+                    (record_id, _TAKEN_KEY.format(record_id, *held_by)) for record_id, held_by in holders.items()
+                ]
+        return failed
 
     def _taken_keys(
         self, conn: Any, batch: pa.RecordBatch, mapping: TableMap, written: set[str]
@@ -1038,9 +1204,8 @@ class PgvectorConnector(Connector):
             id=sql.Identifier(mapping.id), original=_original_id(mapping, target), t=target
         )
         holders = dict(conn.execute(query, [keys]).fetchall())
-        reason = "id '{}' is stored under key {}, which holds another record, id '{}': it is not replaced"
         return [
-            (record_id, reason.format(record_id, key, holders.get(key, "?")))
+            (record_id, _TAKEN_KEY.format(record_id, key, holders.get(key, "?")))
             for record_id, key in zip(left, keys, strict=True)
         ]
 
@@ -1077,6 +1242,7 @@ class PgvectorConnector(Connector):
         self._rollback()
 
     def close(self) -> None:
+        self._release_snapshot()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -1188,15 +1354,47 @@ def _row_keys(mapping: TableMap, ids: pa.Array) -> pgcopy.Field:
     return pgcopy.uuids([_row_uuid(mapping.scope_value, record_id) for record_id in ids.to_pylist()])
 
 
-def _record_id(mapping: TableMap) -> Any:
-    """SQL for the record id of a row, as text: its id column, or where that may be NULL (the legacy LangChain
-    table's `custom_id`) its row key in its stead. Export gives rows this id, and a re-import of an id replaces
-    the rows of that id, so a row comes back where it was."""
+_TEXT_FIELDS = ("id", "text", "namespace", "model", "source_store")
+_JSON_FIELDS = ("metadata", "extra")
+
+
+def _nul_fields(batch: pa.RecordBatch) -> np.ndarray:
+    """Records with a NUL character in a text field, or a `\\u0000` in a JSON one (a cheap test in C, a few
+    false hits possible: a JSON text holding a backslash before `u0000`). PostgreSQL cannot hold it in text
+    or jsonb: such a record fails the whole COPY, and is loaded alone (`PgvectorConnector.load`)."""
+    hits = np.zeros(batch.num_rows, dtype=bool)
+    for names, needle in ((_TEXT_FIELDS, "\x00"), (_JSON_FIELDS, "\\u0000")):
+        for name in names:
+            found = pc.match_substring(batch.column(name), needle).fill_null(False)
+            hits |= np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    return hits
+
+
+def _with_nul_reason(row: pa.RecordBatch, reason: str) -> str:
+    """A refused record's reason, saying first which of its fields holds a NUL, where one does."""
+    fields = [name for name in _TEXT_FIELDS if "\x00" in (row.column(name)[0].as_py() or "")]
+    fields += [name for name in _JSON_FIELDS if "\\u0000" in (row.column(name)[0].as_py() or "")]
+    if not fields:
+        return reason
+    what = " and ".join(fields)
+    return f"{what} holds a NUL character (\\u0000), which PostgreSQL text and jsonb columns cannot hold ({reason})"
+
+
+def _record_id(mapping: TableMap, row: Any = None) -> Any:
+    """SQL for the record id of a row (columns qualified by `row`, where given), as text: its id column, or
+    where that may be NULL (the legacy LangChain table's `custom_id`) its row key in its stead. Export gives
+    rows this id, and a re-import of an id replaces the rows of that id, so a row comes back where it was."""
     from psycopg import sql
 
+    def column(name: str) -> Any:
+        return sql.Identifier(name) if row is None else sql.SQL("{}.{}").format(row, sql.Identifier(name))
+
     if mapping.row_key is None:
-        return sql.SQL("{}::text").format(sql.Identifier(mapping.id))
-    return sql.SQL("COALESCE({}::text, {}::text)").format(sql.Identifier(mapping.id), sql.Identifier(mapping.row_key))
+        return sql.SQL("{}::text").format(column(mapping.id))
+    return sql.SQL("COALESCE({}::text, {}::text)").format(column(mapping.id), column(mapping.row_key))
+
+
+_TAKEN_KEY = "id '{}' is stored under key {}, which holds another record, id '{}': it is not replaced"
 
 
 def _and_in_scope(mapping: TableMap) -> tuple[Any, list[Any]]:
@@ -1215,9 +1413,13 @@ def _delete_staged(mapping: TableMap) -> Any:
     collection may hold the same ids); the insert that follows is in the same transaction."""
     from psycopg import sql
 
-    match = sql.Identifier(mapping.id) if mapping.row_key is None else _record_id(mapping)
+    staged: Any = sql.Identifier(mapping.id)
+    if mapping.row_key is None:
+        match = staged
+    else:  # the record id is text, whatever the id column's type
+        match, staged = _record_id(mapping), sql.SQL("{}::text").format(staged)
     return sql.SQL("DELETE FROM {t} WHERE {m} IN (SELECT {id} FROM pg_temp.vex_stage)").format(
-        t=sql.Identifier(*mapping.table), m=match, id=sql.Identifier(mapping.id)
+        t=sql.Identifier(*mapping.table), m=match, id=staged
     )
 
 
@@ -1242,6 +1444,31 @@ def _same_record(mapping: TableMap) -> Any:
         return None
     table = sql.Identifier(*mapping.table)
     return sql.SQL("{} = {}").format(_original_id(mapping, table), _original_id(mapping, sql.SQL("EXCLUDED")))
+
+
+SNAPSHOT_APPLICATION = "vex export snapshot"
+"""`application_name` of the connection that holds an export's snapshot (as `pg_stat_activity` shows it)."""
+
+
+@dataclass
+class _Snapshot:
+    """An export's snapshot: the connection whose open transaction exported it, and its id; both None where
+    only the reading transaction holds it (see `PgvectorConnector._export_snapshot`)."""
+
+    holder: Any
+    name: str | None
+    begun: bool = False
+    """A reading transaction has taken it: a later one must import it to read on."""
+
+
+def _shut(conn: Any) -> None:
+    """Shut a connection's socket, so that a call waiting on a stalled server fails (and is retried)."""
+    if conn is None or conn.closed:
+        return
+    try:
+        socket.socket(fileno=os.dup(conn.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _qualified(table: tuple[str, ...]) -> str:
@@ -1307,12 +1534,15 @@ class _PageLayout:
         return count + 1 if self.page_key else count
 
 
-def _reserved_rows(metas: pa.Array) -> tuple[pa.Array, list[int]]:
-    """Metadata texts (null as `{}`) and the rows that need parsing: those that may hold `_vex`, or are
-    not a JSON object. The rest go through as the server wrote them, no step per row: in a table
-    vex did not write, or wrote with a column for every field, that is every row."""
+def _rows_to_parse(metas: pa.Array, reserved: bool) -> tuple[pa.Array, list[int]]:
+    """Metadata texts (null as `{}`) and the rows that need parsing: those that are not a JSON object, and
+    in a layout that keeps vex's fields under `_vex` (`reserved`) those that may hold a key starting with
+    `_vex` (vex's own, or a user's escaped one). The rest go through as the server wrote them, no step per
+    row: in a table vex did not write, or wrote with a column for every field, that is every row."""
     texts = metas.fill_null("{}")
-    maybe = pc.or_(pc.invert(pc.starts_with(texts, "{")), pc.match_substring(texts, f'"{RESERVED_KEY}"'))
+    maybe = pc.invert(pc.starts_with(texts, "{"))
+    if reserved:
+        maybe = pc.or_(maybe, pa.array(md.may_need_escape(texts)))
     return texts, pc.indices_nonzero(maybe).to_pylist()
 
 
@@ -1341,15 +1571,14 @@ def _page_batch(fields: pgcopy.Fields, layout: _PageLayout) -> pa.RecordBatch:
     """Binary COPY rows (id, vector, text, metadata, namespace[, the native extras][, the page key, left out])
     to a canonical batch: columns cut out with numpy, metadata a step per row only where `_vex` may be in it."""
     vectors = pgcopy.read_vectors(fields, 1, half=layout.half)
-    texts, parse = _reserved_rows(pgcopy.read_text(fields, 3))
+    # A native table has a column for every field: its metadata is the user's keys only, `_vex...` ones too.
+    texts, parse = _rows_to_parse(pgcopy.read_text(fields, 3), reserved=not layout.native_extras)
     if layout.native_extras:
         metadata: pa.Array | list[str | None] = texts
         if parse:
             metadata = texts.to_pylist()
             for i in parse:
-                meta = md.loads(metadata[i])
-                meta.pop(RESERVED_KEY, None)
-                metadata[i] = md.dumps(meta) or "{}"
+                metadata[i] = md.dumps(md.loads(metadata[i])) or "{}"
         extras = pgcopy.read_text(fields, 9).to_pylist()
         sources = pgcopy.read_text(fields, 8).fill_null(layout.store)
         return build_batch(
@@ -1378,7 +1607,12 @@ def _page_batch(fields: pgcopy.Fields, layout: _PageLayout) -> pa.RecordBatch:
     from_columns = pgcopy.read_text(fields, 5).to_pylist() if layout.column_keys else None
     for i in range(rows) if from_columns is not None else parse:
         meta = md.loads(meta_texts[i])
-        reserved = meta.pop(RESERVED_KEY, None) or {}
+        reserved = meta.pop(RESERVED_KEY, None)
+        meta = md.unescape_reserved(meta)
+        if not isinstance(reserved, dict):  # vex keeps an object there: anything else is a key of the user's
+            if reserved is not None:
+                meta[RESERVED_KEY] = reserved
+            reserved = {}
         if from_columns is not None:  # a NULL column is a key the record does not have
             meta.update((key, value) for key, value in md.loads(from_columns[i]).items() if value is not None)
         meta_texts[i] = md.dumps(meta)

@@ -1042,7 +1042,8 @@ _METADATA_AS_STORED = {
 @pytest.mark.parametrize("native", [True, False], ids=["native-columns", "mapped-columns"])
 def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_path: Path, native: bool) -> None:
     """Rows vex did not write: every metadata shape reads back as it was; `_vex` is lifted out where it is
-    vex's own (a top-level key), and is only text where it sits inside a value."""
+    vex's own (a top-level key of a mapped table), and is only text where it sits inside a value. The native
+    table has a column for every field, so vex keeps nothing in its metadata: a `_vex` key there is a user's."""
     table = "meta_native" if native else "meta_mapped"
     extras = (", namespace text, model text, created_at timestamptz, score double precision, source_store text, "
               "extra jsonb")  # fmt: skip
@@ -1064,7 +1065,7 @@ def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_p
     for key, (_, expected) in rows.items():
         assert back[key]["metadata"] == expected, key
         assert back[key]["model"] is None and back[key]["source_store"] == "pgvector", key
-    assert back["reserved"]["metadata"] == {"k": 2}
+    assert back["reserved"]["metadata"] == (json.loads(reserved) if native else {"k": 2})
     # In flight, too, metadata is always a JSON object: other stores' loaders take it as it is.
     connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table=table, id_column="id",
                                                   vector_column="embedding", metadata_column="metadata"))  # fmt: skip
@@ -1072,7 +1073,7 @@ def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_p
         pages = list(connector.extract(None, None, None))
     texts = [text for page in pages for text in page.batch.column("metadata").to_pylist()]
     assert len(texts) == len(rows) + 1 and all(isinstance(json.loads(text), dict) for text in texts)
-    if native:  # a native table keeps these in its own columns; `_vex` in its metadata is dropped
+    if native:  # a native table keeps these in its own columns; `_vex` in its metadata is the user's key
         assert back["reserved"]["model"] is None and back["reserved"]["namespace"] is None
     else:
         assert (back["reserved"]["model"], back["reserved"]["score"], back["reserved"]["namespace"]) == (
@@ -1148,3 +1149,291 @@ def test_schema_that_does_not_exist(pg_server: PgServer, tmp_path: Path) -> None
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
     result = _import(source, "--url", pg_server.dsn(), "--table", "nowhere.t")
     assert result.returncode == 2 and "schema nowhere does not exist" in result.stderr
+
+
+# -- an export while others write ---------------------------------------------------------------
+
+
+def _churning_table(pg_server: PgServer, table: str, rows: int) -> set[str]:
+    """A native table of `rows` rows, ids `r0000000`, `r0000001`, ... (text order is number order); its ids."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(
+            f"CREATE TABLE {table} (id text PRIMARY KEY, embedding vector(8) NOT NULL, text text, metadata jsonb, "
+            "namespace text, model text, created_at timestamptz, score double precision, source_store text, "
+            "extra jsonb)"
+        )
+        conn.execute(f"GRANT ALL ON {table} TO vex")
+        conn.execute(
+            f"INSERT INTO {table} (id, embedding, text) SELECT 'r' || lpad(g::text, 7, '0'), "
+            "'[1,2,3,4,5,6,7,8]', 'row ' || g FROM generate_series(0, %s) g",
+            (rows - 1,),
+        )
+    return {f"r{i:07d}" for i in range(rows)}
+
+
+class _Churn:
+    """Another client of a `_churning_table`, on its own connection and thread: each of its transactions
+    inserts the next id and deletes the lowest, so every state it commits holds the same number of rows,
+    a run of consecutive ids."""
+
+    def __init__(self, pg_server: PgServer, table: str, next_id: int) -> None:
+        import threading
+
+        import psycopg
+
+        self.conn = psycopg.connect(pg_server.dsn(), autocommit=True)
+        self.table, self.next_id, self.commits = table, next_id, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with self.conn.transaction():
+                self.conn.execute(f"INSERT INTO {self.table} (id, embedding) VALUES (%s, '[1,1,1,1,1,1,1,1]')",
+                                  (f"r{self.next_id:07d}",))  # fmt: skip
+                self.conn.execute(f"DELETE FROM {self.table} WHERE id = (SELECT min(id) FROM {self.table})")
+            self.next_id += 1
+            self.commits += 1
+            time.sleep(0.001)
+
+    def __enter__(self) -> _Churn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.conn.close()
+
+    def more(self) -> None:
+        """Wait (boundedly) until at least one more transaction is committed."""
+        seen, deadline = self.commits, time.monotonic() + 10
+        while self.commits == seen and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert self.commits > seen, "the writer is stuck"
+
+
+def _terminate(pg_server: PgServer, *pids: int) -> None:
+    with pg_server.admin("vexdb") as conn:
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _snapshot_holder(pg_server: PgServer) -> int:
+    from connectors.pgvector import SNAPSHOT_APPLICATION
+
+    with pg_server.admin("vexdb") as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                            (SNAPSHOT_APPLICATION,)).fetchall()  # fmt: skip
+    assert len(rows) == 1, rows
+    return int(rows[0][0])
+
+
+def _export_while_churning(pg_server: PgServer, table: str, rows: int, fault: Any = None) -> list[str]:
+    """Export `table` page by page (10 rows a page) through the pipeline's reader, retrying a lost connection
+    as the pipeline does, while a `_Churn` commits at least one transaction between any two pages. It starts
+    after the first page: the export's moment comes before any of its writes. `fault(connector)` runs
+    after the fifth page."""
+    from engine.steps import ChunkReader
+    from vmig.errors import TransientError
+
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table=table))
+    connector.page_size = 10
+    ids: list[str] = []
+    with connector:
+        reader = ChunkReader(connector, None, None)
+        ids += reader.next_chunk(10).batch.column("id").to_pylist()
+        with _Churn(pg_server, table, rows) as churn:
+            retries = 0
+            while not reader.finished:
+                churn.more()
+                if len(ids) == 50 and fault is not None:
+                    fault(connector)
+                try:
+                    ids += reader.next_chunk(10).batch.column("id").to_pylist()
+                except TransientError:
+                    retries += 1
+                    assert retries == 1
+            assert churn.commits >= rows // 10 - 1
+        assert fault is None or retries == 1, "the fault cost the reading connection"
+    return ids
+
+
+def test_an_export_reads_one_moment_while_another_client_writes(pg_server: PgServer) -> None:
+    """Each page was its own transaction: a row deleted after its page was read and one inserted before its
+    page was read both came out, more rows than the table ever held. Now all pages read one snapshot."""
+    before = _churning_table(pg_server, "churn_plain", 200)
+    ids = _export_while_churning(pg_server, "churn_plain", 200)
+    assert len(ids) == 200 and set(ids) == before
+
+
+def test_an_export_keeps_its_moment_across_a_lost_connection(pg_server: PgServer) -> None:
+    """The reading connection is lost mid-export: the retry's new connection imports the snapshot that a
+    second connection holds, and reads on as of the same moment."""
+    before = _churning_table(pg_server, "churn_lost", 200)
+
+    def lose_reader(connector: PgvectorConnector) -> None:
+        assert connector._backend_pid is not None
+        _terminate(pg_server, connector._backend_pid)
+
+    ids = _export_while_churning(pg_server, "churn_lost", 200, lose_reader)
+    assert len(ids) == 200 and set(ids) == before
+
+
+def test_an_export_that_lost_its_snapshot_stops_and_says_so(pg_server: PgServer) -> None:
+    """Reader and snapshot holder both lost: reading on would mix two moments, so the export fails, not
+    retried, with what to do."""
+    from vmig.errors import StoreError
+
+    _churning_table(pg_server, "churn_gone", 200)
+
+    def lose_both(connector: PgvectorConnector) -> None:
+        assert connector._backend_pid is not None
+        _terminate(pg_server, connector._backend_pid, _snapshot_holder(pg_server))
+
+    with pytest.raises(StoreError, match="lost in the middle of the export, and with it the snapshot") as failed:
+        _export_while_churning(pg_server, "churn_gone", 200, lose_both)
+    assert "Run it again" in str(failed.value)
+
+
+def test_export_through_the_cli_while_another_client_writes(pg_server: PgServer, tmp_path: Path) -> None:
+    """The whole command, pages of 5,000: every committed state of the table is a run of 20,000 consecutive
+    ids, and so is the file."""
+    rows = 20_000
+    _churning_table(pg_server, "churn_cli", rows)
+    out = tmp_path / "churn.vmig.jsonl"
+    with _Churn(pg_server, "churn_cli", rows) as churn:
+        churn.more()
+        result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--table", "churn_cli",
+                         "--output", str(out), "--json")  # fmt: skip
+        commits = churn.commits
+    assert result.returncode == 0, result.stderr
+    numbers = sorted(int(i[1:]) for i in read_vmig(out))
+    assert commits > 10 and len(numbers) == rows and numbers == list(range(numbers[0], numbers[0] + rows))
+
+
+# -- metadata keys that look like vex's own -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["native", "langchain-v2", "llamaindex"])
+def test_user_keys_that_look_like_vex_s_own_come_back(pg_server: PgServer, tmp_path: Path, layout: str) -> None:
+    """`_vex` is where a layout without columns for them keeps namespace, model, an id its key spells otherwise:
+    a user's own `_vex`, `_vex...` keys were overwritten or taken for vex's (a namespace, an id!) and dropped.
+    Now they go in escaped (mapped layouts) or as they are (the native table has a column for every field)."""
+    records = sample_records(count=4, odd_ones=False)
+    records[0]["metadata"] = {"_vex": {"id": "not-this", "namespace": "nor-this"}, "_vex_user:x": 1, "_vexfoo": "a"}
+    records[1]["metadata"] = {"_vex": "plain", "_vex_user:_vex": [1, 2], "k": {"_vex": 3}}
+    records[2]["metadata"] = {"_vex_user:": None, "other": "_vex"}
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    name = f"vexkeys_{layout.replace('-', '_')}"
+    store = ["--layout", layout, "--table", name]
+    if layout == "llamaindex":
+        make_llamaindex_table(pg_server, name)
+        store = ["--layout", layout, "--collection", name]
+    url = pg_server.dsn()
+    result = run_vex("migrate", "--from", "jsonl", "--source-path", str(source), "--to", "pgvector", "--target-url",
+                     url, *store, "--verify", "--json")  # fmt: skip
+    assert result.returncode == 0 and _last(result)["verify"]["ok"], result.stdout + result.stderr
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", url, *store, "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert sorted(back) == sorted(r["id"] for r in records)
+    for record in records:
+        got = back[record["id"]]
+        assert (got["metadata"], got["namespace"]) == (record["metadata"], record["namespace"]), record["id"]
+    result = run_vex("export", "--from", "pgvector", "--url", url, *store, "--namespace", "nor-this",
+                     "--output", str(tmp_path / "none.vmig.jsonl"), "--json")  # fmt: skip
+    assert result.returncode == 0 and _last(result)["total"] == 0, result.stdout
+
+
+# -- ids that share a key, in tables without a unique key ------------------------------------------------
+
+
+def test_a_key_two_ids_share_in_a_table_without_a_unique_key(pg_server: PgServer, tmp_path: Path) -> None:
+    """A LlamaIndex table whose node_id is a bigint, with no unique key: rows are replaced by delete-then-insert,
+    which deleted the row of `7` to write `007` in its place. Now, as with a unique key, the record there first
+    stays and the other is one failed record naming it, in one batch and across runs."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS data_int_nodes")
+        conn.execute("CREATE TABLE data_int_nodes (text varchar NOT NULL, metadata_ jsonb, node_id bigint, "
+                     "embedding vector(8))")  # fmt: skip
+        conn.execute("GRANT ALL ON data_int_nodes TO vex")
+    records = sample_records(count=4, odd_ones=False)
+    for record, new_id in zip(records, ["7", "8", "007", "9"], strict=True):
+        record["id"] = new_id
+    into = ["--to", "pgvector", "--url", pg_server.dsn(), "--layout", "llamaindex", "--collection", "int_nodes"]
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *into, "--json")
+    summary = _last(result)
+    assert result.returncode == 1 and summary["upserted"] == 3 and summary["failed"] == 1, result.stdout
+    assert summary["failed_sample"][0]["id"] == "007"
+    assert "under key 7, which holds another record, id '7'" in summary["failed_sample"][0]["reason"]
+    records[0]["text"], records[2]["text"] = "seven again", "double-oh-seven"
+    later = write_vmig(tmp_path / "b.vmig.jsonl", [records[2], records[0]])
+    summary = _last(run_vex("import", "--from", str(later), *into, "--json"))
+    assert summary["upserted"] == 1 and summary["failed"] == 1 and summary["failed_sample"][0]["id"] == "007"
+    with pg_server.admin("vexdb") as conn:
+        rows = sorted(conn.execute("SELECT node_id, text FROM data_int_nodes").fetchall())
+    assert rows == [(7, "seven again"), (8, records[1]["text"]), (9, records[3]["text"])]
+
+
+def test_uuid_node_ids_in_a_table_keyed_by_a_serial(pg_server: PgServer, tmp_path: Path) -> None:
+    """A LlamaIndex table (BIGSERIAL key) whose node_id is a uuid: every record failed ("operator does not
+    exist: text = uuid"). Now ids go in as UUIDs, a re-import replaces its rows, and another spelling of a
+    UUID already there is a failed record naming the one there."""
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS data_uuid_nodes")
+        conn.execute("CREATE TABLE data_uuid_nodes (id bigserial PRIMARY KEY, text varchar NOT NULL, "
+                     "metadata_ jsonb, node_id uuid, embedding vector(8))")  # fmt: skip
+        conn.execute("GRANT ALL ON data_uuid_nodes TO vex")
+        conn.execute("GRANT ALL ON SEQUENCE data_uuid_nodes_id_seq TO vex")
+    from tests.records import to_batch
+
+    own = str(uuid.UUID(int=77))
+    records = sample_records(count=3, odd_ones=False)
+    records[0]["id"], records[2]["id"] = own, own.upper()
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="uuid_nodes"))
+    with connector:
+        connector.ensure_target(8, "cosine")
+        assert connector.load(to_batch(records[:2])).failed == []
+        again = connector.load(to_batch(records[2:]))
+        assert again.written == 0 and [i for i, _ in again.failed] == [own.upper()]
+        assert f"which holds another record, id '{own}'" in again.failed[0][1]
+        records[0]["text"] = "replaced"
+        assert connector.load(to_batch(records[:1])).failed == []
+        pages = [page.batch.to_pydict() for page in connector.extract(None, None, None)]
+    back = {i: t for page in pages for i, t in zip(page["id"], page["text"], strict=True)}
+    assert back == {own: "replaced", "mem-0001": records[1]["text"]}
+
+
+def test_a_nul_character_fails_its_record_with_a_reason_and_json_metadata_keeps_it(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold a NUL (json can): a record with one is a failed record saying
+    which field holds it (the batch no longer goes one record per transaction for it), the rest load, and a
+    json metadata column (PGVectorStore's, with the namespace in it) takes it and gives it back."""
+    records = sample_records(count=30, odd_ones=False)
+    records[3]["text"] = "a \x00 in the text"
+    records[5]["metadata"] = {"note": "a \x00 in a value"}
+    records[7]["metadata"] = {"key \x00": 1}
+    records[9]["namespace"] = "ns\x00"
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    bad = {"mem-0003": "text", "mem-0005": "metadata", "mem-0007": "metadata", "mem-0009": "namespace"}
+    native = ["--to", "pgvector", "--url", pg_server.dsn(), "--table", "nul_fields", "--json"]
+    summary = _last(run_vex("import", "--from", str(source), *native))
+    assert summary["upserted"] == 26 and summary["failed"] == 4 and summary["exit_code"] == 1, summary
+    reasons = {entry["id"]: entry["reason"] for entry in summary["failed_sample"]}
+    assert sorted(reasons) == sorted(bad)
+    for record_id, field in bad.items():
+        assert reasons[record_id].startswith(f"{field} holds a NUL character (\\u0000), which PostgreSQL"), reasons
+    v2 = ["--to", "pgvector", "--url", pg_server.dsn(), "--layout", "langchain-v2", "--table", "nul_json"]
+    summary = _last(run_vex("import", "--from", str(source), *v2, "--json"))
+    assert summary["upserted"] == 29 and [e["id"] for e in summary["failed_sample"]] == ["mem-0003"]  # its text
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "pgvector", "--url", pg_server.dsn(), "--layout", "langchain-v2",
+                     "--table", "nul_json", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert back["mem-0005"]["metadata"] == records[5]["metadata"] and back["mem-0007"]["metadata"] == {"key \x00": 1}
+    assert back["mem-0009"]["namespace"] == "ns\x00"  # kept in the JSON, under `_vex`
