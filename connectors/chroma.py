@@ -234,6 +234,11 @@ class ChromaConnector(Connector):
             space = (configuration.get("hnsw") or {}).get("space") if isinstance(configuration, dict) else None
         return {v: k for k, v in _SPACES.items()}.get(str(space)) if space else None
 
+    def incarnation(self) -> str | None:
+        """The collection's id: a collection deleted and created again under its name gets another."""
+        collection = self._existing()
+        return None if collection is None else str(collection.id)
+
     def describe(self) -> StoreInfo:
         collection = self._existing()
         if collection is None:

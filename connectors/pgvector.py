@@ -585,6 +585,19 @@ class PgvectorConnector(Connector):
 
         return self._run("describing the table", run)  # type: ignore[no-any-return]
 
+    def incarnation(self) -> str | None:
+        """The table's oid (a table dropped and created again gets another), and a LangChain collection's uuid."""
+
+        def run() -> str | None:
+            mapping = self._resolve(create=False)
+            if mapping is None:
+                return None
+            oid = self.conn().execute("SELECT to_regclass(%s)::oid", (_qualified(mapping.table),)).fetchone()[0]
+            self.conn().rollback()
+            return str(oid) if mapping.scope_value is None else f"{oid}/{mapping.scope_value}"
+
+        return self._run("reading the table's identity", run)  # type: ignore[no-any-return]
+
     def _extension_present(self) -> bool:
         return self.conn().execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None
 

@@ -106,6 +106,14 @@ class VektorConnector(Connector):
     def label(self) -> str:
         return f"vektor:{self.db.name}"
 
+    def incarnation(self) -> str | None:
+        """The file's device and inode: a database deleted and created again is (usually) another file."""
+        try:
+            stat = self.db.stat()
+        except OSError:
+            return None
+        return f"{stat.st_dev}:{stat.st_ino}"
+
     def locations(self) -> list[Location]:
         return [Location(self.db, "the vektor database")]
 

@@ -159,6 +159,14 @@ def _export_over_notes(tmp: Path) -> list[str]:
     return ["export", "--from", "vektor", "--db", str(tmp / "source.db"), "--output", str(tmp / "notes.txt")]
 
 
+def _export_with(*flags: str) -> Callable[[Path], list[str]]:
+    def build(tmp: Path) -> list[str]:
+        db = make_layout1(tmp / "source.db")
+        return ["export", "--from", "vektor", "--db", str(db), "--output", str(tmp / "out.vmig.jsonl"), *flags]
+
+    return build
+
+
 def _locked_database(tmp: Path) -> list[str]:
     db = make_layout1(tmp / "source.db")
     return ["export", "--from", "vektor", "--db", str(db), "--output", str(tmp / "out.vmig.jsonl")]
@@ -493,6 +501,33 @@ CORPUS: list[Case] = [
         None,
         None,
         {"intact": "source.db", "unchanged": ("notes.txt", "my notes\n")},
+    ),
+    Case(
+        "negative --limit",
+        "one-line usage error naming the flag",
+        _export_with("--limit", "-1"),
+        2,
+        "--limit: input should be greater than or equal to 0 (got -1)",
+        None,
+        None,
+    ),
+    Case(
+        "--chunk-rows 0",
+        "one-line usage error naming the flag",
+        _export_with("--chunk-rows", "0"),
+        2,
+        "--chunk-rows: input should be greater than or equal to 1 (got 0)",
+        None,
+        None,
+    ),
+    Case(
+        "empty --output",
+        "one-line usage error (it was taken as the current folder)",
+        lambda tmp: [*_export_with()(tmp)[:-2], "--output", ""],
+        2,
+        "--output needs a file name",
+        None,
+        None,
     ),
     Case(
         "locked database",

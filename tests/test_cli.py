@@ -387,3 +387,23 @@ def test_validate_counts_a_repeated_id_once_and_inspect_flags_a_sidecar_count(tm
     result = run_vex("inspect", str(clean))
     assert result.returncode == 3
     assert "record count MISMATCH (sidecar 21, file 20)" in result.stdout
+
+
+def test_an_unreadable_input_is_a_usage_error(tmp_path: Path) -> None:
+    """Root reads any file: its DAC override is dropped for the command, so permissions apply as to a user."""
+    import shutil
+
+    data = write_vmig(tmp_path / "locked.vmig.jsonl", sample_records(count=5))
+    data.chmod(0)
+    command = [sys.executable, "-m", "cli.main", "import", "--from", str(data), "--to", "vektor",
+               "--db", str(tmp_path / "t.db")]  # fmt: skip
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root without setpriv cannot be refused a read")
+        command = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *command]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"vex: error: {data}: Permission denied"]
+    assert not (tmp_path / "t.db").exists()

@@ -186,3 +186,61 @@ def test_an_import_stopped_says_what_the_target_holds(tmp_path: Path) -> None:
     assert code == 130
     line = stderr.strip().splitlines()[-1]
     assert line.startswith("vex: interrupted; vektor:target.db holds the ") and "the same command resumes" in line
+
+
+def _export_params(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from engine.params import ExportParams, StoreSpec
+
+    db = make_layout1(tmp_path / "source.db", count=300, dims=16)
+    return ExportParams(source=StoreSpec(store="vektor", options={"db": db}), output=tmp_path / "late.vmig.jsonl")
+
+
+def test_a_stop_before_the_sidecar_leaves_no_data_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A Ctrl-C after every record is written but before the sidecar: the data file never appears alone."""
+    import pytest
+
+    import vmig.sidecar
+    from engine.interrupt import what_is_left
+    from engine.jobs import export_job
+    from engine.local import LocalSteps
+
+    def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vmig.sidecar, "write_sidecar", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_job(_export_params(tmp_path), LocalSteps())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"]
+    assert what_is_left().endswith("late.vmig.jsonl was not written: nothing partial was left in place")
+
+
+def test_a_sidecar_the_disk_refuses_leaves_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    import pytest
+
+    from engine.jobs import export_job
+    from engine.local import LocalSteps
+    from vmig.errors import StoreError
+
+    real_fsync = os.fsync
+
+    def full_disk_for_sidecars(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".vmig.meta.json.partial"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk_for_sidecars)
+    with pytest.raises(StoreError, match=r"cannot write the sidecar .*late\.vmig\.meta\.json: No space left on device"):
+        export_job(_export_params(tmp_path), LocalSteps())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"], "neither data, sidecar nor .partial stays"
+
+
+def test_a_finished_export_says_it_is_complete(tmp_path: Path) -> None:
+    from engine.interrupt import what_is_left
+    from engine.jobs import export_job
+    from engine.local import LocalSteps
+
+    export_job(_export_params(tmp_path), LocalSteps())
+    assert what_is_left().endswith("late.vmig.jsonl and its sidecar were complete before the stop")
+    assert (tmp_path / "late.vmig.meta.json").exists()

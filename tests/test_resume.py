@@ -200,3 +200,52 @@ def test_a_transient_error_mid_chunk_rereads_the_whole_chunk(tmp_path: Path) -> 
             ids += LocalSteps().extract(reader, 30).batch.column("id").to_pylist()
     assert FlakyVektor.failures == 0, "the fault was injected"
     assert len(ids) == len(set(ids)) == 200
+
+
+def _fill(store: str, options: dict, count: int = 5) -> None:
+    from engine.params import open_store
+    from tests.records import to_batch
+
+    with open_store(StoreSpec(store=store, options=options)) as connector:
+        connector.ensure_target(8, None)
+        connector.load(to_batch(sample_records(count, dims=8, odd_ones=False)))
+        connector.finish()
+
+
+def _incarnation(store: str, options: dict) -> str | None:
+    from engine.params import open_store
+
+    with open_store(StoreSpec(store=store, options=options)) as connector:
+        return connector.incarnation()
+
+
+def test_a_chroma_collection_created_again_is_another_incarnation(tmp_path: Path) -> None:
+    import chromadb
+
+    options = {"path": tmp_path / "c", "collection": "memories"}
+    _fill("chroma", options)
+    first = _incarnation("chroma", options)
+    assert first is not None and _incarnation("chroma", options) == first
+    chromadb.PersistentClient(path=str(tmp_path / "c")).delete_collection("memories")
+    _fill("chroma", options)
+    assert _incarnation("chroma", options) not in (None, first)
+
+
+def test_a_pgvector_table_created_again_is_another_incarnation(pg_server) -> None:  # type: ignore[no-untyped-def]
+    options = {"url": pg_server.dsn(), "table": "reborn"}
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE IF EXISTS reborn")
+    _fill("pgvector", options)
+    first = _incarnation("pgvector", options)
+    assert first is not None and _incarnation("pgvector", options) == first
+    with pg_server.admin("vexdb") as conn:
+        conn.execute("DROP TABLE reborn")
+    _fill("pgvector", options)
+    assert _incarnation("pgvector", options) not in (None, first)
+
+
+def test_a_vektor_file_is_told_from_another(tmp_path: Path) -> None:
+    first, second = {"db": tmp_path / "a.db"}, {"db": tmp_path / "b.db"}
+    _fill("vektor", first)
+    _fill("vektor", second)
+    assert _incarnation("vektor", first) == _incarnation("vektor", first) != _incarnation("vektor", second)
