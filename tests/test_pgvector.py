@@ -527,7 +527,8 @@ def test_llamaindex_rows_page_by_their_serial_key(pg_server: PgServer, tmp_path:
     assert result.returncode == 0, result.stderr
     result = run_vex("import", "--from", str(out), "--to", "pgvector", "--url", pg_server.dsn(), "--layout",
                      "llamaindex", "--collection", "paged")  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, "the two 'dup' rows become one: the import says so"
+    assert "1 records replaced by a later record with the same id" in result.stderr
     with pg_server.admin("vexdb") as conn:
         rows = conn.execute("SELECT node_id, count(*) FROM data_paged GROUP BY node_id").fetchall()
     counts = dict(rows)
