@@ -68,7 +68,8 @@ def _count(db: Path) -> tuple[int, int]:
     return int(total), int(distinct)
 
 
-def test_sigkill_during_import_resumes_without_duplicates(tmp_path: Path) -> None:
+def _import_under_way(tmp_path: Path) -> tuple[Path, Path, list[str], Callable[[], bool]]:
+    """The source database, the target, the import's arguments, and a test that 10,000 rows are in."""
     db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
     data = tmp_path / "data.vmig.jsonl"
     assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(data)).returncode == 0
@@ -76,13 +77,16 @@ def test_sigkill_during_import_resumes_without_duplicates(tmp_path: Path) -> Non
     args = ["import", "--from", str(data), "--to", "vektor", "--db", str(target), "--chunk-rows", "2000"]
 
     def some_rows_loaded() -> bool:
-        if not target.exists():
-            return False
         try:
-            return _count(target)[0] >= 10_000
+            return target.exists() and _count(target)[0] >= 10_000
         except sqlite3.OperationalError:
             return False
 
+    return db, target, args, some_rows_loaded
+
+
+def test_sigkill_during_import_resumes_without_duplicates(tmp_path: Path) -> None:
+    db, target, args, some_rows_loaded = _import_under_way(tmp_path)
     _kill_when(args, tmp_path, some_rows_loaded)
     partial, _ = _count(target)
     assert 0 < partial < RECORDS
@@ -170,18 +174,7 @@ def test_repeated_ctrl_c_ends_quietly(tmp_path: Path) -> None:
 
 
 def test_an_import_stopped_says_what_the_target_holds(tmp_path: Path) -> None:
-    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
-    data = tmp_path / "data.vmig.jsonl"
-    assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(data)).returncode == 0
-    target = tmp_path / "target.db"
-    args = ["import", "--from", str(data), "--to", "vektor", "--db", str(target), "--chunk-rows", "2000"]
-
-    def some_rows_loaded() -> bool:
-        try:
-            return target.exists() and _count(target)[0] >= 10_000
-        except sqlite3.OperationalError:
-            return False
-
+    _, _, args, some_rows_loaded = _import_under_way(tmp_path)
     code, stderr = _signal_when(args, tmp_path, some_rows_loaded, [signal.SIGINT])
     assert code == 130
     line = stderr.strip().splitlines()[-1]

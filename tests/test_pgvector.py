@@ -965,20 +965,26 @@ def test_table_keyed_by_an_integer_column(pg_server: PgServer, tmp_path: Path) -
     assert back["007"]["metadata"] == records[2]["metadata"] and back["007"]["text"] == records[2]["text"]
 
 
+def _import_7_8_007_9_twice(tmp_path: Path, records: list[dict], into: list[str]) -> None:
+    """Records with ids 7, 8, 007, 9 into a table keyed by an integer: 3 upserted and 007 failed naming 7;
+    then 007 and 7 again with new texts: 7 is updated, 007 fails again."""
+    result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *into, "--json")
+    summary = _last(result)
+    assert result.returncode == 1 and summary["upserted"] == 3 and summary["failed"] == 1, result.stdout
+    assert summary["failed_sample"][0]["id"] == "007"
+    assert "under key 7, which holds another record, id '7'" in summary["failed_sample"][0]["reason"]
+    records[0]["text"], records[2]["text"] = "seven again", "double-oh-seven"
+    later = write_vmig(tmp_path / "b.vmig.jsonl", [records[2], records[0]])
+    summary = _last(run_vex("import", "--from", str(later), *into, "--json"))
+    assert summary["upserted"] == 1 and summary["failed"] == 1 and summary["failed_sample"][0]["id"] == "007"
+
+
 def test_a_key_two_ids_share_is_not_silently_taken_over(pg_server: PgServer, tmp_path: Path) -> None:
     """`7` and `007` share the integer key 7: the record there first stays, the other is one failed record
     naming the holder, in one batch and across runs; the same id again is an ordinary update."""
     records = _integer_keyed(pg_server, "int_shared", ["7", "8", "007", "9"])
     mapping = ["--to", "pgvector", "--url", pg_server.dsn(), "--table", "int_shared", "--id-column", "item_id"]
-    result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *mapping, "--json")
-    summary = _last(result)
-    assert result.returncode == 1 and summary["upserted"] == 3 and summary["failed"] == 1
-    assert summary["failed_sample"][0]["id"] == "007"
-    assert "under key 7, which holds another record, id '7'" in summary["failed_sample"][0]["reason"]
-    records[0]["text"], records[2]["text"] = "seven again", "double-oh-seven"
-    later = write_vmig(tmp_path / "b.vmig.jsonl", [records[2], records[0]])
-    summary = _last(run_vex("import", "--from", str(later), *mapping, "--json"))
-    assert summary["upserted"] == 1 and summary["failed"] == 1 and summary["failed_sample"][0]["id"] == "007"
+    _import_7_8_007_9_twice(tmp_path, records, mapping)
     with pg_server.admin("vexdb") as conn:
         rows = dict(conn.execute("SELECT item_id, text FROM int_shared").fetchall())
     assert rows == {7: "seven again", 8: records[1]["text"], 9: records[3]["text"]}
@@ -1365,15 +1371,7 @@ def test_a_key_two_ids_share_in_a_table_without_a_unique_key(pg_server: PgServer
     for record, new_id in zip(records, ["7", "8", "007", "9"], strict=True):
         record["id"] = new_id
     into = ["--to", "pgvector", "--url", pg_server.dsn(), "--layout", "llamaindex", "--collection", "int_nodes"]
-    result = run_vex("import", "--from", str(write_vmig(tmp_path / "a.vmig.jsonl", records)), *into, "--json")
-    summary = _last(result)
-    assert result.returncode == 1 and summary["upserted"] == 3 and summary["failed"] == 1, result.stdout
-    assert summary["failed_sample"][0]["id"] == "007"
-    assert "under key 7, which holds another record, id '7'" in summary["failed_sample"][0]["reason"]
-    records[0]["text"], records[2]["text"] = "seven again", "double-oh-seven"
-    later = write_vmig(tmp_path / "b.vmig.jsonl", [records[2], records[0]])
-    summary = _last(run_vex("import", "--from", str(later), *into, "--json"))
-    assert summary["upserted"] == 1 and summary["failed"] == 1 and summary["failed_sample"][0]["id"] == "007"
+    _import_7_8_007_9_twice(tmp_path, records, into)
     with pg_server.admin("vexdb") as conn:
         rows = sorted(conn.execute("SELECT node_id, text FROM data_int_nodes").fetchall())
     assert rows == [(7, "seven again"), (8, records[1]["text"]), (9, records[3]["text"])]
