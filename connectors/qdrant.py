@@ -65,10 +65,22 @@ class QdrantOptions(StoreOptions):
 
 
 def point_id(record_id: str) -> int | str:
-    """The id Qdrant stores: the id itself when it is a uint or a UUID, else its UUIDv5."""
-    if record_id.isdigit() and (record_id == "0" or not record_id.startswith("0")) and int(record_id) <= _UINT64_MAX:
+    """The id Qdrant stores: the id itself when it is a uint or a UUID, else its UUIDv5.
+
+    Several ids can map to one point: a UUID in any spelling `uuid.UUID` takes (case, braces, `urn:uuid:`,
+    no hyphens), a number in other decimal digits (`١٢٣` is 123), an id equal to another's UUIDv5. `load`
+    refuses the second of them instead of letting it overwrite the first."""
+    if _is_uint(record_id):
         return int(record_id)
     return str(uuid_for(record_id))
+
+
+def _is_uint(record_id: str) -> bool:
+    """Decimal digits without a leading zero, within 64 bits. `isdecimal`, not `isdigit`: `int()` refuses
+    digits such as `²`; the length test comes first, as `int()` refuses a string of over 4,300 digits."""
+    if not record_id.isdecimal() or len(record_id) > len(str(_UINT64_MAX)):
+        return False
+    return (record_id == "0" or not record_id.startswith("0")) and int(record_id) <= _UINT64_MAX
 
 
 def _client_module() -> Any:
@@ -245,10 +257,9 @@ class QdrantConnector(Connector):
             try:
                 meta_text, stamp, extra_text = _payload_fields(payload)
             except md.WideIntegerError as exc:
-                record_id = str(payload.get(ID_FIELD, point.id))
-                rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=record_id))
+                rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=_original_id(point)))
                 continue
-            ids.append(str(payload.get(ID_FIELD, point.id)))
+            ids.append(_original_id(point))
             vector = point.vector.get(name) if isinstance(point.vector, dict) and name else point.vector
             vectors.append(None if vector is None else np.asarray(vector, dtype=np.float32))
             texts.append(payload.get("text", payload.get("page_content", payload.get("document"))))
@@ -305,13 +316,31 @@ class QdrantConnector(Connector):
         if batch.num_rows == 0:
             return LoadResult(written=0)
         record_ids = batch.column("id").to_pylist()
-        matrix = vector_matrix(batch)
-        vectors: Any = matrix.tolist()
-        if self.opts.vector_name:
-            vectors = {self.opts.vector_name: vectors}
-        points = models.Batch(ids=[point_id(i) for i in record_ids], vectors=vectors, payloads=_payloads(batch))
-        self.guarded("upserting points", self.client().upsert, self.collection, points=points, wait=True)
-        return LoadResult(written=batch.num_rows)
+        point_ids: list[Any] = [point_id(i) for i in record_ids]  # int | str; the client wants its own union
+        keep, failed = _claims(record_ids, point_ids, self._holders(point_ids))
+        if failed:
+            batch = batch.filter(pa.array(keep))
+            point_ids = [pid for pid, kept in zip(point_ids, keep, strict=True) if kept]
+        if batch.num_rows:
+            vectors: Any = vector_matrix(batch).tolist()
+            if self.opts.vector_name:
+                vectors = {self.opts.vector_name: vectors}
+            points = models.Batch(ids=point_ids, vectors=vectors, payloads=_payloads(batch))
+            self.guarded("upserting points", self.client().upsert, self.collection, points=points, wait=True)
+        return LoadResult(written=batch.num_rows, failed=failed)
+
+    def _holders(self, point_ids: list[int | str]) -> dict[int | str, str]:
+        """The original id each of these points already holds, for those that exist: one request, the
+        `_vex_id` field only (no vectors), so a re-import costs little more than an import."""
+        found = self.guarded(
+            "looking up the points' ids",
+            self.client().retrieve,
+            self.collection,
+            ids=list(dict.fromkeys(point_ids)),
+            with_payload=[ID_FIELD],
+            with_vectors=False,
+        )
+        return {point.id: _original_id(point) for point in found}
 
     def close(self) -> None:
         if self._client is not None:
@@ -319,6 +348,31 @@ class QdrantConnector(Connector):
                 self._client.close()
             finally:
                 self._client = None
+
+
+def _original_id(point: Any) -> str:
+    """The record id a point holds: its `_vex_id`, or, for a point another tool wrote, the point id itself
+    (a UUID in Qdrant's lower-case spelling). Export and the checks before an upsert agree on it."""
+    payload = point.payload or {}
+    return str(payload[ID_FIELD] if ID_FIELD in payload else point.id)
+
+
+def _claims(
+    record_ids: list[str], point_ids: list[int | str], holders: dict[int | str, str]
+) -> tuple[list[bool], list[tuple[str, str]]]:
+    """Which records may be written: a point belongs to the id it already holds (`holders`), else to the
+    first id of the batch that maps to it. Any other id mapping there is a failed record naming that
+    holder, never an overwrite; the holder's own id again (a re-import) is an ordinary update."""
+    holders = dict(holders)
+    keep = [True] * len(record_ids)
+    failed: list[tuple[str, str]] = []
+    for row, (record_id, pid) in enumerate(zip(record_ids, point_ids, strict=True)):
+        holder = holders.setdefault(pid, record_id)
+        if holder != record_id:
+            keep[row] = False
+            reason = f"id '{record_id}' maps to the same Qdrant point ({pid}) as id '{holder}', which is stored there"
+            failed.append((record_id, reason + ": it is not replaced"))
+    return keep, failed
 
 
 def _json_cursor(offset: Any) -> Any:
