@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -39,9 +39,6 @@ from vmig.reader import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 ID_FIELD = "_vex_id"
-_RESERVED = frozenset(
-    {ID_FIELD, "text", "namespace", "model", "created_at", "metadata", "score", "source_store", "extra"}
-)
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
 _UINT64_MAX = 2**64 - 1
 
@@ -253,23 +250,22 @@ class QdrantConnector(Connector):
         rejects: list[Reject] = []
         name = self.opts.vector_name
         for point in points:
-            payload = dict(point.payload or {})
             try:
-                meta_text, stamp, extra_text = _payload_fields(payload)
+                fields = _payload_fields(point.payload or {})
             except md.WideIntegerError as exc:
                 rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=_original_id(point)))
                 continue
             ids.append(_original_id(point))
             vector = point.vector.get(name) if isinstance(point.vector, dict) and name else point.vector
             vectors.append(None if vector is None else np.asarray(vector, dtype=np.float32))
-            texts.append(payload.get("text", payload.get("page_content", payload.get("document"))))
-            namespaces.append(payload.get("namespace"))
-            models_.append(payload.get("model"))
-            metas.append(meta_text)
-            created.append(stamp)
-            scores.append(payload.get("score"))
-            sources.append(payload.get("source_store", self.name))
-            extras.append(extra_text)
+            texts.append(fields.text)
+            namespaces.append(fields.namespace)
+            models_.append(fields.model)
+            metas.append(fields.metadata)
+            created.append(fields.created_at)
+            scores.append(fields.score)
+            sources.append(fields.source_store if fields.source_store is not _ABSENT else self.name)
+            extras.append(fields.extra)
         batch = build_batch(
             ids,
             vectors=vectors,
@@ -404,18 +400,80 @@ def _payloads(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     return payloads
 
 
-def _payload_fields(payload: dict[str, Any]) -> tuple[str | None, int | None, str | None]:
-    """A point's metadata JSON, created_at and extra JSON; `md.WideIntegerError` for a payload holding an
-    integer beyond 64 bits (the local client keeps Python's integers; JSON text would change it)."""
-    meta = payload.get("metadata")
-    meta = dict(meta) if isinstance(meta, dict) else {}
-    for key, value in payload.items():
-        if key not in _RESERVED and key not in ("page_content", "document"):
-            meta[key] = value
-    try:
-        stamp = to_micros(payload.get("created_at"))
-    except TimestampError:  # a foreign payload's own notion of time: keep it as metadata
-        stamp = None
-        meta["created_at"] = payload.get("created_at")
+class _Fields(NamedTuple):
+    """A point's payload as the fields of a record (`metadata`, `extra`: JSON text)."""
+
+    text: str | None
+    namespace: str | None
+    model: str | None
+    source_store: Any
+    created_at: int | None
+    score: float | None
+    metadata: str
+    extra: str | None
+
+
+_ABSENT: Any = object()
+"""`source_store` of a payload without one (or with one that is no string): the record came from this store."""
+_TEXT_KEYS = ("text", "page_content", "document")
+"""Where vex, LangChain and LlamaIndex keep a point's text; the first that holds a string is the text."""
+_EARLIEST, _LATEST = -62_135_596_800_000_000, 253_402_300_799_999_999
+"""created_at in µs from 0001-01-01 to 9999-12-31: what the format can write."""
+
+
+def _payload_fields(payload: dict[str, Any]) -> _Fields:
+    """A point's record fields. vex's own payload fits them as it is. A payload another tool wrote may
+    use the same names for other things: a value that does not fit its field (a text that is no string,
+    a created_at that is no time, a `metadata` that is no object) is kept in the metadata under its own
+    key instead of failing the export or being dropped, and so is every other top-level key. The nested
+    `metadata` object keeps its keys; a top-level key of the same name goes in as `payload:<key>`.
+    `md.WideIntegerError` for an integer beyond 64 bits (the local client keeps Python's integers; JSON
+    text would change it)."""
+    nested = payload.get("metadata")
+    meta: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
+    text_key = next((key for key in _TEXT_KEYS if isinstance(payload.get(key), str)), None)
+    stamp = _stamp(payload.get("created_at"))
+    score: Any = payload.get("score")
+    score_fits = type(score) is float or (type(score) is int and abs(score) <= 2**53)
     extra = payload.get("extra")
-    return md.dumps(meta), stamp, md.dumps(extra) if isinstance(extra, dict) and extra else None
+    taken = {
+        ID_FIELD: True,
+        "metadata": isinstance(nested, dict) or nested is None,
+        "text": text_key == "text" or payload.get("text") is None,
+        "created_at": stamp is not None or payload.get("created_at") is None,
+        "score": score_fits or score is None,
+        "extra": isinstance(extra, dict) or extra is None,
+    }
+    if text_key is not None:
+        taken[text_key] = True
+    for key in ("namespace", "model", "source_store"):
+        taken[key] = payload.get(key) is None or isinstance(payload[key], str)
+    for key, value in payload.items():
+        if not taken.get(key, False):
+            _keep(meta, key, value)
+    return _Fields(
+        text=payload[text_key] if text_key is not None else None,
+        namespace=payload.get("namespace") if taken["namespace"] else None,
+        model=payload.get("model") if taken["model"] else None,
+        source_store=payload.get("source_store", _ABSENT) if taken["source_store"] else _ABSENT,
+        created_at=stamp,
+        score=float(score) if score_fits else None,
+        metadata=md.dumps(meta) or "{}",
+        extra=md.dumps(extra) if isinstance(extra, dict) and extra else None,
+    )
+
+
+def _stamp(value: Any) -> int | None:
+    """created_at in µs, or None where the value is no time the format can write."""
+    try:
+        stamp = to_micros(value)
+    except (TimestampError, OverflowError):
+        return None
+    return stamp if stamp is not None and _EARLIEST <= stamp <= _LATEST else None
+
+
+def _keep(meta: dict[str, Any], key: str, value: Any) -> None:
+    """Put a top-level payload value into the metadata without replacing a key it already has."""
+    while key in meta:
+        key = "payload:" + key
+    meta[key] = value

@@ -222,3 +222,57 @@ def test_points_another_tool_wrote_belong_to_their_point_id(tmp_path: Path) -> N
     with QdrantConnector(QdrantOptions(path=tmp_path / "q", collection="c")) as qdrant:
         points, _ = qdrant.client().scroll("c", with_payload=True)
     assert {p.id: p.payload["text"] for p in points} == {5: records[0]["text"], UUID_LOWER: records[1]["text"]}
+
+
+def test_metadata_keys_named_like_vex_fields_round_trip(tmp_path: Path) -> None:
+    """Qdrant nests user metadata under `metadata`, so keys named like the payload's own fields or vex's
+    (`_vex_id`, `_vex`, `text`, ...) are the user's, through import, export and a verified migrate."""
+    meta = {"_vex_id": "not-the-id", "_vex": {"x": [1, 2]}, "_vex_user:k": 1, "text": "in metadata",
+            "namespace": "meta-ns", "metadata": {"inner": True}, "created_at": "whenever", "plain": 3}  # fmt: skip
+    records = sample_records(count=3, odd_ones=False)
+    for record in records:
+        record["metadata"] = meta
+    store = ["--path", str(tmp_path / "q"), "--collection", "c"]
+    assert _import(write_vmig(tmp_path / "s.vmig.jsonl", records), store)[0] == 0
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "qdrant", *store, "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    assert {i: (r["metadata"], r["text"], r["namespace"]) for i, r in back.items()} == {
+        r["id"]: (meta, r["text"], r["namespace"]) for r in records
+    }
+    result = run_vex("migrate", "--from", "qdrant", "--to", "qdrant", "--source-path", str(tmp_path / "q"),
+                     "--source-collection", "c", "--target-path", str(tmp_path / "q2"), "--target-collection", "c",
+                     "--verify", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["verify"]["ok"]
+
+
+def test_foreign_payload_keys_never_replace_or_drop_a_value(tmp_path: Path) -> None:
+    """Points another tool wrote: a top-level key named like a key of the nested `metadata` comes in as
+    `payload:<key>` beside it; a field vex knows holding something else (a text that is a number, a
+    `metadata` that is a string) is kept in the metadata, not dropped and not a failed export."""
+    from qdrant_client import QdrantClient, models
+
+    payloads = {
+        1: {"metadata": {"a": 1, "payload:a": 2}, "a": 3, "created_at": "yesterday"},
+        2: {"metadata": "a string", "extra": "not an object", "x": 1},
+        3: {"text": "the text", "page_content": "also kept", "namespace": 7, "score": "high"},
+        4: {"text": 5, "model": ["m"], "source_store": 3, "created_at": 10**19, "metadata": {"created_at": "k"}},
+    }
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("f", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    client.upsert("f", [models.PointStruct(id=i, vector=[1.0, 0.5], payload=p) for i, p in payloads.items()])
+    client.close()
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "qdrant", "--path", str(tmp_path / "q"), "--collection", "f",
+                     "--output", str(out), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert {i: r["metadata"] for i, r in back.items()} == {
+        "1": {"a": 1, "payload:a": 2, "payload:payload:a": 3, "created_at": "yesterday"},
+        "2": {"metadata": "a string", "extra": "not an object", "x": 1},
+        "3": {"page_content": "also kept", "namespace": 7, "score": "high"},
+        "4": {"created_at": "k", "text": 5, "model": ["m"], "source_store": 3, "payload:created_at": 10**19},
+    }
+    assert back["3"]["text"] == "the text" and back["3"]["namespace"] is None and back["4"]["text"] is None
+    assert back["4"]["source_store"] == "qdrant"
