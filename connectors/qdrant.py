@@ -251,7 +251,7 @@ class QdrantConnector(Connector):
         name = self.opts.vector_name
         for point in points:
             try:
-                fields = _payload_fields(point.payload or {})
+                fields = _payload_fields(point.payload or {}, self.name)
             except md.WideIntegerError as exc:
                 rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=_original_id(point)))
                 continue
@@ -264,7 +264,7 @@ class QdrantConnector(Connector):
             metas.append(fields.metadata)
             created.append(fields.created_at)
             scores.append(fields.score)
-            sources.append(fields.source_store if fields.source_store is not _ABSENT else self.name)
+            sources.append(fields.source_store)
             extras.append(fields.extra)
         batch = build_batch(
             ids,
@@ -406,29 +406,27 @@ class _Fields(NamedTuple):
     text: str | None
     namespace: str | None
     model: str | None
-    source_store: Any
+    source_store: str | None
     created_at: int | None
     score: float | None
     metadata: str
     extra: str | None
 
 
-_ABSENT: Any = object()
-"""`source_store` of a payload without one (or with one that is no string): the record came from this store."""
 _TEXT_KEYS = ("text", "page_content", "document")
 """Where vex, LangChain and LlamaIndex keep a point's text; the first that holds a string is the text."""
 _EARLIEST, _LATEST = -62_135_596_800_000_000, 253_402_300_799_999_999
 """created_at in µs from 0001-01-01 to 9999-12-31: what the format can write."""
 
 
-def _payload_fields(payload: dict[str, Any]) -> _Fields:
+def _payload_fields(payload: dict[str, Any], origin: str) -> _Fields:
     """A point's record fields. vex's own payload fits them as it is. A payload another tool wrote may
     use the same names for other things: a value that does not fit its field (a text that is no string,
     a created_at that is no time, a `metadata` that is no object) is kept in the metadata under its own
     key instead of failing the export or being dropped, and so is every other top-level key. The nested
     `metadata` object keeps its keys; a top-level key of the same name goes in as `payload:<key>`.
-    `md.WideIntegerError` for an integer beyond 64 bits (the local client keeps Python's integers; JSON
-    text would change it)."""
+    `origin` is the source_store of a point that names none. `md.WideIntegerError` for an integer beyond
+    64 bits (the local client keeps Python's integers; JSON text would change it)."""
     nested = payload.get("metadata")
     meta: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
     text_key = next((key for key in _TEXT_KEYS if isinstance(payload.get(key), str)), None)
@@ -455,7 +453,7 @@ def _payload_fields(payload: dict[str, Any]) -> _Fields:
         text=payload[text_key] if text_key is not None else None,
         namespace=payload.get("namespace") if taken["namespace"] else None,
         model=payload.get("model") if taken["model"] else None,
-        source_store=payload.get("source_store", _ABSENT) if taken["source_store"] else _ABSENT,
+        source_store=payload.get("source_store", origin) if taken["source_store"] else origin,
         created_at=stamp,
         score=float(score) if score_fits else None,
         metadata=md.dumps(meta) or "{}",
