@@ -194,9 +194,13 @@ def test_a_later_run_does_not_overwrite_a_point_another_id_holds(tmp_path: Path)
     code, summary = _import(write_vmig(tmp_path / "b.vmig.jsonl", [second]), store)
     assert (code, summary["upserted"], summary["failed"]) == (1, 0, 1)
     assert f"as id '{UUID_LOWER}', which is stored there" in summary["failed_sample"][0]["reason"]
+    first["text"] = "updated"  # the holder, later in the batch than the other spelling, still updates its point
+    code, summary = _import(write_vmig(tmp_path / "c.vmig.jsonl", [second, first]), store)
+    assert (code, summary["upserted"], summary["failed"]) == (1, 1, 1)
+    assert summary["failed_sample"][0]["id"] == UUID_LOWER.upper()
     with QdrantConnector(QdrantOptions(path=tmp_path / "q", collection="c")) as qdrant:
         (point,) = qdrant.client().retrieve("c", [UUID_LOWER], with_payload=True)
-    assert point.payload[ID_FIELD] == UUID_LOWER and point.payload["text"] == first["text"]
+    assert point.payload[ID_FIELD] == UUID_LOWER and point.payload["text"] == "updated"
 
 
 def test_points_another_tool_wrote_belong_to_their_point_id(tmp_path: Path) -> None:
