@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -40,9 +40,6 @@ from vmig.reader import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 ID_FIELD = "_vex_id"
-_RESERVED = frozenset(
-    {ID_FIELD, "text", "namespace", "model", "created_at", "metadata", "score", "source_store", "extra"}
-)
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
 _UINT64_MAX = 2**64 - 1
 
@@ -66,10 +63,22 @@ class QdrantOptions(StoreOptions):
 
 
 def point_id(record_id: str) -> int | str:
-    """The id Qdrant stores: the id itself when it is a uint or a UUID, else its UUIDv5."""
-    if record_id.isdigit() and (record_id == "0" or not record_id.startswith("0")) and int(record_id) <= _UINT64_MAX:
+    """The id Qdrant stores: the id itself when it is a uint or a UUID, else its UUIDv5.
+
+    Several ids can map to one point: a UUID in any spelling `uuid.UUID` takes (case, braces, `urn:uuid:`,
+    no hyphens), a number in other decimal digits (`١٢٣` is 123), an id equal to another's UUIDv5. `load`
+    refuses the second of them instead of letting it overwrite the first."""
+    if _is_uint(record_id):
         return int(record_id)
     return str(uuid_for(record_id))
+
+
+def _is_uint(record_id: str) -> bool:
+    """Decimal digits without a leading zero, within 64 bits. `isdecimal`, not `isdigit`: `int()` refuses
+    digits such as `²`; the length test comes first, as `int()` refuses a string of over 4,300 digits."""
+    if not record_id.isdecimal() or len(record_id) > len(str(_UINT64_MAX)):
+        return False
+    return (record_id == "0" or not record_id.startswith("0")) and int(record_id) <= _UINT64_MAX
 
 
 def _client_module() -> Any:
@@ -247,24 +256,22 @@ class QdrantConnector(Connector):
         rejects: list[Reject] = []
         name = self.opts.vector_name
         for point in points:
-            payload = dict(point.payload or {})
             try:
-                meta_text, stamp, extra_text = _payload_fields(payload)
+                fields = _payload_fields(point.payload or {}, self.name)
             except md.WideIntegerError as exc:
-                record_id = str(payload.get(ID_FIELD, point.id))
-                rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=record_id))
+                rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=_original_id(point)))
                 continue
-            ids.append(str(payload.get(ID_FIELD, point.id)))
+            ids.append(_original_id(point))
             vector = point.vector.get(name) if isinstance(point.vector, dict) and name else point.vector
             vectors.append(None if vector is None else np.asarray(vector, dtype=np.float32))
-            texts.append(payload.get("text", payload.get("page_content", payload.get("document"))))
-            namespaces.append(payload.get("namespace"))
-            models_.append(payload.get("model"))
-            metas.append(meta_text)
-            created.append(stamp)
-            scores.append(payload.get("score"))
-            sources.append(payload.get("source_store", self.name))
-            extras.append(extra_text)
+            texts.append(fields.text)
+            namespaces.append(fields.namespace)
+            models_.append(fields.model)
+            metas.append(fields.metadata)
+            created.append(fields.created_at)
+            scores.append(fields.score)
+            sources.append(fields.source_store)
+            extras.append(fields.extra)
         batch = build_batch(
             ids,
             vectors=vectors,
@@ -311,13 +318,31 @@ class QdrantConnector(Connector):
         if batch.num_rows == 0:
             return LoadResult(written=0)
         record_ids = batch.column("id").to_pylist()
-        matrix = vector_matrix(batch)
-        vectors: Any = matrix.tolist()
-        if self.opts.vector_name:
-            vectors = {self.opts.vector_name: vectors}
-        points = models.Batch(ids=[point_id(i) for i in record_ids], vectors=vectors, payloads=_payloads(batch))
-        self.guarded("upserting points", self.client().upsert, self.collection, points=points, wait=True)
-        return LoadResult(written=batch.num_rows)
+        point_ids: list[Any] = [point_id(i) for i in record_ids]  # int | str; the client wants its own union
+        keep, failed = _claims(record_ids, point_ids, self._holders(point_ids))
+        if failed:
+            batch = batch.filter(pa.array(keep))
+            point_ids = [pid for pid, kept in zip(point_ids, keep, strict=True) if kept]
+        if batch.num_rows:
+            vectors: Any = vector_matrix(batch).tolist()
+            if self.opts.vector_name:
+                vectors = {self.opts.vector_name: vectors}
+            points = models.Batch(ids=point_ids, vectors=vectors, payloads=_payloads(batch))
+            self.guarded("upserting points", self.client().upsert, self.collection, points=points, wait=True)
+        return LoadResult(written=batch.num_rows, failed=failed)
+
+    def _holders(self, point_ids: list[int | str]) -> dict[int | str, str]:
+        """The original id each of these points already holds, for those that exist: one request, the
+        `_vex_id` field only (no vectors), so a re-import costs little more than an import."""
+        found = self.guarded(
+            "looking up the points' ids",
+            self.client().retrieve,
+            self.collection,
+            ids=list(dict.fromkeys(point_ids)),
+            with_payload=[ID_FIELD],
+            with_vectors=False,
+        )
+        return {point.id: _original_id(point) for point in found}
 
     def close(self) -> None:
         if self._client is not None:
@@ -325,6 +350,31 @@ class QdrantConnector(Connector):
                 self._client.close()
             finally:
                 self._client = None
+
+
+def _original_id(point: Any) -> str:
+    """The record id a point holds: its `_vex_id`, or, for a point another tool wrote, the point id itself
+    (a UUID in Qdrant's lower-case spelling). Export and the checks before an upsert agree on it."""
+    payload = point.payload or {}
+    return str(payload[ID_FIELD] if ID_FIELD in payload else point.id)
+
+
+def _claims(
+    record_ids: list[str], point_ids: list[int | str], holders: dict[int | str, str]
+) -> tuple[list[bool], list[tuple[str, str]]]:
+    """Which records may be written: a point belongs to the id it already holds (`holders`), else to the
+    first id of the batch that maps to it. Any other id mapping there is a failed record naming that
+    holder, never an overwrite; the holder's own id again (a re-import) is an ordinary update."""
+    holders = dict(holders)
+    keep = [True] * len(record_ids)
+    failed: list[tuple[str, str]] = []
+    for row, (record_id, pid) in enumerate(zip(record_ids, point_ids, strict=True)):
+        holder = holders.setdefault(pid, record_id)
+        if holder != record_id:
+            keep[row] = False
+            reason = f"id '{record_id}' maps to the same Qdrant point ({pid}) as id '{holder}', which is stored there"
+            failed.append((record_id, reason + ": it is not replaced"))
+    return keep, failed
 
 
 def _json_cursor(offset: Any) -> Any:
@@ -356,18 +406,78 @@ def _payloads(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     return payloads
 
 
-def _payload_fields(payload: dict[str, Any]) -> tuple[str | None, int | None, str | None]:
-    """A point's metadata JSON, created_at and extra JSON; `md.WideIntegerError` for a payload holding an
-    integer beyond 64 bits (the local client keeps Python's integers; JSON text would change it)."""
-    meta = payload.get("metadata")
-    meta = dict(meta) if isinstance(meta, dict) else {}
-    for key, value in payload.items():
-        if key not in _RESERVED and key not in ("page_content", "document"):
-            meta[key] = value
-    try:
-        stamp = to_micros(payload.get("created_at"))
-    except TimestampError:  # a foreign payload's own notion of time: keep it as metadata
-        stamp = None
-        meta["created_at"] = payload.get("created_at")
+class _Fields(NamedTuple):
+    """A point's payload as the fields of a record (`metadata`, `extra`: JSON text)."""
+
+    text: str | None
+    namespace: str | None
+    model: str | None
+    source_store: str | None
+    created_at: int | None
+    score: float | None
+    metadata: str
+    extra: str | None
+
+
+_TEXT_KEYS = ("text", "page_content", "document")
+"""Where vex, LangChain and LlamaIndex keep a point's text; the first that holds a string is the text."""
+_EARLIEST, _LATEST = -62_135_596_800_000_000, 253_402_300_799_999_999
+"""created_at in µs from 0001-01-01 to 9999-12-31: what the format can write."""
+
+
+def _payload_fields(payload: dict[str, Any], origin: str) -> _Fields:
+    """A point's record fields. vex's own payload fits them as it is. A payload another tool wrote may
+    use the same names for other things: a value that does not fit its field (a text that is no string,
+    a created_at that is no time, a `metadata` that is no object) is kept in the metadata under its own
+    key instead of failing the export or being dropped, and so is every other top-level key. The nested
+    `metadata` object keeps its keys; a top-level key of the same name goes in as `payload:<key>`.
+    `origin` is the source_store of a point that names none. `md.WideIntegerError` for an integer beyond
+    64 bits (the local client keeps Python's integers; JSON text would change it)."""
+    nested = payload.get("metadata")
+    meta: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
+    text_key = next((key for key in _TEXT_KEYS if isinstance(payload.get(key), str)), None)
+    stamp = _stamp(payload.get("created_at"))
+    score: Any = payload.get("score")
+    score_fits = type(score) is float or (type(score) is int and abs(score) <= 2**53)
     extra = payload.get("extra")
-    return md.dumps(meta), stamp, md.dumps(extra) if isinstance(extra, dict) and extra else None
+    taken = {
+        ID_FIELD: True,
+        "metadata": isinstance(nested, dict) or nested is None,
+        "text": text_key == "text" or payload.get("text") is None,
+        "created_at": stamp is not None or payload.get("created_at") is None,
+        "score": score_fits or score is None,
+        "extra": isinstance(extra, dict) or extra is None,
+    }
+    if text_key is not None:
+        taken[text_key] = True
+    for key in ("namespace", "model", "source_store"):
+        taken[key] = payload.get(key) is None or isinstance(payload[key], str)
+    for key, value in payload.items():
+        if not taken.get(key, False):
+            _keep(meta, key, value)
+    return _Fields(
+        text=payload[text_key] if text_key is not None else None,
+        namespace=payload.get("namespace") if taken["namespace"] else None,
+        model=payload.get("model") if taken["model"] else None,
+        source_store=payload.get("source_store", origin) if taken["source_store"] else origin,
+        created_at=stamp,
+        score=float(score) if score_fits else None,
+        metadata=md.dumps(meta) or "{}",
+        extra=md.dumps(extra) if isinstance(extra, dict) and extra else None,
+    )
+
+
+def _stamp(value: Any) -> int | None:
+    """created_at in µs, or None where the value is no time the format can write."""
+    try:
+        stamp = to_micros(value)
+    except (TimestampError, OverflowError):
+        return None
+    return stamp if stamp is not None and _EARLIEST <= stamp <= _LATEST else None
+
+
+def _keep(meta: dict[str, Any], key: str, value: Any) -> None:
+    """Put a top-level payload value into the metadata without replacing a key it already has."""
+    while key in meta:
+        key = "payload:" + key
+    meta[key] = value

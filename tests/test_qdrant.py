@@ -6,13 +6,15 @@ import json
 import socket
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from connectors.base import uuid_for
 from connectors.qdrant import ID_FIELD, QdrantConnector, QdrantOptions, point_id
 from tests.conftest import ROOT, run_vex
-from tests.records import read_vmig, sample_records, write_vmig
+from tests.records import DIMS, read_vmig, sample_records, write_vmig
 
 DEMO_DB = ROOT / "demo" / "memory.db"
 
@@ -137,3 +139,144 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "unreachable" in result.stderr and "Traceback" not in result.stderr
     assert "s3cr3t-key-value" not in result.stderr + result.stdout
+
+
+UUID_LOWER = "550e8400-e29b-41d4-a716-446655440000"
+SAME_POINT = {  # every other spelling of each first id lands on its point
+    UUID_LOWER.upper(): [UUID_LOWER, "{" + UUID_LOWER + "}", "urn:uuid:" + UUID_LOWER, UUID_LOWER.replace("-", "")],
+    "123": ["١٢٣", "１２３"],
+    "mem-1": [str(uuid_for("mem-1"))],
+}
+
+
+def _import(source: Path, store: list[str]) -> tuple[int, dict[str, Any]]:
+    result = run_vex("import", "--from", str(source), "--to", "qdrant", *store, "--json")
+    return result.returncode, json.loads(result.stdout.splitlines()[-1])
+
+
+def test_point_ids_of_every_spelling_that_qdrant_merges() -> None:
+    for first, others in SAME_POINT.items():
+        assert {point_id(other) for other in others} == {point_id(first)}, first
+    assert point_id("²") != point_id("2") and point_id("1" * 5000) == str(uuid_for("1" * 5000))  # no ValueError
+
+
+def test_ids_that_map_to_one_point_are_failed_records_not_overwrites(tmp_path: Path) -> None:
+    """Within a batch and against what an earlier run stored: the first id keeps the point, each other
+    spelling is a failed record naming it; the same file again replaces its own points and fails the same."""
+    ids = ["other", *(i for first, others in SAME_POINT.items() for i in [first, *others])]
+    records = sample_records(count=len(ids), odd_ones=False)
+    for record, new_id in zip(records, ids, strict=True):
+        record["id"] = new_id
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    store = ["--path", str(tmp_path / "q"), "--collection", "c"]
+    for _ in range(2):
+        code, summary = _import(source, store)
+        assert (code, summary["upserted"], summary["failed"]) == (1, 4, 7)
+        reasons = {entry["id"]: entry["reason"] for entry in summary["failed_sample"]}
+        for first, others in SAME_POINT.items():
+            for other in others:
+                assert reasons[other] == (
+                    f"id '{other}' maps to the same Qdrant point ({point_id(first)}) as id '{first}', which is stored"
+                    " there: it is not replaced"
+                )
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "qdrant", *store, "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    assert sorted(back) == sorted(["other", *SAME_POINT])
+    assert all(back[i]["text"] == r["text"] for r in records if (i := r["id"]) in back)
+
+
+def test_a_later_run_does_not_overwrite_a_point_another_id_holds(tmp_path: Path) -> None:
+    store = ["--path", str(tmp_path / "q"), "--collection", "c"]
+    first, second = sample_records(count=2, odd_ones=False)
+    first["id"], second["id"] = UUID_LOWER, UUID_LOWER.upper()
+    assert _import(write_vmig(tmp_path / "a.vmig.jsonl", [first]), store)[0] == 0
+    code, summary = _import(write_vmig(tmp_path / "b.vmig.jsonl", [second]), store)
+    assert (code, summary["upserted"], summary["failed"]) == (1, 0, 1)
+    assert f"as id '{UUID_LOWER}', which is stored there" in summary["failed_sample"][0]["reason"]
+    first["text"] = "updated"  # the holder, later in the batch than the other spelling, still updates its point
+    code, summary = _import(write_vmig(tmp_path / "c.vmig.jsonl", [second, first]), store)
+    assert (code, summary["upserted"], summary["failed"]) == (1, 1, 1)
+    assert summary["failed_sample"][0]["id"] == UUID_LOWER.upper()
+    with QdrantConnector(QdrantOptions(path=tmp_path / "q", collection="c")) as qdrant:
+        (point,) = qdrant.client().retrieve("c", [UUID_LOWER], with_payload=True)
+    assert point.payload[ID_FIELD] == UUID_LOWER and point.payload["text"] == "updated"
+
+
+def test_points_another_tool_wrote_belong_to_their_point_id(tmp_path: Path) -> None:
+    """A point without `_vex_id` holds the id export gives it (the point id, a UUID in lower case): that id
+    again replaces it (a re-import of its own data), another spelling of it is refused."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("c", vectors_config=models.VectorParams(size=DIMS, distance=models.Distance.DOT))
+    client.upsert("c", [models.PointStruct(id=5, vector=[0.5] * DIMS, payload={"text": "five"}),
+                        models.PointStruct(id=UUID_LOWER, vector=[0.5] * DIMS, payload={"text": "uuid"})])  # fmt: skip
+    client.close()
+    records = sample_records(count=4, odd_ones=False)
+    for record, new_id in zip(records, ["5", UUID_LOWER, UUID_LOWER.upper(), "٥"], strict=True):
+        record["id"] = new_id
+    store = ["--path", str(tmp_path / "q"), "--collection", "c"]
+    code, summary = _import(write_vmig(tmp_path / "s.vmig.jsonl", records), store)
+    assert (code, summary["upserted"], summary["failed"]) == (1, 2, 2)
+    assert {entry["id"]: entry["reason"].split(" as ")[1] for entry in summary["failed_sample"]} == {
+        UUID_LOWER.upper(): f"id '{UUID_LOWER}', which is stored there: it is not replaced",
+        "٥": "id '5', which is stored there: it is not replaced",
+    }
+    with QdrantConnector(QdrantOptions(path=tmp_path / "q", collection="c")) as qdrant:
+        points, _ = qdrant.client().scroll("c", with_payload=True)
+    assert {p.id: p.payload["text"] for p in points} == {5: records[0]["text"], UUID_LOWER: records[1]["text"]}
+
+
+def test_metadata_keys_named_like_vex_fields_round_trip(tmp_path: Path) -> None:
+    """Qdrant nests user metadata under `metadata`, so keys named like the payload's own fields or vex's
+    (`_vex_id`, `_vex`, `text`, ...) are the user's, through import, export and a verified migrate."""
+    meta = {"_vex_id": "not-the-id", "_vex": {"x": [1, 2]}, "_vex_user:k": 1, "text": "in metadata",
+            "namespace": "meta-ns", "metadata": {"inner": True}, "created_at": "whenever", "plain": 3}  # fmt: skip
+    records = sample_records(count=3, odd_ones=False)
+    for record in records:
+        record["metadata"] = meta
+    store = ["--path", str(tmp_path / "q"), "--collection", "c"]
+    assert _import(write_vmig(tmp_path / "s.vmig.jsonl", records), store)[0] == 0
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "qdrant", *store, "--output", str(out)).returncode == 0
+    back = read_vmig(out)
+    assert {i: (r["metadata"], r["text"], r["namespace"]) for i, r in back.items()} == {
+        r["id"]: (meta, r["text"], r["namespace"]) for r in records
+    }
+    result = run_vex("migrate", "--from", "qdrant", "--to", "qdrant", "--source-path", str(tmp_path / "q"),
+                     "--source-collection", "c", "--target-path", str(tmp_path / "q2"), "--target-collection", "c",
+                     "--verify", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["verify"]["ok"]
+
+
+def test_foreign_payload_keys_never_replace_or_drop_a_value(tmp_path: Path) -> None:
+    """Points another tool wrote: a top-level key named like a key of the nested `metadata` comes in as
+    `payload:<key>` beside it; a field vex knows holding something else (a text that is a number, a
+    `metadata` that is a string) is kept in the metadata, not dropped and not a failed export."""
+    from qdrant_client import QdrantClient, models
+
+    payloads = {
+        1: {"metadata": {"a": 1, "payload:a": 2}, "a": 3, "created_at": "yesterday"},
+        2: {"metadata": "a string", "extra": "not an object", "x": 1},
+        3: {"text": "the text", "page_content": "also kept", "namespace": 7, "score": "high"},
+        4: {"text": 5, "model": ["m"], "source_store": 3, "created_at": 10**19, "metadata": {"created_at": "k"}},
+    }
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("f", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    client.upsert("f", [models.PointStruct(id=i, vector=[1.0, 0.5], payload=p) for i, p in payloads.items()])
+    client.close()
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "qdrant", "--path", str(tmp_path / "q"), "--collection", "f",
+                     "--output", str(out), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert {i: r["metadata"] for i, r in back.items()} == {
+        "1": {"a": 1, "payload:a": 2, "payload:payload:a": 3, "created_at": "yesterday"},
+        "2": {"metadata": "a string", "extra": "not an object", "x": 1},
+        "3": {"page_content": "also kept", "namespace": 7, "score": "high"},
+        "4": {"created_at": "k", "text": 5, "model": ["m"], "source_store": 3, "payload:created_at": 10**19},
+    }
+    assert back["3"]["text"] == "the text" and back["3"]["namespace"] is None and back["4"]["text"] is None
+    assert back["4"]["source_store"] == "qdrant"
