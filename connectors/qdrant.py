@@ -12,6 +12,7 @@ as given); use `--metric dot` to keep them as they are on a server too.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -126,6 +127,9 @@ class QdrantConnector(Connector):
         try:
             if self.opts.path is not None:
                 self.opts.path.mkdir(parents=True, exist_ok=True)
+                # Its advice for large collections would otherwise break vex's one-line output; the README
+                # says it: local mode holds the whole collection in memory, a server scales.
+                warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)
                 self._client = module.QdrantClient(path=str(self.opts.path))
             else:
                 key = self.opts.api_key.get_secret_value() if self.opts.api_key else None

@@ -64,3 +64,11 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
         name, content = case.extra["unchanged"]  # type: ignore[misc]
         assert (tmp_path / name).read_text() == content
     assert not (tmp_path / "out.vmig.jsonl").exists() or result.returncode == 0
+
+
+def test_the_readme_lists_every_case_with_its_exit_code() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for number, case in enumerate(CORPUS, start=1):
+        assert f"| {number} | {case.name} | {case.outcome} | {case.exit_code} |" in readme, case.name
