@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from connectors.chroma import ChromaConnector, ChromaOptions
-from tests.chroma_server import ChromaServer, free_port
+from tests.chroma_server import ChromaServer, free_port, start_chroma, stop_chroma
 from tests.conftest import ROOT, run_vex
 from tests.records import read_vmig, sample_records, to_batch, write_vmig
 
@@ -254,7 +255,18 @@ def test_ids_and_keys_chroma_refuses_are_failed_records(
         assert chroma.describe().count == 3
 
 
-def test_requests_stay_below_the_server_body_limit(tmp_path: Path, chroma_server: ChromaServer) -> None:
+@pytest.fixture
+def own_chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    """A server of the test's own: 48 MB of documents keep a server busy for a while after they are written,
+    long enough for another test's 3 s timeouts to run out on the shared one."""
+    server = start_chroma(tmp_path / "server")
+    try:
+        yield server
+    finally:
+        stop_chroma(server)
+
+
+def test_requests_stay_below_the_server_body_limit(tmp_path: Path, own_chroma_server: ChromaServer) -> None:
     """Six 8 MB documents are 48 MB, over the 40 MiB a `chroma run` request may carry: they go in
     requests cut by size (not one refused request and then one request a record); a 34 MB document
     alone is more than one request may hold and is a failed record."""
@@ -262,7 +274,7 @@ def test_requests_stay_below_the_server_body_limit(tmp_path: Path, chroma_server
     for index, record in enumerate(records[:6]):
         record["text"] = str(index) * 8_000_000
     records[6]["text"] = "x" * 34_000_000
-    with _connector(tmp_path, chroma_server, "big_documents") as chroma:
+    with _connector(tmp_path, own_chroma_server, "big_documents") as chroma:
         chroma.ensure_target(8, "cosine")
         calls: list[int] = []
         assert isinstance(chroma, ChromaConnector)
