@@ -8,6 +8,7 @@ a `Steps` object: plain calls in local mode, Prefect tasks in Prefect mode.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -236,8 +237,6 @@ def _written_ids(transfer: Transfer, checkpoint: Checkpoint | None, resumed_at: 
     if not transfer.target.capabilities.one_record_per_id:
         return None
     if checkpoint is None:
-        import tempfile
-
         return IdSet(Path(tempfile.mkdtemp(prefix="vex-ids-")))
     if resumed_at is None:
         shutil.rmtree(checkpoint.ids_folder, ignore_errors=True)
