@@ -361,12 +361,26 @@ class VektorConnector(Connector):
                         f"vektor {self.db} has layout {self.layout()}; vex writes layout 1 only: "
                         "import into a new --db file"
                     )
+                self._refuse_converting_ids()
                 return
             conn.execute(LAYOUT1_DDL)
             conn.commit()
             self._layout = 1
         except DB_ERRORS as exc:
             raise _store_error(self.db, exc) from None
+
+    def _refuse_converting_ids(self) -> None:
+        """SQLite converts what it stores by the column's declared type: in an `id INTEGER` (or REAL,
+        NUMERIC) column `007` would be stored as 7, on top of the record `7`, and a text id refused mid-run.
+        Layout 1 keeps ids as `TEXT`; a table that converts them is refused before the first write."""
+        declared = {row[1]: str(row[2] or "") for row in self._conn.execute("PRAGMA table_info(memories)")}
+        kind = declared.get("id", "").upper()
+        if any(word in kind for word in ("CHAR", "CLOB", "TEXT")) or kind in ("", "BLOB"):
+            return
+        raise UsageError(
+            f"vektor {self.db}: its memories.id column is declared {kind}, which would turn ids like '007' into "
+            "numbers (layout 1 declares it TEXT): import into a new --db file"
+        )
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         conn = self._connect(create=True)

@@ -167,6 +167,14 @@ def _export_with(*flags: str) -> Callable[[Path], list[str]]:
     return build
 
 
+def _into_integer_ids(tmp: Path) -> list[str]:
+    with sqlite3.connect(tmp / "target.db") as conn:
+        conn.execute("CREATE TABLE memories (id INTEGER PRIMARY KEY, content TEXT, embedding BLOB, metadata TEXT, "
+                     "created_at TEXT, namespace TEXT)")  # fmt: skip
+    conn.close()
+    return _import(jsonl(tmp, [GOOD % 7, (GOOD % 7).replace('"good-7"', '"007"'), *good_lines(1)]))
+
+
 def _locked_database(tmp: Path) -> list[str]:
     db = make_layout1(tmp / "source.db")
     return ["export", "--from", "vektor", "--db", str(db), "--output", str(tmp / "out.vmig.jsonl")]
@@ -528,6 +536,15 @@ CORPUS: list[Case] = [
         "--output needs a file name",
         None,
         None,
+    ),
+    Case(
+        "VEKTOR target whose id column converts ids",
+        "refused before the first write: an INTEGER id column would store '007' as 7",
+        _into_integer_ids,
+        2,
+        "its memories.id column is declared INTEGER",
+        None,
+        0,
     ),
     Case(
         "locked database",
