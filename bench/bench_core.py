@@ -63,17 +63,17 @@ def make_vektor(path: Path, count: int, dims: int = DIMS) -> None:
 def child(operation: str, source: str, target: str) -> None:
     """Run one job in this process and report its time and peak RSS."""
     from engine.jobs import export_job, import_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
     from engine.params import ExportParams, ImportParams, StoreSpec
 
     started = time.perf_counter()
     if operation == "export":
         summary = export_job(
-            ExportParams(source=StoreSpec(store="vektor", options={"db": source}), output=Path(target)), LocalSteps()
+            ExportParams(source=StoreSpec(store="vektor", options={"db": source}), output=Path(target)), LocalRunner()
         )
     else:
         summary = import_job(
-            ImportParams(input=Path(source), target=StoreSpec(store="vektor", options={"db": target})), LocalSteps()
+            ImportParams(input=Path(source), target=StoreSpec(store="vektor", options={"db": target})), LocalRunner()
         )
     elapsed = time.perf_counter() - started
     print(json.dumps({"records": summary.upserted, "seconds": elapsed, **peak_rss_mib()}))

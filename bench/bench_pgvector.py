@@ -164,14 +164,14 @@ def vex_import(dsn: str, data: Path) -> dict[str, float]:
     import psycopg
 
     from engine.jobs import import_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
     from engine.params import ImportParams, StoreSpec
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS vex_t")  # a new table each run, as floor and script get
     started = time.perf_counter()
     spec = StoreSpec(store="pgvector", options={"url": dsn, "table": "vex_t", "index": "none"})
-    summary = import_job(ImportParams(input=data, target=spec, restart=True), LocalSteps())
+    summary = import_job(ImportParams(input=data, target=spec, restart=True), LocalRunner())
     return {"records": summary.upserted, "seconds": time.perf_counter() - started}
 
 
@@ -180,12 +180,12 @@ def vex_export(dsn: str, output: Path) -> dict[str, float]:
     import psycopg  # noqa: F401
 
     from engine.jobs import export_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
     from engine.params import ExportParams, StoreSpec
 
     started = time.perf_counter()
     spec = StoreSpec(store="pgvector", options={"url": dsn, "table": "vex_t"})
-    summary = export_job(ExportParams(source=spec, output=output), LocalSteps())
+    summary = export_job(ExportParams(source=spec, output=output), LocalRunner())
     return {"records": summary.upserted, "seconds": time.perf_counter() - started}
 
 

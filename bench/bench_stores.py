@@ -34,6 +34,7 @@ BATCH = 1000
 
 def make_data(path: Path, count: int) -> None:
     """A `.vmig.jsonl` + sidecar of `count` unit vectors with text and metadata."""
+    from connectors.base import WrittenFile
     from engine.steps import write_sidecar
     from vmig.batch import build_batch
     from vmig.writer import VmigWriter
@@ -55,18 +56,18 @@ def make_data(path: Path, count: int) -> None:
                 created_at=[1_736_936_580_000_000 + i for i in range(size)],
             )
         )
-    checksum = writer.commit()
-    write_sidecar(path, "bench", checksum, writer.stats)
+    checksum = writer.commit(publish=False)
+    write_sidecar(WrittenFile(path, checksum, writer.stats), "bench")
 
 
 def vex_child(store: str, data: Path, where: Path) -> dict[str, float]:
     from engine.jobs import import_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
     from engine.params import ImportParams, StoreSpec
 
     options = {"path": str(where), "collection": "bench"}
     started = time.perf_counter()
-    summary = import_job(ImportParams(input=data, target=StoreSpec(store=store, options=options)), LocalSteps())
+    summary = import_job(ImportParams(input=data, target=StoreSpec(store=store, options=options)), LocalRunner())
     return {"records": summary.upserted, "seconds": time.perf_counter() - started}
 
 

@@ -149,7 +149,7 @@ def _run_job(args: argparse.Namespace, extra: list[str]) -> int:
             ImportParams,
             input=_file_flag("--from", args.input),
             target=single_side(args.target, pairs),
-            verify=not args.no_verify,
+            check_sidecar=not args.no_verify,
             dims=args.dims,
             **common,
         )
@@ -191,13 +191,13 @@ def _dispatch(command: str, params: Any, bar: Callable[[int, int | None], None],
 
         return run_tracked(migrate_flow, params)
     from engine.jobs import export_job, import_job, migrate_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
 
     if command == "export":
-        return export_job(params, LocalSteps(), bar)
+        return export_job(params, LocalRunner(), bar)
     if command == "import":
-        return import_job(params, LocalSteps(), bar)
-    return migrate_job(params, LocalSteps(), bar)
+        return import_job(params, LocalRunner(), bar)
+    return migrate_job(params, LocalRunner(), bar)
 
 
 def _verify(args: argparse.Namespace, extra: list[str]) -> int:
@@ -228,8 +228,9 @@ def _verify(args: argparse.Namespace, extra: list[str]) -> int:
             report = run_tracked(verify_flow, params)
         else:
             from engine.jobs import verify_job
+            from engine.local import LocalRunner
 
-            report = verify_job(params, bar)
+            report = verify_job(params, LocalRunner(), bar)
     if args.json:
         sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
     else:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vmig.errors import MissingExtraError, StoreError, UsageError
 from vmig.reader import Reject
+from vmig.stats import RecordStats
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vex-migrate/qdrant-ids")
 """UUIDv5 namespace of mapped ids: the same id maps to the same UUID in every store keyed by UUIDs."""
@@ -96,6 +97,18 @@ class Page:
     next_cursor: Cursor
     rejects: list[Reject] = field(default_factory=list)
     """Source records that could not be read (damaged lines, bad blobs)."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """What a file target hands back from `finish`: the data file and what its sidecar says of it."""
+
+    path: Path
+    checksum: str
+    """`sha256:` of the file's exact bytes."""
+    stats: RecordStats
+    sealed: bool = True
+    """Complete but still under its temporary name: the sidecar step puts both in place together."""
 
 
 @dataclass
@@ -187,8 +200,15 @@ class Connector(ABC):
         """
         return batch
 
-    def finish(self) -> None:
-        """Make what was loaded durable and visible (files rename, indexes build)."""
+    def warm_up(self) -> None:
+        """Start what reading will need (worker processes) while the run does something else first."""
+
+    def prepare_write(self, expected_records: int | None) -> None:
+        """Told before the first write how many records the run expects, where the source could say."""
+
+    def finish(self) -> WrittenFile | None:
+        """Make what was loaded durable (indexes build); a file target returns its sealed file."""
+        return None
 
     def abort(self) -> None:
         """Undo what is not yet durable after a failure."""

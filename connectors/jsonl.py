@@ -14,10 +14,20 @@ from typing import ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
+from connectors.base import (
+    Capabilities,
+    Connector,
+    Cursor,
+    LoadResult,
+    Location,
+    Page,
+    StoreInfo,
+    StoreOptions,
+    WrittenFile,
+)
 from vmig.errors import UsageError
 from vmig.paths import sidecar_path, temporary_path
-from vmig.reader import read_batches
+from vmig.reader import read_batches, start_workers_for
 from vmig.sidecar import read_sidecar
 from vmig.validate import is_vmig_file
 from vmig.writer import VmigWriter
@@ -47,11 +57,7 @@ class JsonlConnector(Connector):
         self.path = options.path
         self.force = options.force
         self.writer: VmigWriter | None = None
-        self.expected_records: int | None = None
-        """Set by the run before the first write, where the source can say: see `VmigWriter`."""
-        self.sidecar_follows = False
-        """Set by a job that writes the sidecar: `finish` then leaves the complete file under its temporary
-        name, and the sidecar step puts both in place together (`vmig.sidecar.write_sidecar`)."""
+        self._expected_records: int | None = None
 
     def label(self) -> str:
         return f"jsonl:{self.path.name}"
@@ -104,10 +110,16 @@ class JsonlConnector(Connector):
             if done:
                 return
 
+    def warm_up(self) -> None:
+        start_workers_for(self.path)
+
+    def prepare_write(self, expected_records: int | None) -> None:
+        self._expected_records = expected_records  # a large export starts its formatting workers at once
+
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
         if self.writer is None:
             self.before_write()
-            self.writer = VmigWriter(self.path, expected_records=self.expected_records).open()
+            self.writer = VmigWriter(self.path, expected_records=self._expected_records).open()
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         if self.writer is None:
@@ -115,11 +127,13 @@ class JsonlConnector(Connector):
         assert self.writer is not None
         return LoadResult(written=self.writer.write_batch(batch))
 
-    def finish(self) -> None:
+    def finish(self) -> WrittenFile:
+        """The complete file, still under its temporary name: it appears only with its sidecar."""
         if self.writer is None:
             self.ensure_target(None, None)  # an empty source still gives a (verifiable) empty file
         assert self.writer is not None
-        self.writer.commit(publish=not self.sidecar_follows)
+        checksum = self.writer.commit(publish=False)
+        return WrittenFile(self.path, checksum, self.writer.stats)
 
     def abort(self) -> None:
         if self.writer is not None:

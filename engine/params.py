@@ -56,7 +56,7 @@ class ExportParams(JobParams):
 class ImportParams(JobParams):
     input: Path = Field(description="the .vmig.jsonl file to read")
     target: StoreSpec
-    verify: bool = Field(default=True, description="check checksum and record count before writing")
+    check_sidecar: bool = Field(default=True, description="check checksum and record count before writing")
     dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")
 
 

@@ -1,8 +1,8 @@
 """The transfer loop shared by export, import and migrate, in both run modes.
 
-It reads the source chunk by chunk, drops what the target cannot hold (counted
-by reason), loads the rest, and accounts for every record. The verbs come from
-a `Steps` object: plain calls in local mode, Prefect tasks in Prefect mode.
+It reads the source chunk by chunk, drops what the target cannot hold (counted by
+reason), loads the rest, and accounts for every record. Each step goes through a
+`Runner`: plain calls in local mode, Prefect task runs in Prefect mode.
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from connectors.base import Connector, LoadResult
+from connectors.base import Connector, WrittenFile
+from engine import steps
 from engine.checkpoint import Checkpoint, TargetMark, restore, saved_mark
+from engine.chunks import ChunkReader
+from engine.holding import TargetRule
 from engine.interrupt import left_in_place
 from engine.retry import with_retries
-from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
+from engine.steps import PreparedTarget, Runner, TargetWish
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
-from vmig.errors import UsageError
 from vmig.idset import IdSet
 from vmig.rejects import RejectsWriter
 
@@ -49,12 +49,6 @@ def both(*callbacks: ProgressFn | None) -> ProgressFn:
     return call
 
 
-class Steps(Protocol):
-    def extract(self, reader: ChunkReader, rows: int) -> Chunk: ...
-    def filter_dimensions(self, batch: pa.RecordBatch, rule: TargetRule) -> Filtered: ...
-    def load(self, target: Connector, batch: pa.RecordBatch) -> LoadResult: ...
-
-
 @dataclass
 class Transfer:
     """One source-to-target movement of records."""
@@ -64,75 +58,39 @@ class Transfer:
     namespace: str | None = None
     limit: int | None = None
     chunk_rows: int = 10_000
-    dims: int | None = None
-    """Dimension for a new fixed-dimension target, when the user gave one."""
-    dims_hint: int | None = None
-    """Most common dims of the input, when known before reading (sidecar counts)."""
+    wish: TargetWish = field(default_factory=TargetWish)
     expected_total: int | None = None
     rejects_path: Path | None = None
     checkpoint: Checkpoint | None = None
     """Where acknowledged progress is kept so that a re-run resumes (None: no resume)."""
-
-
-def _most_common_dims(batch: pa.RecordBatch) -> int | None:
-    counts = pc.value_counts(batch.column("dims").drop_null()).to_pylist()
-    if not counts:
-        return None
-    return int(max(counts, key=lambda entry: entry["counts"])["values"])
+    written: WrittenFile | None = None
+    """What a file target handed back from `finish`, for its sidecar."""
 
 
 class _TargetState:
-    """Decides the target's rule once, creating the target only when there is data for it."""
+    """The target as this run prepared it: created only when there is data for it, decided once."""
 
     def __init__(self, transfer: Transfer, summary: RunSummary) -> None:
         self.transfer = transfer
         self.summary = summary
-        self.rule: TargetRule | None = None
-        self.incarnation: str | None = None
+        self.prepared: PreparedTarget | None = None
 
-    def rule_for(self, batch: pa.RecordBatch) -> TargetRule | None:
-        if self.rule is not None:
-            return self.rule
-        target = self.transfer.target
-        caps = target.capabilities
-        if not caps.fixed_dims:
-            target.ensure_target(None, None)
-            self.incarnation = target.incarnation()
-            self.rule = TargetRule(None, caps.needs_vector)
-            return self.rule
-        info = target.describe()
-        dims = info.dims if info.exists and info.dims else None
-        if dims is not None:
-            self._check_existing(dims, batch)
-        dims = dims or self.transfer.dims or self.transfer.dims_hint or _most_common_dims(batch)
-        if dims is None:
-            return None  # nothing with a vector seen yet: decide on a later chunk
-        target.ensure_target(dims, None)
-        self.incarnation = target.incarnation()
-        self.summary.target_dims = dims
-        self.rule = TargetRule(dims, caps.needs_vector)
-        return self.rule
+    def rule_for(self, batch: pa.RecordBatch, runner: Runner) -> TargetRule:
+        if self.prepared is None:
+            self.prepared = runner.run(steps.ENSURE_TARGET, self.transfer.target, self.transfer.wish, batch)
+            if self.prepared is None:
+                # No vector in sight and the target needs a fixed dimension: all of these are null vectors.
+                return TargetRule(None, True)
+            self.summary.target_dims = self.prepared.rule.dims
+        return self.prepared.rule
 
     def mark(self) -> TargetMark:
-        return TargetMark(self.transfer.target.label(), self.summary.upserted, self.incarnation)
-
-    def _check_existing(self, dims: int, batch: pa.RecordBatch) -> None:
-        """An existing target that none of the input fits is a mistake, not a run of skips."""
-        label = self.transfer.target.label()
-        if self.transfer.dims is not None and dims != self.transfer.dims:
-            raise UsageError(f"{label} already holds {dims}-d vectors; --dims {self.transfer.dims} does not match")
-        seen = _most_common_dims(batch)
-        hint = self.transfer.dims_hint
-        fits = pc.sum(pc.equal(batch.column("dims"), pa.scalar(dims, pa.int32()))).as_py()
-        if seen is not None and not fits and (hint is None or hint != dims):
-            raise UsageError(
-                f"{label} holds {dims}-d vectors but the input's are {hint or seen}-d: "
-                "nothing would fit; choose another collection/table or re-embed"
-            )
+        incarnation = self.prepared.incarnation if self.prepared is not None else None
+        return TargetMark(self.transfer.target.label(), self.summary.upserted, incarnation)
 
 
 def run_transfer(
-    transfer: Transfer, steps: Steps, summary: RunSummary, progress: ProgressFn | None = None
+    transfer: Transfer, runner: Runner, summary: RunSummary, progress: ProgressFn | None = None
 ) -> RunSummary:
     """Move every record, or raise; the target is finished only after the last chunk loaded."""
     started = time.perf_counter()
@@ -151,7 +109,7 @@ def run_transfer(
     rejects = RejectsWriter(transfer.rejects_path, keep_bytes=kept) if transfer.rejects_path else None
     try:
         while not reader.finished:
-            chunk = steps.extract(reader, transfer.chunk_rows)
+            chunk = runner.run(steps.EXTRACT, reader, transfer.chunk_rows)
             if chunk.rejects:
                 summary.rejected += len(chunk.rejects)
                 summary.reject_sample.extend(
@@ -162,7 +120,7 @@ def run_transfer(
             batch = chunk.batch
             summary.read += batch.num_rows
             if batch.num_rows:
-                _move(batch, steps, state, summary, seen)
+                _move(batch, runner, state, summary, seen)
             if checkpoint is not None and not chunk.done:
                 if seen is not None:
                     seen.save()  # before the checkpoint that counts on it
@@ -173,7 +131,7 @@ def run_transfer(
                 )
             if progress is not None:
                 progress(summary.read, transfer.expected_total)
-        transfer.target.finish()
+        transfer.written = runner.run(steps.FINISH, transfer.target)
         if checkpoint is not None:
             checkpoint.clear()
             left_in_place(f"{transfer.target.label()} holds all {summary.upserted} records: the load had completed")
@@ -243,15 +201,13 @@ def _written_ids(transfer: Transfer, checkpoint: Checkpoint | None, resumed_at: 
     return IdSet(checkpoint.ids_folder, persistent=True, keep_below=resumed_at)
 
 
-def _move(batch: pa.RecordBatch, steps: Steps, state: _TargetState, summary: RunSummary, seen: IdSet | None) -> None:
-    rule = with_retries(state.rule_for)(batch)  # describing/creating the target meets the same faults as loads
-    if rule is None:
-        # No vector in sight and the target needs a fixed dimension: all of these are null vectors.
-        rule = TargetRule(None, True)
-    filtered = steps.filter_dimensions(batch, rule)
+def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: RunSummary, seen: IdSet | None) -> None:
+    batch = runner.run(steps.REEMBED, batch)
+    rule = state.rule_for(batch, runner)
+    filtered = runner.run(steps.FILTER_DIMENSIONS, batch, rule)
     summary.skipped.update(filtered.skipped)
     if filtered.batch.num_rows:
-        result = steps.load(state.transfer.target, filtered.batch)
+        result = runner.run(steps.LOAD, state.transfer.target, filtered.batch)
         summary.add_failed(result.failed)
         replaced = 0
         if seen is not None:

@@ -1,159 +1,179 @@
-"""The pipeline's verbs as plain functions.
+"""The pipeline's steps, each declared once with its retry policy.
 
-The Prefect tasks in `tasks/` wrap exactly these, and local mode calls them
-directly, so both modes move data through the same code.
+A `Step` is a plain function and whether a transient error (a timeout, a reset, a 429 or
+5xx: `TransientError`) is retried. Runners call steps: local mode calls the function
+(`engine.local`), Prefect mode calls it as a task run (`tasks/`); neither wraps or
+re-implements a step, and the retry policy is the one in `engine.retry`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import Connector, Cursor, LoadResult, Page
-from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR
-from vmig.batch import concat_batches
-from vmig.errors import TransientError
+from connectors.base import Connector, LoadResult, WrittenFile
+from engine.chunks import Chunk, ChunkReader
+from engine.holding import TargetRule, filter_dimensions, most_common_dims
+from engine.verify import VerifyReport, verify_stores
+from vmig.errors import UsageError
 from vmig.paths import compression_of
-from vmig.reader import Reject, count_lines
-from vmig.schema import RECORD_SCHEMA
+from vmig.reader import count_lines
 from vmig.sidecar import ImportEntry, Sidecar, build_sidecar, read_sidecar, record_import, verify_against_sidecar
-from vmig.stats import RecordStats
+from vmig.sidecar import write_sidecar as write_sidecar_file
 
-
-@dataclass
-class Chunk:
-    """A run of records from the source, and where the next chunk starts."""
-
-    batch: pa.RecordBatch
-    rejects: list[Reject] = field(default_factory=list)
-    next_cursor: Cursor = None
-    done: bool = False
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class TargetRule:
-    """What the target can hold, decided once from its capabilities and dims."""
-
-    dims: int | None
-    needs_vector: bool
-
-
-@dataclass
-class Filtered:
-    batch: pa.RecordBatch
-    skipped: Counter[str]
+class Step(Generic[P, R]):
+    name: str
+    fn: Callable[P, R]
+    retried: bool
+    """A TransientError is retried (3 attempts, exponential backoff with jitter); anything else fails at once."""
 
 
-class ChunkReader:
-    """Keeps one extract generator alive across chunks; reopens at the last cursor after a transient error."""
+class Runner(Protocol):
+    """Calls steps: directly (local mode) or as Prefect task runs."""
 
-    def __init__(self, source: Connector, namespace: str | None, limit: int | None, cursor: Cursor = None) -> None:
-        self.source = source
-        self.namespace = namespace
-        self.remaining = limit
-        self.cursor = cursor
-        self._pages: Iterator[Page] | None = None
-        self.finished = False
+    def run(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
 
-    def next_chunk(self, rows: int) -> Chunk:
-        """Up to `rows` records; a transient error puts the reader back where the chunk began, so the retry
-        reads the chunk's pages again (those read before the error would otherwise be lost with it)."""
-        batches: list[pa.RecordBatch] = []
-        rejects: list[Reject] = []
-        count = 0
-        start = (self.cursor, self.remaining)
-        while count < rows and not self.finished:
-            if self._pages is None:
-                self._pages = iter(self.source.extract(self.namespace, self.remaining, self.cursor))
-            try:
-                page = next(self._pages)
-            except StopIteration:
-                self.finished = True
-                break
-            except TransientError:
-                self._pages = None
-                self.cursor, self.remaining = start
-                raise
-            batches.append(page.batch)
-            rejects.extend(page.rejects)
-            count += page.batch.num_rows
-            self.cursor = page.next_cursor
-            if self.remaining is not None:
-                self.remaining -= page.batch.num_rows
-            if page.next_cursor is None or self.remaining == 0:
-                self.finished = True
-        return Chunk(concat_batches(batches), rejects, self.cursor, self.finished)
+
+@dataclass(frozen=True)
+class TargetWish:
+    """What a run asks of its target before it has seen it."""
+
+    dims: int | None = None
+    """A dimension the user gave (`--dims`)."""
+    dims_hint: int | None = None
+    """The input's most common dims, where known before reading (sidecar counts)."""
+    metric: str | None = None
+    """The source's metric: a target created by the run gets it, unless the target's own --metric says."""
+
+
+@dataclass(frozen=True)
+class PreparedTarget:
+    rule: TargetRule
+    incarnation: str | None
+    """See `Connector.incarnation`: a checkpoint keeps it."""
 
 
 def extract(reader: ChunkReader, rows: int) -> Chunk:
+    """The next chunk: thousands of records per call keep a task run's overhead negligible."""
     return reader.next_chunk(rows)
 
 
-def filter_dimensions(batch: pa.RecordBatch, rule: TargetRule) -> Filtered:
-    """Drop what the target cannot hold, counting each drop by reason."""
-    skipped: Counter[str] = Counter()
-    if batch.num_rows == 0:
-        return Filtered(batch, skipped)
-    vectors = batch.column("vector")
-    keep = pc.is_valid(vectors)
-    if rule.needs_vector:
-        nulls = batch.num_rows - pc.sum(keep).as_py() if vectors.null_count else 0
-        if nulls:
-            skipped[SKIP_NULL_VECTOR] = nulls
-    else:
-        keep = pa.array([True] * batch.num_rows)
-    if rule.dims is not None:
-        wrong = pc.and_(pc.is_valid(vectors), pc.not_equal(batch.column("dims"), pa.scalar(rule.dims, pa.int32())))
-        mismatched = pc.sum(wrong).as_py() or 0
-        if mismatched:
-            skipped[SKIP_DIMS] = mismatched
-            keep = pc.and_(keep, pc.invert(wrong))
-    if not skipped:
-        return Filtered(batch, skipped)
-    return Filtered(batch.filter(keep), skipped)
-
-
-def load(target: Connector, batch: pa.RecordBatch) -> LoadResult:
-    """Load in slices the store accepts; the result accounts for every record."""
-    step = max(1, target.capabilities.max_batch)
-    written = 0
-    failed: list[tuple[str, str]] = []
-    for start in range(0, batch.num_rows, step):
-        result = target.load(batch.slice(start, step))
-        written += result.written
-        failed.extend(result.failed)
-    return LoadResult(written, failed)
-
-
-def validate_input(path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]:
-    """Check a data file against its sidecar before anything is written; returns warnings."""
+def validate_input(path: Path, check_sidecar: bool) -> tuple[Sidecar | None, list[str]]:
+    """A data file against its sidecar (checksum, record count) before anything is written; returns warnings."""
     sidecar = read_sidecar(path)
     if sidecar is None:
         if compression_of(path) is not None:
             count_lines(path)  # a truncated archive fails here, before the first write
         return None, [f"{path.name} has no sidecar: checksum and record count could not be verified"]
-    if not verify:
+    if not check_sidecar:
         return sidecar, ["--no-verify: checksum and record count were not checked"]
     verify_against_sidecar(path, sidecar)
     return sidecar, []
 
 
-def write_sidecar(output: Path, source_store: str, checksum: str, stats: RecordStats, with_data: bool = False) -> Path:
-    """The sidecar of a written data file; `with_data` puts the data file (still under its temporary name)
-    in place with it."""
-    from vmig.sidecar import write_sidecar as write
+def reembed(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Where records get vectors of the target's model; a pass-through until runs name a model."""
+    return batch
 
-    return write(output, build_sidecar(source_store, checksum, stats), with_data=with_data)
+
+def ensure_target(target: Connector, wish: TargetWish, batch: pa.RecordBatch) -> PreparedTarget | None:
+    """Create the target, or check that the existing one fits the input; None while no vector was seen yet
+    (a fixed-dimension target cannot be made before a record says its dimension)."""
+    caps = target.capabilities
+    if not caps.fixed_dims:
+        target.ensure_target(None, None)
+        return PreparedTarget(TargetRule(None, caps.needs_vector), target.incarnation())
+    info = target.describe()
+    existing = info.dims if info.exists and info.dims else None
+    if existing is not None:
+        _refuse_a_target_nothing_fits(target, wish, existing, batch)
+    dims = existing or wish.dims or wish.dims_hint or most_common_dims(batch)
+    if dims is None:
+        return None
+    target.ensure_target(dims, None if info.exists else wish.metric)
+    return PreparedTarget(TargetRule(dims, caps.needs_vector), target.incarnation())
+
+
+def _refuse_a_target_nothing_fits(target: Connector, wish: TargetWish, dims: int, batch: pa.RecordBatch) -> None:
+    """An existing target that none of the input fits is a mistake, not a run of skips."""
+    label = target.label()
+    if wish.dims is not None and dims != wish.dims:
+        raise UsageError(f"{label} already holds {dims}-d vectors; --dims {wish.dims} does not match")
+    seen = most_common_dims(batch)
+    fits = pc.sum(pc.equal(batch.column("dims"), pa.scalar(dims, pa.int32()))).as_py()
+    if seen is not None and not fits and (wish.dims_hint is None or wish.dims_hint != dims):
+        raise UsageError(
+            f"{label} holds {dims}-d vectors but the input's are {wish.dims_hint or seen}-d: "
+            "nothing would fit; choose another collection/table or re-embed"
+        )
+
+
+def load(target: Connector, batch: pa.RecordBatch) -> LoadResult:
+    """Idempotent upserts, in slices the store accepts; the result accounts for every record."""
+    size = max(1, target.capabilities.max_batch)
+    written = 0
+    failed: list[tuple[str, str]] = []
+    for start in range(0, batch.num_rows, size):
+        result = target.load(batch.slice(start, size))
+        written += result.written
+        failed.extend(result.failed)
+    return LoadResult(written, failed)
+
+
+def finish(target: Connector) -> WrittenFile | None:
+    """Make what was loaded durable (index builds); a file target hands back its sealed file."""
+    return target.finish()
+
+
+def write_sidecar(written: WrittenFile, source_store: str) -> Path:
+    """The sidecar of a sealed data file, and both put in place together."""
+    sidecar = build_sidecar(source_store, written.checksum, written.stats)
+    return write_sidecar_file(written.path, sidecar, with_data=written.sealed)
 
 
 def record_import_entry(path: Path, entry: ImportEntry) -> None:
+    """An import's line in the data file's sidecar (its audit trail)."""
     record_import(path, entry)
 
 
-def empty() -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=RECORD_SCHEMA)
+def verify(
+    source: Connector, target: Connector, namespace: str | None, sample: int | None, seed: int, progress: Any
+) -> VerifyReport:
+    """Every record of `source` (or a sample) compared with `target`; streams both stores once."""
+    return verify_stores(source, target, namespace, sample, seed, progress)
+
+
+EXTRACT = Step("extract", extract, retried=True)
+VALIDATE = Step("validate", validate_input, retried=False)
+REEMBED = Step("reembed", reembed, retried=False)
+FILTER_DIMENSIONS = Step("filter-dimensions", filter_dimensions, retried=False)
+ENSURE_TARGET = Step("ensure-target", ensure_target, retried=True)
+LOAD = Step("load", load, retried=True)
+FINISH = Step("finish", finish, retried=True)
+WRITE_SIDECAR = Step("write-sidecar", write_sidecar, retried=False)
+RECORD_IMPORT = Step("record-import", record_import_entry, retried=False)
+VERIFY = Step("verify", verify, retried=True)
+
+STEPS: tuple[Step[Any, Any], ...] = (
+    EXTRACT,
+    VALIDATE,
+    REEMBED,
+    FILTER_DIMENSIONS,
+    ENSURE_TARGET,
+    LOAD,
+    FINISH,
+    WRITE_SIDECAR,
+    RECORD_IMPORT,
+    VERIFY,
+)
+"""Every step, in the order a run meets them."""

@@ -24,7 +24,8 @@ import orjson
 import pyarrow as pa
 
 from connectors.base import Connector
-from engine.steps import ChunkReader, TargetRule, filter_dimensions
+from engine.chunks import ChunkReader
+from engine.holding import TargetRule, filter_dimensions
 from vmig import metadata as md
 from vmig.batch import vector_rows
 
@@ -97,11 +98,7 @@ class VerifyReport:
 
 
 def _pages(store: Connector, namespace: str | None) -> Iterator[pa.RecordBatch]:
-    reader = ChunkReader(store, namespace, None)
-    while not reader.finished:
-        chunk = reader.next_chunk(store.page_size)
-        if chunk.batch.num_rows:
-            yield chunk.batch
+    return ChunkReader(store, namespace, None).batches(store.page_size)
 
 
 def _ns(value: str | None) -> str:

@@ -12,12 +12,12 @@ from engine.params import ExportParams
 from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, final_state, publish_summary
-from tasks import PrefectSteps
+from tasks import PrefectRunner
 
 
 @flow(name="vex-export", validate_parameters=True)
 def export_flow(params: ExportParams) -> RunSummary | State:
-    summary = export_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("export")))
+    summary = export_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("export")))
     publish_summary(summary)
     return final_state(summary, summary.problems())
 

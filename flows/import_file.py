@@ -16,12 +16,12 @@ from engine.params import ImportParams
 from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, final_state, publish_summary
-from tasks import PrefectSteps
+from tasks import PrefectRunner
 
 
 @flow(name="vex-import", validate_parameters=True)
 def import_flow(params: ImportParams) -> RunSummary | State:
-    summary = import_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("import")))
+    summary = import_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("import")))
     publish_summary(summary)
     return final_state(summary, summary.problems())
 

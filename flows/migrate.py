@@ -12,12 +12,12 @@ from engine.params import MigrateParams
 from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, final_state, publish_summary
-from tasks import PrefectSteps
+from tasks import PrefectRunner
 
 
 @flow(name="vex-migrate", validate_parameters=True)
 def migrate_flow(params: MigrateParams) -> RunSummary | State:
-    summary = migrate_job(params, PrefectSteps(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("migrate")))
+    summary = migrate_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("migrate")))
     publish_summary(summary)
     return final_state(summary, summary.problems())
 

@@ -1,41 +1,57 @@
-"""Prefect tasks: thin, retried wrappers around the engine's step functions."""
+"""The pipeline's steps as Prefect tasks, and the runner that calls them.
+
+Each task is a step of `engine.steps` as it is declared there: its function, and the
+retry policy of `engine.retry` where the step is retried (transient errors only).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
-import pyarrow as pa
+from prefect import Task, task
+from prefect.cache_policies import NONE
+from prefect.tasks import exponential_backoff
 
-from connectors.base import Connector, LoadResult
-from engine.steps import Chunk, ChunkReader, Filtered, TargetRule
-from tasks.extract import extract
-from tasks.filter_dimensions import filter_dimensions
-from tasks.load import load
-from tasks.validate import validate_input
-from tasks.write_sidecar import record_import, write_sidecar
-from vmig.sidecar import ImportEntry, Sidecar
-from vmig.stats import RecordStats
+from engine import steps
+from engine.retry import ATTEMPTS, JITTER, base_delay
+from engine.steps import Step
+from vmig.errors import TransientError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class PrefectSteps:
-    """The pipeline's steps as tracked Prefect task runs."""
+def only_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed run only when it raised TransientError; permanent errors fail fast."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except BaseException:  # noqa: BLE001 - any other failure is permanent
+        return False
+    return False
 
-    def extract(self, reader: ChunkReader, rows: int) -> Chunk:
-        return extract(reader, rows)
 
-    def filter_dimensions(self, batch: pa.RecordBatch, rule: TargetRule) -> Filtered:
-        return filter_dimensions(batch, rule)
+def as_task(step: Step[P, R]) -> Task[P, R]:
+    """A step as a Prefect task. Steps pass connectors and batches, not values to cache: no result caching."""
+    retry: dict[str, Any] = {}
+    if step.retried:
+        retry = {
+            "retries": ATTEMPTS - 1,
+            "retry_delay_seconds": exponential_backoff(backoff_factor=base_delay()),
+            "retry_jitter_factor": JITTER,
+            "retry_condition_fn": only_transient,
+        }
+    return task(name=step.name, cache_policy=NONE, **retry)(step.fn)
 
-    def load(self, target: Connector, batch: pa.RecordBatch) -> LoadResult:
-        return load(target, batch)
 
-    def validate_input(self, path: Path, verify: bool) -> tuple[Sidecar | None, list[str]]:
-        return validate_input(path, verify)
+TASKS: dict[str, Task[Any, Any]] = {step.name: as_task(step) for step in steps.STEPS}
+"""extract, validate, reembed, filter-dimensions, ensure-target, load, finish, write-sidecar, record-import,
+verify: one task run each time a flow calls the step (a chunk of thousands of records, not a record)."""
 
-    def write_sidecar(
-        self, output: Path, source_store: str, checksum: str, stats: RecordStats, with_data: bool = False
-    ) -> Path:
-        return write_sidecar(output, source_store, checksum, stats, with_data)
 
-    def record_import(self, path: Path, entry: ImportEntry) -> None:
-        record_import(path, entry)
+class PrefectRunner:
+    """Runs each step as a tracked, retried Prefect task run."""
+
+    def run(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return TASKS[step.name](*args, **kwargs)  # type: ignore[return-value]

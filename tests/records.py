@@ -82,12 +82,13 @@ def to_batch(records: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
 
 def write_vmig(path: Path, records: list[dict[str, Any]], source: str = "test") -> Path:
     """A `.vmig.jsonl` with its sidecar, as `vex export` would write it."""
+    from connectors.base import WrittenFile
     from engine.steps import write_sidecar
 
     writer = VmigWriter(path, default_source=source).open()
     writer.write_batch(to_batch(records))
-    checksum = writer.commit()
-    write_sidecar(path, source, checksum, writer.stats)
+    checksum = writer.commit(publish=False)
+    write_sidecar(WrittenFile(path, checksum, writer.stats), source)
     return path
 
 

@@ -192,17 +192,17 @@ def test_a_stop_before_the_sidecar_leaves_no_data_file(tmp_path: Path, monkeypat
     """A Ctrl-C after every record is written but before the sidecar: the data file never appears alone."""
     import pytest
 
-    import vmig.sidecar
+    import engine.steps
     from engine.interrupt import what_is_left
     from engine.jobs import export_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
 
     def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vmig.sidecar, "write_sidecar", interrupted)
+    monkeypatch.setattr(engine.steps, "write_sidecar_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        export_job(_export_params(tmp_path), LocalSteps())
+        export_job(_export_params(tmp_path), LocalRunner())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"]
     assert what_is_left().endswith("late.vmig.jsonl was not written: nothing partial was left in place")
 
@@ -213,7 +213,7 @@ def test_a_sidecar_the_disk_refuses_leaves_nothing(tmp_path: Path, monkeypatch) 
     import pytest
 
     from engine.jobs import export_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
     from vmig.errors import StoreError
 
     real_fsync = os.fsync
@@ -225,15 +225,15 @@ def test_a_sidecar_the_disk_refuses_leaves_nothing(tmp_path: Path, monkeypatch) 
 
     monkeypatch.setattr(os, "fsync", full_disk_for_sidecars)
     with pytest.raises(StoreError, match=r"cannot write the sidecar .*late\.vmig\.meta\.json: No space left on device"):
-        export_job(_export_params(tmp_path), LocalSteps())
+        export_job(_export_params(tmp_path), LocalRunner())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"], "neither data, sidecar nor .partial stays"
 
 
 def test_a_finished_export_says_it_is_complete(tmp_path: Path) -> None:
     from engine.interrupt import what_is_left
     from engine.jobs import export_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
 
-    export_job(_export_params(tmp_path), LocalSteps())
+    export_job(_export_params(tmp_path), LocalRunner())
     assert what_is_left().endswith("late.vmig.jsonl and its sidecar were complete before the stop")
     assert (tmp_path / "late.vmig.meta.json").exists()

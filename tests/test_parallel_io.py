@@ -305,7 +305,7 @@ def test_an_export_tells_its_file_how_many_records_to_expect(tmp_path: Path, mon
     """The source's count reaches the writer, which decides on it whether to start workers at once."""
     from connectors import jsonl
     from engine.jobs import export_job
-    from engine.local import LocalSteps
+    from engine.local import LocalRunner
     from engine.params import ExportParams, StoreSpec
     from tests.records import sample_records, write_vmig
 
@@ -319,7 +319,7 @@ def test_an_export_tells_its_file_how_many_records_to_expect(tmp_path: Path, mon
     source = write_vmig(tmp_path / "in.vmig.jsonl", sample_records(37))
     monkeypatch.setattr(jsonl, "VmigWriter", Recording)
     spec = StoreSpec(store="jsonl", options={"path": str(source)})
-    summary = export_job(ExportParams(source=spec, output=tmp_path / "out.vmig.jsonl", limit=30), LocalSteps())
+    summary = export_job(ExportParams(source=spec, output=tmp_path / "out.vmig.jsonl", limit=30), LocalRunner())
     assert summary.upserted == 30
     assert seen == [30], "the count, cut by --limit"
 

@@ -1242,7 +1242,7 @@ def _export_while_churning(pg_server: PgServer, table: str, rows: int, fault: An
     as the pipeline does, while a `_Churn` commits at least one transaction between any two pages. It starts
     after the first page: the export's moment comes before any of its writes. `fault(connector)` runs
     after the fifth page."""
-    from engine.steps import ChunkReader
+    from engine.chunks import ChunkReader
     from vmig.errors import TransientError
 
     connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table=table))

@@ -11,7 +11,7 @@ import pytest
 from connectors.base import LoadResult, StoreOptions
 from connectors.vektor import VektorConnector, VektorOptions
 from engine.jobs import export_job
-from engine.local import LocalSteps
+from engine.local import LocalRunner
 from engine.params import ExportParams, ImportParams, MigrateParams, StoreSpec
 from engine.pipeline import Transfer, run_transfer
 from engine.summary import RunSummary
@@ -44,10 +44,10 @@ def _transfer(tmp_path: Path, target: VektorConnector) -> Transfer:
 
 
 @pytest.fixture
-def prefect_steps(prefect_api: None):  # type: ignore[no-untyped-def]
-    from tasks import PrefectSteps
+def prefect_runner(prefect_api: None):  # type: ignore[no-untyped-def]
+    from tasks import PrefectRunner
 
-    return PrefectSteps()
+    return PrefectRunner()
 
 
 def test_flows_give_the_same_file_as_local_mode(prefect_api: None, tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_flows_give_the_same_file_as_local_mode(prefect_api: None, tmp_path: Pat
         source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}), output=tmp_path / "p.vmig.jsonl"
     )
     tracked = export_flow(params)
-    local = export_job(params.model_copy(update={"output": tmp_path / "l.vmig.jsonl"}), LocalSteps())
+    local = export_job(params.model_copy(update={"output": tmp_path / "l.vmig.jsonl"}), LocalRunner())
     assert isinstance(tracked, RunSummary) and tracked.upserted == local.upserted == 300
     assert (tmp_path / "p.vmig.jsonl").read_bytes() == (tmp_path / "l.vmig.jsonl").read_bytes()
 
@@ -105,11 +105,11 @@ def test_a_run_that_rejects_records_ends_failed_and_still_reports(prefect_api: N
     from flows.import_file import import_flow
 
     data = tmp_path / "d.vmig.jsonl"
-    export_job(ExportParams(source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}), output=data), LocalSteps())
+    export_job(ExportParams(source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}), output=data), LocalRunner())
     with data.open("ab") as handle:
         handle.write(b'{"id": "broken", "vector": [1.0, "x"]}\n')
     params = ImportParams(
-        input=data, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "t.db")}), verify=False
+        input=data, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "t.db")}), check_sidecar=False
     )
     state = import_flow(params, return_state=True)
     assert state.is_failed(), "a run that lost a record must not show as Completed"
@@ -121,7 +121,7 @@ def test_a_run_that_rejects_records_ends_failed_and_still_reports(prefect_api: N
 
 @pytest.mark.parametrize("mode", ["local", "prefect"])
 def test_transient_errors_are_retried(mode: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    steps = request.getfixturevalue("prefect_steps") if mode == "prefect" else LocalSteps()
+    steps = request.getfixturevalue("prefect_runner") if mode == "prefect" else LocalRunner()
     target = FlakyVektor(VektorOptions(db=tmp_path / "t.db"), fail_times=2, error=TransientError)
     summary = run_transfer(_transfer(tmp_path, target), steps, RunSummary("migrate", "a", "b"))
     assert summary.upserted == 50 and summary.exit_code() == 0
@@ -132,7 +132,7 @@ def test_transient_errors_are_retried(mode: str, tmp_path: Path, request: pytest
 def test_permanent_errors_fail_fast_and_leave_no_retry_storm(
     mode: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    steps = request.getfixturevalue("prefect_steps") if mode == "prefect" else LocalSteps()
+    steps = request.getfixturevalue("prefect_runner") if mode == "prefect" else LocalRunner()
     target = FlakyVektor(VektorOptions(db=tmp_path / "t.db"), fail_times=99, error=StoreError)
     with pytest.raises(StoreError, match="simulated failure 1"):
         run_transfer(_transfer(tmp_path, target), steps, RunSummary("migrate", "a", "b"))
@@ -142,7 +142,7 @@ def test_permanent_errors_fail_fast_and_leave_no_retry_storm(
 def test_transient_errors_give_up_after_three_attempts(tmp_path: Path) -> None:
     target = FlakyVektor(VektorOptions(db=tmp_path / "t.db"), fail_times=99, error=TransientError)
     with pytest.raises(TransientError):
-        run_transfer(_transfer(tmp_path, target), LocalSteps(), RunSummary("migrate", "a", "b"))
+        run_transfer(_transfer(tmp_path, target), LocalRunner(), RunSummary("migrate", "a", "b"))
     assert target.attempts == 3
 
 
@@ -171,7 +171,7 @@ def test_a_rerun_resumes_after_the_last_acknowledged_chunk(tmp_path: Path) -> No
     first.chunk_rows, first.checkpoint = 10, checkpoint
     first.source.page_size = 10
     with pytest.raises(StoreError):
-        run_transfer(first, LocalSteps(), RunSummary("migrate", "a", "b"))
+        run_transfer(first, LocalRunner(), RunSummary("migrate", "a", "b"))
     assert crashing.loaded == 20 and checkpoint.load() is not None
 
     again = BreaksAfter(VektorOptions(db=tmp_path / "t.db"), good=99)
@@ -182,10 +182,54 @@ def test_a_rerun_resumes_after_the_last_acknowledged_chunk(tmp_path: Path) -> No
         checkpoint=checkpoint,
     )
     second.source.page_size = 10
-    summary = run_transfer(second, LocalSteps(), RunSummary("migrate", "a", "b"))
+    summary = run_transfer(second, LocalRunner(), RunSummary("migrate", "a", "b"))
     assert again.loaded == 30, "the re-run read only what was not yet acknowledged"
     assert summary.read == 50 and summary.upserted == 50 and summary.balanced()
     assert any("resumed" in w for w in summary.warnings)
     assert checkpoint.load() is None, "a finished job leaves no checkpoint"
     with VektorConnector(VektorOptions(db=tmp_path / "t.db")) as store:
         assert store.describe().count == 50
+
+
+def test_every_step_is_one_task_with_the_policy_it_declares(prefect_api: None) -> None:
+    from engine import steps
+    from tasks import TASKS
+
+    assert list(TASKS) == [step.name for step in steps.STEPS]
+    for step in steps.STEPS:
+        assert TASKS[step.name].retries == (2 if step.retried else 0), step.name
+    assert {step.name for step in steps.STEPS if step.retried} == {
+        "extract", "ensure-target", "load", "finish", "verify"
+    }  # fmt: skip
+
+
+class FlakySource(VektorConnector):
+    """A real VEKTOR source whose first read fails as a network store's would."""
+
+    failures = 0
+
+    def extract(self, namespace, limit, cursor):  # type: ignore[no-untyped-def]
+        if FlakySource.failures:
+            FlakySource.failures -= 1
+            raise TransientError("the connection was reset")
+        yield from super().extract(namespace, limit, cursor)
+
+
+@pytest.mark.parametrize("mode", ["local", "prefect"])
+def test_verify_is_retried_in_both_modes(
+    mode: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transient error while verify reads a store is retried the same way in local and Prefect mode
+    (local mode did not retry verify)."""
+    from connectors import registry
+    from engine.jobs import verify_job
+    from engine.params import VerifyParams
+
+    db = make_layout1(tmp_path / "s.db")
+    known = registry.get_connector
+    monkeypatch.setattr("engine.params.get_connector", lambda name: FlakySource if name == "flaky" else known(name))
+    FlakySource.failures = 1
+    runner = request.getfixturevalue("prefect_runner") if mode == "prefect" else LocalRunner()
+    spec = StoreSpec(store="flaky", options={"db": str(db)})
+    report = verify_job(VerifyParams(source=spec, target=StoreSpec(store="vektor", options={"db": str(db)})), runner)
+    assert FlakySource.failures == 0 and report.ok and report.matched == 50

@@ -10,7 +10,7 @@ import pytest
 from connectors.base import LoadResult
 from connectors.vektor import VektorConnector
 from engine.jobs import import_job
-from engine.local import LocalSteps
+from engine.local import LocalRunner
 from engine.params import ImportParams, StoreSpec
 from tests.records import sample_records, write_vmig
 from vmig.errors import StoreError
@@ -37,7 +37,10 @@ def test_resumed_import_keeps_the_rejects_of_the_interrupted_run(
 ) -> None:
     data, damaged = _messy_file(tmp_path / "messy.vmig.jsonl")
     params = ImportParams(
-        input=data, target=StoreSpec(store="vektor", options={"db": tmp_path / "t.db"}), verify=False, chunk_rows=4096
+        input=data,
+        target=StoreSpec(store="vektor", options={"db": tmp_path / "t.db"}),
+        check_sidecar=False,
+        chunk_rows=4096,
     )
     loads = 0
     real_load = VektorConnector.load
@@ -52,12 +55,12 @@ def test_resumed_import_keeps_the_rejects_of_the_interrupted_run(
 
     monkeypatch.setattr(VektorConnector, "load", failing_load)
     with pytest.raises(StoreError):
-        import_job(params, LocalSteps())
+        import_job(params, LocalRunner())
     rejects_file = tmp_path / "messy.rejects.jsonl"
     assert rejects_file.exists(), "the rejects of the chunks already loaded are on disk"
 
     monkeypatch.setattr(VektorConnector, "load", real_load)
-    summary = import_job(params, LocalSteps())
+    summary = import_job(params, LocalRunner())
     assert any("resumed" in warning for warning in summary.warnings)
     assert summary.upserted == RECORDS and summary.rejected == len(damaged)
     listed = [json.loads(line)["line"] for line in rejects_file.read_text().splitlines()]
@@ -90,7 +93,7 @@ def _interrupted_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: 
 
     monkeypatch.setattr(cls, "load", failing_load)
     with pytest.raises(StoreError):
-        import_job(params, LocalSteps())
+        import_job(params, LocalRunner())
     monkeypatch.setattr(cls, "load", real_load)
     return params
 
@@ -126,7 +129,7 @@ def test_a_checkpoint_of_a_deleted_target_starts_over(
     assert 0 < _count(store, options) < STALE_RECORDS
     _remove(options["db"] if "db" in options else options["path"])
 
-    summary = import_job(params, LocalSteps())
+    summary = import_job(params, LocalRunner())
     assert not any(w.startswith("resumed") for w in summary.warnings)
     assert any("no longer exists" in w and "starts over" in w for w in summary.warnings), summary.warnings
     assert (summary.read, summary.upserted) == (STALE_RECORDS, STALE_RECORDS)
@@ -141,7 +144,7 @@ def test_a_checkpoint_of_an_emptied_target_starts_over(tmp_path: Path, monkeypat
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM memories")
     conn.close()
-    summary = import_job(params, LocalSteps())
+    summary = import_job(params, LocalRunner())
     assert any("holds 0 records, fewer than the 4096" in w for w in summary.warnings), summary.warnings
     assert _count("vektor", {"db": db}) == STALE_RECORDS
 
@@ -149,7 +152,7 @@ def test_a_checkpoint_of_an_emptied_target_starts_over(tmp_path: Path, monkeypat
 def test_a_checkpoint_of_an_intact_target_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "k3.db"
     params = _interrupted_import(tmp_path, monkeypatch, "vektor", {"db": db})
-    summary = import_job(params, LocalSteps())
+    summary = import_job(params, LocalRunner())
     assert any(w.startswith("resumed an interrupted run after 4096 records") for w in summary.warnings)
     assert (summary.read, summary.upserted, summary.replaced) == (STALE_RECORDS, STALE_RECORDS, 0)
     assert _count("vektor", {"db": db}) == STALE_RECORDS
@@ -164,7 +167,7 @@ def test_a_checkpoint_of_a_recreated_target_starts_over(tmp_path: Path, monkeypa
     marker = tmp_path / "recreated"
     params = _interrupted_import(tmp_path, monkeypatch, "vektor", {"db": db})
     marker.touch()
-    summary = import_job(params, LocalSteps())
+    summary = import_job(params, LocalRunner())
     assert any("deleted and created again" in w for w in summary.warnings), summary.warnings
     assert summary.upserted == STALE_RECORDS
 
@@ -175,7 +178,8 @@ def test_a_transient_error_mid_chunk_rereads_the_whole_chunk(tmp_path: Path) -> 
     The reader used to keep its cursor after the pages it had read, while the retry dropped those pages:
     20 of 200 records went missing silently."""
     from connectors.vektor import VektorOptions
-    from engine.steps import ChunkReader
+    from engine.chunks import ChunkReader
+    from engine.steps import EXTRACT
     from tests.vektor_layouts import make_layout1
     from vmig.errors import TransientError
 
@@ -197,7 +201,7 @@ def test_a_transient_error_mid_chunk_rereads_the_whole_chunk(tmp_path: Path) -> 
         for _ in range(50):
             if reader.finished:
                 break
-            ids += LocalSteps().extract(reader, 30).batch.column("id").to_pylist()
+            ids += LocalRunner().run(EXTRACT, reader, 30).batch.column("id").to_pylist()
     assert FlakyVektor.failures == 0, "the fault was injected"
     assert len(ids) == len(set(ids)) == 200
 

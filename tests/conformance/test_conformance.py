@@ -138,10 +138,19 @@ def test_auto_create_and_dims_detection(kind: StoreKind, store_options: dict[str
         assert info.count == 10
 
 
+def _finish(store: Any) -> None:
+    """As a run ends: the finish step, and a file target's sidecar step (its file appears only with it)."""
+    from engine import steps
+
+    written = steps.finish(store)
+    if written is not None:
+        steps.write_sidecar(written, "test")
+
+
 def test_empty_store_exports_nothing(kind: StoreKind, store_options: dict[str, str], tmp_path: Path) -> None:
     with open_store(StoreSpec(store=kind.store, options=dict(store_options))) as store:
         store.ensure_target(DIMS, None)
-        store.finish()
+        _finish(store)
     output = export_store(tmp_path, kind, store_options)
     assert output.read_bytes() == b""
     sidecar = json.loads(output.with_name("out.vmig.meta.json").read_text())
@@ -154,7 +163,7 @@ def test_resume_from_cursor(kind: StoreKind, store_options: dict[str, str], tmp_
     with open_store(spec) as store:
         store.ensure_target(DIMS, None)
         store.load(to_batch(records))
-        store.finish()
+        _finish(store)
     with open_store(spec) as store:
         store.page_size = 6
         pages = store.extract(None, None, None)

@@ -1,0 +1,71 @@
+"""Reading a source chunk by chunk: one extract generator kept alive across chunks, resumable by cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from connectors.base import Connector, Cursor, Page
+from vmig.batch import concat_batches
+from vmig.errors import TransientError
+from vmig.reader import Reject
+
+
+@dataclass
+class Chunk:
+    """A run of records from the source, and where the next chunk starts."""
+
+    batch: pa.RecordBatch
+    rejects: list[Reject] = field(default_factory=list)
+    next_cursor: Cursor = None
+    done: bool = False
+
+
+class ChunkReader:
+    """The source's pages gathered into chunks of about `rows` records; `limit` is counted here only."""
+
+    def __init__(self, source: Connector, namespace: str | None, limit: int | None, cursor: Cursor = None) -> None:
+        self.source = source
+        self.namespace = namespace
+        self.remaining = limit
+        self.cursor = cursor
+        self._pages: Iterator[Page] | None = None
+        self.finished = False
+
+    def next_chunk(self, rows: int) -> Chunk:
+        """Up to `rows` records; a transient error puts the reader back where the chunk began, so the retry
+        reads the chunk's pages again (those read before the error would otherwise be lost with it)."""
+        batches: list[pa.RecordBatch] = []
+        rejects: list[Reject] = []
+        count = 0
+        start = (self.cursor, self.remaining)
+        while count < rows and not self.finished:
+            if self._pages is None:
+                self._pages = iter(self.source.extract(self.namespace, self.remaining, self.cursor))
+            try:
+                page = next(self._pages)
+            except StopIteration:
+                self.finished = True
+                break
+            except TransientError:
+                self._pages = None
+                self.cursor, self.remaining = start
+                raise
+            batches.append(page.batch)
+            rejects.extend(page.rejects)
+            count += page.batch.num_rows
+            self.cursor = page.next_cursor
+            if self.remaining is not None:
+                self.remaining -= page.batch.num_rows
+            if page.next_cursor is None or self.remaining == 0:
+                self.finished = True
+        return Chunk(concat_batches(batches), rejects, self.cursor, self.finished)
+
+    def batches(self, rows: int) -> Iterator[pa.RecordBatch]:
+        """Every non-empty chunk's records, for a reader that wants them all (verify)."""
+        while not self.finished:
+            chunk = self.next_chunk(rows)
+            if chunk.batch.num_rows:
+                yield chunk.batch
