@@ -19,7 +19,8 @@ from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR
 from vmig.batch import concat_batches
 from vmig.errors import TransientError
 from vmig.paths import compression_of
-from vmig.reader import Reject, count_lines
+from vmig.reader import count_lines
+from vmig.rejects import Reject
 from vmig.schema import RECORD_SCHEMA
 from vmig.sidecar import ImportEntry, Sidecar, build_sidecar, read_sidecar, record_import, verify_against_sidecar
 from vmig.stats import RecordStats

@@ -28,8 +28,9 @@ from vmig.batch import build_batch
 from vmig.errors import IntegrityError, UsageError
 from vmig.parallel import OrderedWorkers, warm_up, worker_count
 from vmig.paths import compression_of
+from vmig.rejects import Reject
+from vmig.schema import KNOWN_KEYS
 from vmig.timefmt import TimestampError, to_micros
-from vmig.writer import KNOWN_KEYS
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """Longest line accepted; a record of 100k float32 dims fits comfortably."""
@@ -56,16 +57,6 @@ DECOMPRESSION_ERRORS = _decompression_errors()
 
 class LineRejected(ValueError):
     """One line of the file cannot be a record; the message says why."""
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A line or source record that could not be read as a record."""
-
-    line: int | None
-    reason: str
-    raw: bytes
-    id: str | None = None
 
 
 @dataclass

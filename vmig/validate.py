@@ -13,8 +13,8 @@ import pyarrow as pa
 from vmig.errors import IntegrityError, UsageError
 from vmig.idset import IdSet
 from vmig.paths import rejects_path, sidecar_path
-from vmig.reader import DECOMPRESSION_ERRORS, ReadBatch, Reject, open_data, read_batches
-from vmig.rejects import RejectsWriter
+from vmig.reader import DECOMPRESSION_ERRORS, ReadBatch, open_data, read_batches
+from vmig.rejects import Reject, RejectsWriter
 from vmig.sidecar import Sidecar, file_checksum, read_sidecar
 from vmig.stats import RecordStats
 
