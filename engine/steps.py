@@ -18,8 +18,8 @@ from connectors.base import Connector, Cursor, LoadResult, Page
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR
 from vmig.batch import concat_batches
 from vmig.errors import TransientError
+from vmig.lines import count_lines
 from vmig.paths import compression_of
-from vmig.reader import count_lines
 from vmig.rejects import Reject
 from vmig.schema import RECORD_SCHEMA
 from vmig.sidecar import ImportEntry, Sidecar, build_sidecar, read_sidecar, record_import, verify_against_sidecar
