@@ -18,7 +18,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from vmig.errors import MissingExtraError, StoreError, UsageError
-from vmig.reader import Reject
+from vmig.rejects import Reject
 from vmig.stats import RecordStats
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vex-migrate/qdrant-ids")

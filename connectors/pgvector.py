@@ -60,7 +60,7 @@ from vmig import metadata as md
 from vmig.batch import build_batch, last_of_each_id, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
 from vmig.parallel import read_ahead
-from vmig.reader import Reject
+from vmig.rejects import Reject
 
 RESERVED_KEY = "_vex"
 _TEXT_TYPES = ("text", "character", "varchar", "name", "citext")

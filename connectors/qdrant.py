@@ -37,7 +37,7 @@ from connectors.base import (
 from vmig import metadata as md
 from vmig.batch import build_batch, uniform_dims, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
-from vmig.reader import Reject
+from vmig.rejects import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 ID_FIELD = "_vex_id"

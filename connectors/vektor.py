@@ -35,7 +35,7 @@ from connectors.base import Capabilities, Connector, Cursor, LoadResult, Locatio
 from vmig import metadata as md
 from vmig.batch import build_batch, vector_rows
 from vmig.errors import IntegrityError, StoreError, TransientError, UsageError
-from vmig.reader import Reject
+from vmig.rejects import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 DEFAULT_DB = "slipstream-memory.db"

@@ -10,7 +10,7 @@ import pyarrow as pa
 from connectors.base import Connector, Cursor, Page
 from vmig.batch import concat_batches
 from vmig.errors import TransientError
-from vmig.reader import Reject
+from vmig.rejects import Reject
 
 
 @dataclass

@@ -21,8 +21,8 @@ from engine.chunks import Chunk, ChunkReader
 from engine.holding import TargetRule, filter_dimensions, most_common_dims
 from engine.verify import VerifyReport, verify_stores
 from vmig.errors import UsageError
+from vmig.lines import count_lines
 from vmig.paths import compression_of
-from vmig.reader import count_lines
 from vmig.sidecar import ImportEntry, Sidecar, build_sidecar, read_sidecar, record_import, verify_against_sidecar
 from vmig.sidecar import write_sidecar as write_sidecar_file
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vmig.reader import _BATCH_FIELDS, FastParser, LineRejected, _plain_row, _row_fields, parse_record, read_batches
+from vmig.parse import _BATCH_FIELDS, FastParser, LineRejected, _plain_row, _row_fields, parse_record
+from vmig.reader import read_batches
 
 LINES = [
     b'{"id": "a", "vector": [0.5, -0.25, 1e-3], "text": "x", "metadata": {"k": [1, {"d": true}]}}',

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from vmig import reader
+from vmig.lines import MAX_LINE_BYTES
 from vmig.reader import read_batches
 from vmig.timefmt import format_micros, format_micros_column, to_micros
 
@@ -28,7 +29,7 @@ def _messy_file(path: Path, count: int) -> Path:
         if i % 173 == 11:
             lines.append(b"{not json")
     lines[0] = b"\xef\xbb\xbf" + lines[0]
-    lines.insert(len(lines) // 2, b'{"id": "long", "text": "' + b"x" * (reader.MAX_LINE_BYTES + 10) + b'"}')
+    lines.insert(len(lines) // 2, b'{"id": "long", "text": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}')
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
 

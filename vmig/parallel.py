@@ -1,18 +1,15 @@
 """Work beside the main thread: worker processes for CPU-heavy steps, threads for waiting ones.
 
-Parsing `.vmig.jsonl` lines and formatting them cost more than most stores' loads, and one
-Python process does them on one core. Worker processes (`OrderedWorkers`) do that part on
-the other cores while the main process talks to the store. Results come back in the order the
-work went out, so files, cursors and line numbers stay exactly as a serial run gives them,
-and at most a few items are in flight, so memory stays bounded. Threads carry the steps that
-let go of the GIL or wait on a server: `OneInFlight` (hashing, writing) and `read_ahead`
-(the next page of a source).
+Parsing and formatting `.vmig.jsonl` lines cost more than most stores' loads, and one Python
+process does them on one core. `OrderedWorkers` runs them in worker processes while the main
+process talks to the store, and hands results back in the order the work went out (files,
+cursors and line numbers are exactly a serial run's) with few items in flight (bounded memory).
+Threads carry the steps that let go of the GIL or wait on a server: `OneInFlight` (hashing,
+writing) and `read_ahead` (the next page of a source).
 
-Workers come from loky's reusable pool: spawned, not forked (a run may have
-Prefect's threads), without re-importing the caller's main module (a script
-without a `__main__` guard still works), and kept a minute after use, so a
-second read in the same process starts at once. They are used only for inputs
-large enough to repay their start; `VEX_WORKERS` sets how many (0 or 1: none).
+Workers come from loky's reusable pool: spawned, not forked (a run may have Prefect's threads),
+without re-importing the caller's main module (a script without a `__main__` guard works), and
+kept `IDLE_SECONDS` after use. `VEX_WORKERS` sets how many (0 or 1: none).
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ R = TypeVar("R")
 WORKERS_ENV = "VEX_WORKERS"
 MAX_DEFAULT_WORKERS = 4
 IDLE_SECONDS = 60
-"""Workers left idle this long stop; the next use spawns them again."""
+"""Workers left idle this long stop (until then a next read starts at once); the next use spawns them again."""
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -73,13 +70,11 @@ WORKER_MEMORY_ENV = {
 }
 """Allocator settings for workers: keep freed memory for reuse instead of handing it back at once.
 
-A worker frees and allocates a slice's buffers (a few MB) many times a second. Arrow's
-mimalloc gives freed pages back to the kernel after 10 ms and glibc trims or unmaps blocks
-this size on free, so each slice faulted its memory in again: on the virtual machines vex
-is measured on, a two-core million-record export took 40-46 s of CPU without these settings
-and 33-35 s with them, the difference in the workers' kernel time. A worker now holds at
-most about its largest slice's memory beyond what it uses. Settings already in the
-environment are left as they are."""
+A worker frees and allocates a slice's buffers (a few MB) many times a second. By default
+Arrow's mimalloc gives freed pages back to the kernel after 10 ms and glibc trims or unmaps
+blocks this size on free, so every slice faults its memory in again: a two-core million-record
+export took 40-46 s of CPU without these settings and 33-35 s with them. A worker holds at most
+about its largest slice's memory beyond what it uses. Settings already in the environment win."""
 
 
 def _pool(workers: int) -> Any:
@@ -92,8 +87,8 @@ def _pool(workers: int) -> Any:
 def _submit(workers: int, fn: Callable[..., R], *args: Any) -> Future[R]:
     """Hand work to the pool. A submit that starts workers does so with SIGINT ignored, which a new process
     inherits (Python then installs no KeyboardInterrupt handler in it): a Ctrl-C reaches the terminal's
-    whole process group, and a worker still importing at that moment printed a traceback. Once started,
-    a worker ignores SIGINT itself (`_start_worker`); the run handles it and stops the workers."""
+    whole process group, and a worker still importing would print a traceback. Once started, a worker
+    ignores SIGINT itself (`_start_worker`); the run handles it and stops the workers."""
     pool = _pool(workers)
     if len(getattr(pool, "_processes", None) or ()) >= workers:
         return pool.submit(fn, *args)  # type: ignore[no-any-return]

@@ -1,17 +1,26 @@
-"""`<stem>.rejects.jsonl`: every damaged line, with its number and the reason."""
+"""What could not be read as a record (`Reject`), and `<stem>.rejects.jsonl`, where each is kept with its reason."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import orjson
 
-from vmig.reader import Reject
-
 _RAW_LIMIT = 1 << 20
 """Raw text kept per rejected line; longer lines are cut and marked so."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A line or source record that could not be read as a record."""
+
+    line: int | None
+    reason: str
+    raw: bytes
+    id: str | None = None
 
 
 class RejectsWriter:

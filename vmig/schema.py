@@ -1,4 +1,4 @@
-"""The one canonical Arrow schema every record travels in.
+"""The record schema: the one canonical Arrow schema every record travels in, and the keys of a line.
 
 Connectors, tasks and the file reader/writer all build and consume batches of
 this schema, so a column is named and typed in exactly one place.
@@ -7,6 +7,8 @@ this schema, so a column is named and typed in exactly one place.
 from __future__ import annotations
 
 import pyarrow as pa
+
+from vmig.metadata import JSON_KEYS_FIELD
 
 FORMAT_VERSION = "1.0.0"
 """The `.vmig.jsonl` format version written on every record as `vex_version`."""
@@ -35,6 +37,24 @@ RECORD_SCHEMA = pa.schema(
 )
 
 COLUMNS: tuple[str, ...] = tuple(RECORD_SCHEMA.names)
+
+KNOWN_KEYS = frozenset(
+    {
+        "id",
+        "text",
+        "vector",
+        "model",
+        "dims",
+        "namespace",
+        "score",
+        "metadata",
+        "created_at",
+        "source_store",
+        "vex_version",
+        JSON_KEYS_FIELD,
+    }
+)
+"""The top-level keys vex writes on a `.vmig.jsonl` line; any other key of a line travels in `extra`."""
 
 
 def empty_batch() -> pa.RecordBatch:

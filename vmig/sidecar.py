@@ -11,9 +11,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vmig.errors import IntegrityError, StoreError
+from vmig.lines import count_lines
 from vmig.parallel import OneInFlight
 from vmig.paths import compression_of, sidecar_path, temporary_path
-from vmig.reader import count_lines
 from vmig.schema import FORMAT_VERSION
 from vmig.signals import held_signals
 from vmig.stats import RecordStats

@@ -1,15 +1,13 @@
 """Formatting output lines in worker processes, handed over through shared memory.
 
-Printing the vectors' numbers is most of an export's CPU, and one process does it on one
-core. With workers, slices of each batch go to worker processes, which print their lines
-into a slot of memory that every process maps (one memfd per export, opened by the workers
-through /proc). The writer's I/O thread hashes and writes each slot's lines in order and
-hands the slot back for another slice; the slice itself reaches the worker the same way, as
-Arrow IPC. The slots are made once per export and reused, so their memory is touched once:
-fresh pages for every slice (a new /dev/shm file, or pickled batches and lines through the
-workers' pipes) cost the workers as much CPU again as the formatting on the virtual machines
-vex is measured on. The memory belongs to no file system: /dev/shm may be small (64 MB in a
-default container) or absent, and a run killed outright leaves nothing behind.
+Printing the vectors' numbers is most of an export's CPU. Each slice of a batch goes to a
+worker as Arrow IPC in a slot of memory every process maps (one memfd per export, opened by
+the workers through /proc); the worker prints the slice's lines into the same slot, and the
+writer's I/O thread hashes and writes them in order, then hands the slot back. Slots are made
+once per export and reused, so their pages are touched once: fresh memory for every slice (a
+new /dev/shm file, or pickling through the workers' pipes) costs the workers as much CPU again
+as the formatting. A memfd needs no file system: /dev/shm may be small (64 MB in a default
+container) or absent, and a run killed outright leaves nothing behind.
 
 Where slots cannot be made (no memfd, not enough memory), or a slice or its lines do not
 fit one, they travel through the pipe instead: slower, never a failed export. The lines are

@@ -10,11 +10,12 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from vmig.decompress import DECOMPRESSION_ERRORS, open_data
 from vmig.errors import IntegrityError, UsageError
 from vmig.idset import IdSet
 from vmig.paths import rejects_path, sidecar_path
-from vmig.reader import DECOMPRESSION_ERRORS, ReadBatch, Reject, open_data, read_batches
-from vmig.rejects import RejectsWriter
+from vmig.reader import ReadBatch, read_batches
+from vmig.rejects import Reject, RejectsWriter
 from vmig.sidecar import Sidecar, file_checksum, read_sidecar
 from vmig.stats import RecordStats
 

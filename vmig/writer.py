@@ -26,28 +26,12 @@ from vmig.directio import DirectFile
 from vmig.errors import StoreError
 from vmig.parallel import OneInFlight, warm_up, worker_count
 from vmig.paths import compression_of, temporary_path
-from vmig.schema import FORMAT_VERSION
+from vmig.schema import FORMAT_VERSION, KNOWN_KEYS
 from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, write_lines
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
-KNOWN_KEYS = frozenset(
-    {
-        "id",
-        "text",
-        "vector",
-        "model",
-        "dims",
-        "namespace",
-        "score",
-        "metadata",
-        "created_at",
-        "source_store",
-        "vex_version",
-        md.JSON_KEYS_FIELD,
-    }
-)
 
 
 class _HashingFile:
