@@ -57,10 +57,8 @@ class Capabilities:
     """Every vector in the target has one dimension: other dims are skipped."""
     needs_vector: bool = True
     """A record without a vector cannot be stored: null vectors are skipped."""
-    id_kinds: frozenset[str] = frozenset({"string"})
-    """Ids the store takes natively: "string", "uint", "uuid". Others are mapped."""
     metrics: tuple[str, ...] = ("cosine",)
-    namespaces: bool = True
+    """Metrics a new target can be made with; a run passes the source's metric on when it is one of them."""
     vector_tolerance: float = 0.0
     """Largest absolute per-component change a round trip may make (e.g. normalisation)."""
     writes_file: bool = False

@@ -93,7 +93,6 @@ class QdrantConnector(Connector):
         max_batch=1000,
         fixed_dims=True,
         needs_vector=True,
-        id_kinds=frozenset({"uint", "uuid"}),
         metrics=tuple(_DISTANCES),
         vector_tolerance=1e-6,
     )

@@ -23,8 +23,6 @@ BUILTIN: dict[str, str] = {
     "qdrant": "connectors.qdrant:QdrantConnector",
     "chroma": "connectors.chroma:ChromaConnector",
     "pgvector": "connectors.pgvector:PgvectorConnector",
-    "pinecone": "connectors.pinecone:PineconeConnector",
-    "weaviate": "connectors.weaviate:WeaviateConnector",
 }
 
 

@@ -100,7 +100,8 @@ def ensure_target(target: Connector, wish: TargetWish, batch: pa.RecordBatch) ->
     dims = existing or wish.dims or wish.dims_hint or most_common_dims(batch)
     if dims is None:
         return None
-    target.ensure_target(dims, None if info.exists else wish.metric)
+    carried = wish.metric if not info.exists and wish.metric in caps.metrics else None
+    target.ensure_target(dims, carried)
     return PreparedTarget(TargetRule(dims, caps.needs_vector), target.incarnation())
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -56,17 +56,8 @@ def final_state(result: R, problems: list[str]) -> R | State:
 
     A run that lost records must not show as Completed in the UI (a scheduled sync that
     fails every night would look healthy); the summary still travels with the state, so
-    `run_tracked` hands it to the command line as in local mode, with its exit code.
+    `engine.commandline.run_tracked` hands it to the command line as in local mode, with its exit code.
     """
     if not problems:
         return result
     return Failed(message="; ".join(problems), data=result)
-
-
-def run_tracked(flow: Any, params: Any) -> Any:
-    """Run a flow and return its result, also from a Failed state; a raised error is raised here as it was."""
-    state = flow(params, return_state=True)
-    result = state.result(raise_on_failure=False)
-    if isinstance(result, BaseException):
-        raise result
-    return result

@@ -23,6 +23,6 @@ def export_flow(params: ExportParams) -> RunSummary | State:
 
 
 if __name__ == "__main__":
-    from cli.main import main
+    from engine.commandline import main
 
-    sys.exit(main(["export", *sys.argv[1:]], whole_process=True))
+    sys.exit(main(["export", *sys.argv[1:]], lambda command: export_flow, whole_process=True))

@@ -27,6 +27,6 @@ def import_flow(params: ImportParams) -> RunSummary | State:
 
 
 if __name__ == "__main__":
-    from cli.main import main
+    from engine.commandline import main
 
-    sys.exit(main(["import", *sys.argv[1:]], whole_process=True))
+    sys.exit(main(["import", *sys.argv[1:]], lambda command: import_flow, whole_process=True))

@@ -23,6 +23,6 @@ def migrate_flow(params: MigrateParams) -> RunSummary | State:
 
 
 if __name__ == "__main__":
-    from cli.main import main
+    from engine.commandline import main
 
-    sys.exit(main(["migrate", *sys.argv[1:]], whole_process=True))
+    sys.exit(main(["migrate", *sys.argv[1:]], lambda command: migrate_flow, whole_process=True))

@@ -28,6 +28,6 @@ def verify_flow(params: VerifyParams) -> VerifyReport | State:
 
 
 if __name__ == "__main__":
-    from cli.main import main
+    from engine.commandline import main
 
-    sys.exit(main(["verify", *sys.argv[1:]], whole_process=True))
+    sys.exit(main(["verify", *sys.argv[1:]], lambda command: verify_flow, whole_process=True))

@@ -101,7 +101,7 @@ def test_import_and_migrate_flows_publish_artifacts(prefect_api: None, tmp_path:
 
 
 def test_a_run_that_rejects_records_ends_failed_and_still_reports(prefect_api: None, tmp_path: Path) -> None:
-    from flows._observe import run_tracked
+    from engine.commandline import run_tracked
     from flows.import_file import import_flow
 
     data = tmp_path / "d.vmig.jsonl"

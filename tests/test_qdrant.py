@@ -280,3 +280,19 @@ def test_foreign_payload_keys_never_replace_or_drop_a_value(tmp_path: Path) -> N
     }
     assert back["3"]["text"] == "the text" and back["3"]["namespace"] is None and back["4"]["text"] is None
     assert back["4"]["source_store"] == "qdrant"
+
+
+@pytest.mark.parametrize(("metric", "space"), [("dot", "ip"), ("euclid", "l2"), ("manhattan", "cosine")])
+def test_a_new_target_takes_the_source_metric_where_it_has_it(metric: str, space: str, tmp_path: Path) -> None:
+    """The source's metric reaches the new target (Chroma has no manhattan: it gets its default, cosine)."""
+    import chromadb
+
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=10, odd_ones=False))
+    qdrant = ["--path", str(tmp_path / "q"), "--collection", "m"]
+    assert run_vex("import", "--from", str(source), "--to", "qdrant", *qdrant, "--metric", metric).returncode == 0
+    sides = ["--source-path", str(tmp_path / "q"), "--source-collection", "m",
+             "--target-path", str(tmp_path / "c"), "--target-collection", "m"]  # fmt: skip
+    result = run_vex("migrate", "--from", "qdrant", "--to", "chroma", *sides)
+    assert result.returncode == 0, result.stderr
+    collection = chromadb.PersistentClient(path=str(tmp_path / "c")).get_collection("m")
+    assert (collection.metadata or {}).get("hnsw:space") == space

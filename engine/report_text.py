@@ -1,67 +1,15 @@
-"""What a person sees: a live progress bar on a terminal, then the seed's summary block."""
+"""Results as a person reads them: the seed's summary block and the verify report, as plain text."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
 from engine.summary import RunSummary
 from engine.verify import VerifyReport
 
 _WIDTH = 44
-
-
-class TerminalProgress:
-    """A rich progress bar (count, records/s, ETA) on stderr, only when stderr is a terminal."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> TerminalProgress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.description}"),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self.label, total=None, rate="")
-        return self
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if self._progress is None or self._task is None:
-            return
-        task = self._progress.tasks[0]
-        elapsed = task.elapsed or 0.0
-        rate = f"{done / elapsed:,.0f} rec/s" if elapsed > 0 else ""
-        self._progress.update(self._task, completed=done, total=total if total else None, rate=rate)
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def _box(title: str, rows: list[tuple[str, str]], tail: list[str]) -> str:

@@ -1,0 +1,256 @@
+"""The command line's argument model: vex's flags parsed into job parameters.
+
+It lives below the command line and the flows, so `vex` and `python -m flows.<name>` read
+the same flags with the same code. Store options are each store's own (its pydantic
+options model, field names with dashes); in `migrate` and `verify` an unprefixed option
+goes to whichever side's store takes it, and `--source-`/`--target-` name a side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from connectors.registry import get_connector
+from engine.params import SECRET_FIELDS, ExportParams, ImportParams, MigrateParams, StoreSpec, VerifyParams
+from engine.redact import register_secret, register_url
+from vmig.errors import UsageError
+
+PROG = "vex"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed job or verify command: its parameters, and how the person wants to see it run."""
+
+    command: str
+    params: Any
+    label: str
+    """What the progress bar names."""
+    prefect: bool
+    quiet: bool
+    json: bool
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefect", action="store_true", help="run as tracked Prefect flow (also: PREFECT_API_URL set)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+
+def _job(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--namespace", help="only records of this namespace")
+    parser.add_argument("--limit", type=int, help="stop after N records")
+    parser.add_argument("--chunk-rows", type=int, default=10_000, help="records per task run (default 10000)")
+    parser.add_argument("--restart", action="store_true", help="ignore an interrupted run's checkpoint, start over")
+    _common(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    store_help = (
+        "store options: --db FILE (vektor), --path (jsonl file; qdrant/chroma directory), --url, --collection, "
+        "--table, --api-key, --metric, ...; in migrate and verify, --source-X/--target-X pick a side "
+        "(`vex stores`-style errors list what each store takes)"
+    )
+    parser = argparse.ArgumentParser(prog=PROG, description="Move vector data between stores without losing a record.")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    export = sub.add_parser("export", help="store -> .vmig.jsonl + sidecar", epilog=store_help, allow_abbrev=False)
+    export.add_argument("--from", dest="source", required=True, metavar="STORE")
+    export.add_argument("--output", required=True, metavar="FILE", help=".vmig.jsonl, .gz or .zst")
+    export.add_argument("--force", action="store_true", help="replace an existing output that is not a .vmig file")
+    _job(export)
+
+    imp = sub.add_parser("import", help=".vmig.jsonl -> store", epilog=store_help, allow_abbrev=False)
+    imp.add_argument("--from", dest="input", required=True, metavar="FILE")
+    imp.add_argument("--to", dest="target", required=True, metavar="STORE")
+    imp.add_argument("--no-verify", action="store_true", help="skip the checksum and count check (says so)")
+    imp.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
+    _job(imp)
+
+    migrate = sub.add_parser(
+        "migrate", help="store -> store, no intermediate file", epilog=store_help, allow_abbrev=False
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="STORE")
+    migrate.add_argument("--to", dest="target", required=True, metavar="STORE")
+    migrate.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
+    migrate.add_argument("--rejects", metavar="FILE", help="where unreadable source records go")
+    migrate.add_argument("--verify", action="store_true", help="compare source and target record by record at the end")
+    _job(migrate)
+
+    verify = sub.add_parser("verify", help="compare two stores record by record", epilog=store_help, allow_abbrev=False)
+    verify.add_argument("--from", dest="source", required=True, metavar="STORE")
+    verify.add_argument("--to", dest="target", required=True, metavar="STORE")
+    verify.add_argument("--namespace", help="only records of this namespace")
+    verify.add_argument("--sample", type=int, help="compare a random sample of N records (default: all)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    verify.add_argument(
+        "--report", metavar="FILE", default="vex-verify.json", help="JSON report (default vex-verify.json)"
+    )
+    _common(verify)
+
+    validate = sub.add_parser("validate", help="check a .vmig.jsonl against its sidecar and the format")
+    validate.add_argument("file", type=Path)
+    validate.add_argument("--json", action="store_true")
+
+    inspect = sub.add_parser("inspect", help="counts by namespace/model/dims, sidecar, checksum status")
+    inspect.add_argument("file", type=Path)
+    inspect.add_argument("--json", action="store_true")
+    return parser
+
+
+def request(args: argparse.Namespace, extra: list[str]) -> Request:
+    """Job or verify parameters from the parsed flags; a value out of range is one line naming its flag."""
+    pairs = parse_pairs(extra)
+    _register_secrets(pairs)
+    prefect = bool(getattr(args, "prefect", False) or os.environ.get("PREFECT_API_URL"))
+    shown = {"prefect": prefect, "quiet": args.quiet, "json": args.json}
+    if args.command == "verify":
+        source, target = two_sides(args.source, args.target, pairs)
+        params = _params(
+            VerifyParams,
+            source=source,
+            target=target,
+            namespace=args.namespace,
+            sample=args.sample,
+            seed=args.seed,
+            report=_file_flag("--report", args.report),
+        )
+        return Request("verify", params, f"verify {args.target}", **shown)
+    common = {"namespace": args.namespace, "limit": args.limit, "chunk_rows": args.chunk_rows, "restart": args.restart}
+    if args.command == "export":
+        output = _file_flag("--output", args.output)
+        source_spec = single_side(args.source, pairs)
+        params = _params(ExportParams, source=source_spec, output=output, force=args.force, **common)
+        return Request("export", params, output.name, **shown)
+    if args.command == "import":
+        params = _params(
+            ImportParams,
+            input=_file_flag("--from", args.input),
+            target=single_side(args.target, pairs),
+            check_sidecar=not args.no_verify,
+            dims=args.dims,
+            **common,
+        )
+        return Request("import", params, args.target, **shown)
+    source, target = two_sides(args.source, args.target, pairs)
+    rejects = None if args.rejects is None else _file_flag("--rejects", args.rejects)
+    params = _params(
+        MigrateParams, source=source, target=target, dims=args.dims, rejects=rejects, verify=args.verify, **common
+    )
+    return Request("migrate", params, args.target, **shown)
+
+
+def _file_flag(flag: str, text: str) -> Path:
+    """A file named on the command line; an empty name is a usage error, not the current folder."""
+    if not text.strip():
+        raise UsageError(f"{flag} needs a file name")
+    return Path(text)
+
+
+def _params(model: Any, **values: Any) -> Any:
+    """Parameters from flags; a value out of range is one line naming the flag (not pydantic's report)."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            flag = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "a flag"
+            problems.append(f"{flag}: {error['msg'].lower()} (got {error.get('input')!r})")
+        raise UsageError("; ".join(problems)) from None
+
+
+def _register_secrets(pairs: dict[str, Any]) -> None:
+    for key, value in pairs.items():
+        if not isinstance(value, str):
+            continue
+        if key.endswith(("api_key", "password")):
+            register_secret(value)
+        if key.endswith(("url", "host", "dsn")):
+            register_url(value)
+
+
+def parse_pairs(args: list[str]) -> dict[str, str | bool]:
+    """`['--db', 'a', '--flag', '--x=1']` -> {'db': 'a', 'flag': True, 'x': '1'}."""
+    pairs: dict[str, str | bool] = {}
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if not token.startswith("--") or token == "--":
+            raise UsageError(f"unexpected argument '{token}'")
+        name, has_value, value = token[2:].partition("=")
+        key = name.replace("-", "_")
+        if not key:
+            raise UsageError(f"unexpected argument '{token}'")
+        if key in pairs:
+            raise UsageError(f"--{name} given twice")
+        if has_value:
+            pairs[key] = value
+        elif index + 1 < len(args) and not args[index + 1].startswith("--"):
+            index += 1
+            pairs[key] = args[index]
+        else:
+            pairs[key] = True
+        index += 1
+    return pairs
+
+
+def _spec(store: str, options: dict[str, Any]) -> StoreSpec:
+    """Secrets leave the plain options (a password written into a URL too: see StoreSpec)."""
+    values = dict(options)
+    secret = values.pop("api_key", None)
+    password = values.pop("password", None)
+    return StoreSpec(
+        store=store,
+        options=values,
+        api_key=SecretStr(str(secret)) if secret is not None else None,
+        password=SecretStr(str(password)) if password is not None else None,
+    )
+
+
+def _fields(store: str) -> set[str]:
+    return set(get_connector(store).Options.model_fields)
+
+
+def _flag(key: str, prefix: str = "") -> str:
+    return f"--{prefix}{key.replace('_', '-')}"
+
+
+def single_side(store: str, pairs: dict[str, str | bool]) -> StoreSpec:
+    """All store options belong to the one store of export or import."""
+    fields = _fields(store)
+    for key in pairs:
+        if key.startswith(("source_", "target_")) and key not in fields:
+            raise UsageError(f"{_flag(key)}: --source-/--target- prefixes are for migrate and verify")
+    return _spec(store, dict(pairs))
+
+
+def two_sides(source: str, target: str, pairs: dict[str, str | bool]) -> tuple[StoreSpec, StoreSpec]:
+    """Route options of `migrate`/`verify` to the source, the target, or complain."""
+    source_fields, target_fields = _fields(source), _fields(target)
+    chosen: dict[str, dict[str, Any]] = {"source": {}, "target": {}}
+    for key, value in pairs.items():
+        for side in ("source", "target"):
+            if key.startswith(f"{side}_"):
+                chosen[side][key[len(side) + 1 :]] = value
+                break
+        else:
+            takers = [side for side, fields in (("source", source_fields), ("target", target_fields)) if key in fields]
+            if len(takers) == 2:
+                shown = "****" if key in SECRET_FIELDS else value
+                raise UsageError(
+                    f"both {source} and {target} take {_flag(key)}: say {_flag(key, 'source-')} {shown} "
+                    f"or {_flag(key, 'target-')} {shown}"
+                )
+            if not takers:
+                raise UsageError(f"neither {source} nor {target} takes {_flag(key)}")
+            chosen[takers[0]][key] = value
+    return _spec(source, chosen["source"]), _spec(target, chosen["target"])

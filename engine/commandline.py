@@ -1,0 +1,207 @@
+"""One command line run to its exit code: `vex ...` and `python -m flows.<name> ...` alike.
+
+The caller says which Prefect flow runs a command (the flows live above this layer) and
+how progress is shown (a terminal bar for `vex`). Everything else is here: the run in
+local or Prefect mode, the output, and every way a run can end turned into one line and
+an exit code (section 6 of the design), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import orjson
+
+from engine.arguments import Request, build_parser, request
+from engine.interrupt import what_is_left
+from engine.pipeline import TERMINAL_PROGRESS, ProgressFn
+from engine.redact import redact
+from engine.report_text import print_summary, print_verify
+from engine.stopping import stop_cleanly, stopped_by
+from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE, UsageError, VexError
+
+FlowFor = Callable[[str], Any]
+"""The Prefect flow that runs a command ("export", "import", "migrate", "verify")."""
+ProgressFor = Callable[[str, bool], AbstractContextManager[ProgressFn | None]]
+"""A progress display for a label, shown or not."""
+
+
+def _no_progress(label: str, shown: bool) -> AbstractContextManager[ProgressFn | None]:
+    return nullcontext(None)
+
+
+def main(
+    argv: list[str] | None,
+    flow_for: FlowFor,
+    progress_for: ProgressFor = _no_progress,
+    whole_process: bool = False,
+) -> int:
+    """Run one command; `whole_process` when the process exists for it (a console script, `python -m`)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.version:
+        from vmig.sidecar import tool_version
+
+        print(f"vex {tool_version()}")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if extra and args.command in ("validate", "inspect"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    with stop_cleanly(restore=not whole_process):
+        return _ended(lambda: _run(args, extra, flow_for, progress_for))
+
+
+def _run(args: argparse.Namespace, extra: list[str], flow_for: FlowFor, progress_for: ProgressFor) -> int:
+    if args.command == "validate":
+        return _validate(args)
+    if args.command == "inspect":
+        return _inspect(args)
+    wanted = request(args, extra)
+    shown = not wanted.quiet and not wanted.json and sys.stderr.isatty()
+    with progress_for(wanted.label, shown) as progress:
+        result = _run_request(wanted, flow_for, progress)
+    if wanted.command == "verify":
+        if wanted.json:
+            sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
+        else:
+            print_verify(result, wanted.params.report)
+        return EXIT_OK if result.ok else EXIT_INTEGRITY
+    if wanted.json:
+        sys.stdout.write(orjson.dumps(result.as_dict()).decode() + "\n")
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    else:
+        print_summary(result)
+    return int(result.exit_code())
+
+
+def _run_request(wanted: Request, flow_for: FlowFor, progress: ProgressFn | None) -> Any:
+    """The command in Prefect mode (the flow, tracked) or in local mode (the same steps, called directly)."""
+    if wanted.prefect:
+        TERMINAL_PROGRESS.set(progress)
+        return run_tracked(flow_for(wanted.command), wanted.params)
+    from engine.jobs import export_job, import_job, migrate_job, verify_job
+    from engine.local import LocalRunner
+
+    jobs: dict[str, Callable[..., Any]] = {
+        "export": export_job,
+        "import": import_job,
+        "migrate": migrate_job,
+        "verify": verify_job,
+    }
+    return jobs[wanted.command](wanted.params, LocalRunner(), progress)
+
+
+def run_tracked(flow: Any, params: Any) -> Any:
+    """Run a flow and return its result, also from a Failed state; a raised error is raised here as it was."""
+    state = flow(params, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _ended(run: Callable[[], int]) -> int:
+    """The command, with every way it can end turned into one line and an exit code."""
+    try:
+        return run()
+    except VexError as exc:
+        print(f"vex: error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        number = stopped_by()
+        stopped = "interrupted" if number == signal.SIGINT else "terminated"
+        print(f"vex: {stopped}; {redact(what_is_left())}", file=sys.stderr)
+        return 128 + number
+    except OSError as exc:
+        # Files the command names and cannot use: one line naming the file, not a traceback.
+        usage = isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError))
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"vex: error: {redact(where)}{exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE if usage else 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        if os.environ.get("VEX_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"vex: unexpected error: {type(exc).__name__}: {redact(str(exc))} (VEX_DEBUG=1 shows a traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from vmig.validate import scan_file, sidecar_status
+
+    if not args.file.exists():
+        raise UsageError(f"file not found: {args.file}")
+    report = scan_file(args.file)
+    if args.json:
+        payload = {
+            "file": str(args.file),
+            "valid_records": report.stats.record_count,
+            "duplicate_ids": report.duplicates,
+            "damaged_lines": report.rejected,
+            "sidecar": sidecar_status(report),
+            "problems": report.problems,
+            "rejects_file": str(report.rejects_file) if report.rejects_file else None,
+        }
+        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+    else:
+        print(
+            f"{args.file}: {report.stats.record_count} valid records, {report.duplicates} duplicate ids, "
+            f"{report.rejected} damaged lines"
+        )
+        print(f"sidecar: {sidecar_status(report)}")
+        for line, reason in report.reject_sample:
+            print(f"  line {line}: {reason}")
+        if report.rejects_file:
+            print(f"rejects written to {report.rejects_file}")
+        for problem in report.problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        print("valid" if report.ok else "INVALID")
+    return EXIT_OK if report.ok else EXIT_INTEGRITY
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from vmig.validate import scan_file, sidecar_status
+
+    if not args.file.exists():
+        raise UsageError(f"file not found: {args.file}")
+    report = scan_file(args.file, write_rejects=False)
+    counts = report.stats.as_dict()
+    agrees = report.sidecar is None or (report.sidecar.checksum == report.checksum and report.count_agrees)
+    code = EXIT_OK if agrees and not report.sidecar_problem else EXIT_INTEGRITY  # the sidecar disagrees: 3
+    if args.json:
+        payload: dict[str, Any] = {
+            "file": str(args.file),
+            "records": report.stats.record_count,
+            "duplicate_ids": report.duplicates,
+            "damaged_lines": report.rejected,
+            "counts": counts,
+            "checksum": report.checksum,
+            "sidecar": report.sidecar.model_dump(mode="json", exclude_none=True) if report.sidecar else None,
+            "sidecar_status": sidecar_status(report),
+        }
+        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+        return code
+    print(f"file      : {args.file}")
+    print(f"records   : {report.stats.record_count} ({report.duplicates} duplicate ids, {report.rejected} damaged)")
+    for name, table in counts.items():
+        print(f"{name:<10}: " + ", ".join(f"{key}={value}" for key, value in table.items()))
+    print(f"checksum  : {report.checksum}")
+    print(f"sidecar   : {sidecar_status(report)}")
+    if report.sidecar is not None:
+        side = report.sidecar
+        print(f"  exported_at={side.exported_at} source_store={side.source_store} record_count={side.record_count}")
+        for entry in side.imports:
+            print(f"  imported to {entry.target} at {entry.imported_at}: {entry.upserted} upserted of {entry.total}")
+    return code
