@@ -291,8 +291,8 @@ def test_a_new_target_takes_the_source_metric_where_it_has_it(metric: str, space
     qdrant = ["--path", str(tmp_path / "q"), "--collection", "m"]
     assert run_vex("import", "--from", str(source), "--to", "qdrant", *qdrant, "--metric", metric).returncode == 0
     sides = ["--source-path", str(tmp_path / "q"), "--source-collection", "m",
-             "--target-path", str(tmp_path / "c"), "--target-collection", "m"]  # fmt: skip
+             "--target-path", str(tmp_path / "c"), "--target-collection", "mem"]  # fmt: skip
     result = run_vex("migrate", "--from", "qdrant", "--to", "chroma", *sides)
     assert result.returncode == 0, result.stderr
-    collection = chromadb.PersistentClient(path=str(tmp_path / "c")).get_collection("m")
+    collection = chromadb.PersistentClient(path=str(tmp_path / "c")).get_collection("mem")
     assert (collection.metadata or {}).get("hnsw:space") == space
