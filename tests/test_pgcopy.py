@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from connectors import pgcopy
+from connectors.pgvector import copy_codec as pgcopy
 from tests.pg_server import PgServer
 
 
@@ -71,7 +71,7 @@ def test_stream_has_signature_and_trailer(count: int) -> None:
 def test_binary_copy_out_reads_back_every_column(pg_server: PgServer) -> None:
     import psycopg
 
-    from connectors.pgvector import _copy_messages
+    from connectors.pgvector.connector import _copy_messages
 
     vectors = np.random.default_rng(4).standard_normal((300, 6)).astype(np.float32)
     ids = [f"id-{i}" if i % 7 else f"é-{i}" for i in range(300)]
@@ -117,7 +117,7 @@ def test_copy_out_cut_short_by_the_server_raises_its_error(pg_server: PgServer) 
     """A COPY TO that the server ends mid-stream (here a statement timeout) raises the server's error."""
     import psycopg
 
-    from connectors.pgvector import _copy_messages
+    from connectors.pgvector.connector import _copy_messages
 
     query = "COPY (SELECT i, pg_sleep(0.001) FROM generate_series(1, 100000) i) TO STDOUT (FORMAT BINARY)"
     with psycopg.connect(pg_server.dsn()) as conn:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from connectors.base import uuid_for
-from connectors.pgvector import PgvectorConnector, PgvectorOptions, _split_name
+from connectors.pgvector import PgvectorConnector, PgvectorOptions
+from connectors.pgvector.connector import _split_name
 from tests.chroma_server import free_port
 from tests.conftest import ROOT, run_vex
 from tests.pg_server import PgServer
@@ -1228,7 +1229,7 @@ def _terminate(pg_server: PgServer, *pids: int) -> None:
 
 
 def _snapshot_holder(pg_server: PgServer) -> int:
-    from connectors.pgvector import SNAPSHOT_APPLICATION
+    from connectors.pgvector.connector import SNAPSHOT_APPLICATION
 
     with pg_server.admin("vexdb") as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",

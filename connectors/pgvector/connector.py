@@ -44,7 +44,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import SecretStr, model_validator
 
-from connectors import pgcopy
 from connectors.base import (
     Capabilities,
     Connector,
@@ -56,6 +55,7 @@ from connectors.base import (
     client_module,
     uuid_for,
 )
+from connectors.pgvector import copy_codec as pgcopy
 from vmig import metadata as md
 from vmig.batch import build_batch, last_of_each_id, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
@@ -275,7 +275,7 @@ class PgvectorConnector(Connector):
 
         extra = {"password": self.opts.password.get_secret_value()} if self.opts.password else {}
         try:
-            # COPY sends text fields as UTF-8 bytes (connectors/pgcopy.py).
+            # COPY sends text fields as UTF-8 bytes (connectors/pgvector/copy_codec.py).
             return str(make_conninfo(self.opts.url, connect_timeout=10, client_encoding="UTF8", **extra))
         except Exception as exc:  # noqa: BLE001 - a malformed URL; never echo it (it may hold a password)
             raise UsageError(f"pgvector --url is not a valid PostgreSQL URL ({type(exc).__name__})") from None
