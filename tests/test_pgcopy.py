@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from connectors import pgcopy
+from connectors.pgvector import copy_codec
 from tests.pg_server import PgServer
 
 
@@ -25,15 +25,15 @@ def test_every_encoded_type_reads_back_exactly(pg_server: PgServer) -> None:
     scores = pa.array([0.5, None, -1e300, 3.0])
     scope = uuid.uuid4()
     fields = [
-        pgcopy.text(ids),
-        pgcopy.vector(vectors),
-        pgcopy.vector(vectors, half=True),
-        pgcopy.text(texts),
-        pgcopy.jsonb(metas),
-        pgcopy.text(metas),
-        pgcopy.timestamptz(stamps),
-        pgcopy.float8(scores),
-        pgcopy.uuid_constant(scope, 4),
+        copy_codec.text(ids),
+        copy_codec.vector(vectors),
+        copy_codec.vector(vectors, half=True),
+        copy_codec.text(texts),
+        copy_codec.jsonb(metas),
+        copy_codec.text(metas),
+        copy_codec.timestamptz(stamps),
+        copy_codec.float8(scores),
+        copy_codec.uuid_constant(scope, 4),
     ]
     with psycopg.connect(pg_server.dsn(), client_encoding="UTF8") as conn:
         register_vector(conn)
@@ -42,7 +42,7 @@ def test_every_encoded_type_reads_back_exactly(pg_server: PgServer) -> None:
             "c timestamptz, s float8, u uuid)"
         )
         with conn.cursor() as cur, cur.copy("COPY copy_t FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(pgcopy.copy_stream(fields, 4))
+            copy.write(copy_codec.copy_stream(fields, 4))
         rows = conn.execute("SELECT id, v, h, t, m, j::text, c, s, u FROM copy_t").fetchall()
     assert [r[0] for r in rows] == ids.to_pylist()
     assert np.array_equal(np.stack([r[1].to_numpy() for r in rows]), vectors)
@@ -63,15 +63,15 @@ def test_every_encoded_type_reads_back_exactly(pg_server: PgServer) -> None:
 
 @pytest.mark.parametrize("count", [0, 1])
 def test_stream_has_signature_and_trailer(count: int) -> None:
-    stream = pgcopy.copy_stream([pgcopy.text(pa.array(["x"] * count, pa.string()))], count).to_pybytes()
-    assert stream.startswith(pgcopy.SIGNATURE) and stream.endswith(pgcopy.TRAILER)
-    assert len(stream) == len(pgcopy.SIGNATURE) + len(pgcopy.TRAILER) + count * (2 + 4 + 1)
+    stream = copy_codec.copy_stream([copy_codec.text(pa.array(["x"] * count, pa.string()))], count).to_pybytes()
+    assert stream.startswith(copy_codec.SIGNATURE) and stream.endswith(copy_codec.TRAILER)
+    assert len(stream) == len(copy_codec.SIGNATURE) + len(copy_codec.TRAILER) + count * (2 + 4 + 1)
 
 
 def test_binary_copy_out_reads_back_every_column(pg_server: PgServer) -> None:
     import psycopg
 
-    from connectors.pgvector import _copy_messages
+    from connectors.pgvector.read import copy_messages
 
     vectors = np.random.default_rng(4).standard_normal((300, 6)).astype(np.float32)
     ids = [f"id-{i}" if i % 7 else f"é-{i}" for i in range(300)]
@@ -79,51 +79,51 @@ def test_binary_copy_out_reads_back_every_column(pg_server: PgServer) -> None:
     stamps = [None if i % 3 == 0 else 1_736_936_580_123_000 + i for i in range(300)]
     scores = [None if i % 4 == 0 else i / 3 for i in range(300)]
     fields = [
-        pgcopy.text(pa.array(ids)),
-        pgcopy.vector(vectors),
-        pgcopy.vector(vectors, half=True),
-        pgcopy.text(pa.array(texts, pa.string())),
-        pgcopy.timestamptz(pa.array(stamps, pa.timestamp("us", tz="UTC"))),
-        pgcopy.float8(pa.array(scores, pa.float64())),
+        copy_codec.text(pa.array(ids)),
+        copy_codec.vector(vectors),
+        copy_codec.vector(vectors, half=True),
+        copy_codec.text(pa.array(texts, pa.string())),
+        copy_codec.timestamptz(pa.array(stamps, pa.timestamp("us", tz="UTC"))),
+        copy_codec.float8(pa.array(scores, pa.float64())),
     ]
     with psycopg.connect(pg_server.dsn(), client_encoding="UTF8") as conn:
         conn.execute("CREATE TEMP TABLE out_t (id text, v vector(6), h halfvec(6), t text, c timestamptz, s float8)")
         with conn.cursor() as cur, cur.copy("COPY out_t FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(pgcopy.copy_stream(fields, 300))
+            copy.write(copy_codec.copy_stream(fields, 300))
         pages = []
         for limit in (300, 1, 0):
             query = f"COPY (SELECT * FROM out_t ORDER BY id LIMIT {limit}) TO STDOUT (FORMAT BINARY)"
             with conn.cursor() as cur, cur.copy(query) as copy:
-                pages.append(_copy_messages(conn.pgconn, copy))
+                pages.append(copy_messages(conn.pgconn, copy))
     messages = pages[0]
-    by_rows = pgcopy.split_rows(messages, 6)
-    by_fields = pgcopy.split_fields(b"".join(messages), 6)
+    by_rows = copy_codec.split_rows(messages, 6)
+    by_fields = copy_codec.split_fields(b"".join(messages), 6)
     assert np.array_equal(by_rows.starts, by_fields.starts) and np.array_equal(by_rows.lengths, by_fields.lengths)
-    got_ids = pgcopy.read_text(by_rows, 0).to_pylist()
+    got_ids = copy_codec.read_text(by_rows, 0).to_pylist()
     assert sorted(got_ids) == sorted(ids)
     order = [ids.index(i) for i in got_ids]
-    assert np.array_equal(pgcopy.read_vectors(by_rows, 1), vectors[order])
+    assert np.array_equal(copy_codec.read_vectors(by_rows, 1), vectors[order])
     assert np.array_equal(
-        pgcopy.read_vectors(by_rows, 2, half=True), vectors[order].astype(np.float16).astype(np.float32)
+        copy_codec.read_vectors(by_rows, 2, half=True), vectors[order].astype(np.float16).astype(np.float32)
     )
-    assert pgcopy.read_text(by_rows, 3).to_pylist() == [texts[i] for i in order]
-    assert pgcopy.read_timestamptz(by_rows, 4).to_pylist() == [stamps[i] for i in order]
-    assert pgcopy.read_float8(by_rows, 5).to_pylist() == [scores[i] for i in order]
-    assert pgcopy.split_rows(pages[1], 6).rows == 1 and pgcopy.split_rows(pages[2], 6).rows == 0
-    assert pgcopy.read_text(pgcopy.split_rows(pages[1], 6), 0).to_pylist() == [got_ids[0]]
+    assert copy_codec.read_text(by_rows, 3).to_pylist() == [texts[i] for i in order]
+    assert copy_codec.read_timestamptz(by_rows, 4).to_pylist() == [stamps[i] for i in order]
+    assert copy_codec.read_float8(by_rows, 5).to_pylist() == [scores[i] for i in order]
+    assert copy_codec.split_rows(pages[1], 6).rows == 1 and copy_codec.split_rows(pages[2], 6).rows == 0
+    assert copy_codec.read_text(copy_codec.split_rows(pages[1], 6), 0).to_pylist() == [got_ids[0]]
 
 
 def test_copy_out_cut_short_by_the_server_raises_its_error(pg_server: PgServer) -> None:
     """A COPY TO that the server ends mid-stream (here a statement timeout) raises the server's error."""
     import psycopg
 
-    from connectors.pgvector import _copy_messages
+    from connectors.pgvector.read import copy_messages
 
     query = "COPY (SELECT i, pg_sleep(0.001) FROM generate_series(1, 100000) i) TO STDOUT (FORMAT BINARY)"
     with psycopg.connect(pg_server.dsn()) as conn:
         conn.execute("SET statement_timeout = 200")
         with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
             with conn.cursor() as cur, cur.copy(query) as copy:
-                _copy_messages(conn.pgconn, copy)
+                copy_messages(conn.pgconn, copy)
         conn.rollback()
         assert conn.execute("SELECT 1").fetchone() == (1,), "the connection is still usable"

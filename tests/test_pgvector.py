@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from connectors.base import uuid_for
-from connectors.pgvector import PgvectorConnector, PgvectorOptions, _split_name
+from connectors.pgvector import PgvectorConnector, PgvectorOptions
+from connectors.pgvector.options import split_name
 from tests.chroma_server import free_port
 from tests.conftest import ROOT, run_vex
 from tests.pg_server import PgServer
@@ -699,13 +700,13 @@ def test_table_names_are_read_as_postgresql_reads_them(pg_server: PgServer, tmp_
      (" Docs ", ("docs",)), ("ÄDocs", ("Ädocs",))],
 )  # fmt: skip
 def test_split_name(given: str, parts: tuple[str, ...]) -> None:
-    assert _split_name(given) == parts
+    assert split_name(given) == parts
 
 
 @pytest.mark.parametrize("given", ['"docs', "a.b.c", "", "a.", '"a"x', '""'])
 def test_split_name_refuses(given: str) -> None:
     with pytest.raises(UsageError):
-        _split_name(given)
+        split_name(given)
 
 
 def test_namespace_filter_on_a_table_without_namespaces(pg_server: PgServer, tmp_path: Path) -> None:
@@ -1228,7 +1229,7 @@ def _terminate(pg_server: PgServer, *pids: int) -> None:
 
 
 def _snapshot_holder(pg_server: PgServer) -> int:
-    from connectors.pgvector import SNAPSHOT_APPLICATION
+    from connectors.pgvector.snapshot import SNAPSHOT_APPLICATION
 
     with pg_server.admin("vexdb") as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
@@ -1281,8 +1282,8 @@ def test_an_export_keeps_its_moment_across_a_lost_connection(pg_server: PgServer
     before = _churning_table(pg_server, "churn_lost", 200)
 
     def lose_reader(connector: PgvectorConnector) -> None:
-        assert connector._backend_pid is not None
-        _terminate(pg_server, connector._backend_pid)
+        assert connector.session.backend_pid is not None
+        _terminate(pg_server, connector.session.backend_pid)
 
     ids = _export_while_churning(pg_server, "churn_lost", 200, lose_reader)
     assert len(ids) == 200 and set(ids) == before
@@ -1296,8 +1297,8 @@ def test_an_export_that_lost_its_snapshot_stops_and_says_so(pg_server: PgServer)
     _churning_table(pg_server, "churn_gone", 200)
 
     def lose_both(connector: PgvectorConnector) -> None:
-        assert connector._backend_pid is not None
-        _terminate(pg_server, connector._backend_pid, _snapshot_holder(pg_server))
+        assert connector.session.backend_pid is not None
+        _terminate(pg_server, connector.session.backend_pid, _snapshot_holder(pg_server))
 
     with pytest.raises(StoreError, match="lost in the middle of the export, and with it the snapshot") as failed:
         _export_while_churning(pg_server, "churn_gone", 200, lose_both)
