@@ -154,7 +154,9 @@ class Connector(ABC):
     @abstractmethod
     def describe(self) -> StoreInfo: ...
 
-    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
+        """Every record after `cursor` (None: from the start), `page_size` at most a page; `--limit` is the
+        chunk reader's, not the store's. Closing the generator early releases what the read holds."""
         raise NotImplementedError(f"{self.name} cannot be exported from")
 
     def ensure_target(self, dims: int | None, metric: str | None) -> None:

@@ -40,7 +40,7 @@ from connectors.base import (
     is_network_error,
 )
 from vmig import metadata as md
-from vmig.batch import build_batch, last_of_each_id, uniform_dims, vector_matrix
+from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
 
 NAMESPACE_KEY = "_vex_namespace"
@@ -49,6 +49,7 @@ CREATED_KEY = "_vex_created_at"
 SCORE_KEY = "_vex_score"
 SOURCE_KEY = "_vex_source"
 EXTRA_KEY = "_vex_extra"
+_FIELD_KEYS = (NAMESPACE_KEY, MODEL_KEY, CREATED_KEY, SCORE_KEY, SOURCE_KEY, EXTRA_KEY)
 JSON_KEYS = "_vex_json_keys"
 NULL_KEYS = "_vex_null_keys"
 _SPACES = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
@@ -254,16 +255,15 @@ class ChromaConnector(Connector):
 
     # -- extract ----------------------------------------------------------------
 
-    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         collection = self._existing()
         if collection is None:
             raise UsageError(
                 f"chroma {self._where}: collection '{self.opts.collection}' not found (check --collection)"
             )
         where = {NAMESPACE_KEY: namespace} if namespace is not None else None
-        offset, remaining = int(cursor or 0), limit
-        while remaining is None or remaining > 0:
-            size = self.page_size if remaining is None else min(self.page_size, remaining)
+        offset, size = int(cursor or 0), self.page_size
+        while True:
             result = self.guarded(
                 "reading records",
                 collection.get,
@@ -274,9 +274,7 @@ class ChromaConnector(Connector):
             )
             count = len(result["ids"])
             offset += count
-            if remaining is not None:
-                remaining -= count
-            done = count < size or remaining == 0
+            done = count < size
             if count:
                 yield Page(_result_to_batch(result), None if done else offset)
             if done:
@@ -526,31 +524,24 @@ def _requests(rows: np.ndarray, sizes: np.ndarray, max_rows: int, max_bytes: int
 
 def _result_to_batch(result: dict[str, Any]) -> pa.RecordBatch:
     metadatas = result.get("metadatas") or [None] * len(result["ids"])
-    metas, namespaces, models, created, scores, sources, extras = ([] for _ in range(7))
-    for raw in metadatas:
+    records = RecordColumns()
+    for record_id, raw in zip(result["ids"], metadatas, strict=True):
         entry = dict(raw or {})
         encoded = orjson.loads(entry.pop(JSON_KEYS, "[]"))
         nulls = orjson.loads(entry.pop(NULL_KEYS, "[]"))
-        namespaces.append(entry.pop(NAMESPACE_KEY, None))
-        models.append(entry.pop(MODEL_KEY, None))
-        created.append(entry.pop(CREATED_KEY, None))
-        scores.append(entry.pop(SCORE_KEY, None))
-        sources.append(entry.pop(SOURCE_KEY, "chroma"))
-        extras.append(entry.pop(EXTRA_KEY, None))
+        fields = {key: entry.pop(key, None) for key in _FIELD_KEYS}
         for key in nulls:
             entry[key] = None
-        metas.append(md.dumps(md.unescape_reserved(md.decode_nested(entry, encoded))))
+        records.add(
+            record_id,
+            model=fields[MODEL_KEY],
+            namespace=fields[NAMESPACE_KEY],
+            metadata=md.dumps(md.unescape_reserved(md.decode_nested(entry, encoded))),
+            created_at=fields[CREATED_KEY],
+            score=fields[SCORE_KEY],
+            source_store="chroma" if fields[SOURCE_KEY] is None else fields[SOURCE_KEY],
+            extra=fields[EXTRA_KEY],
+        )
     embeddings = result.get("embeddings")
     vectors = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
-    return build_batch(
-        result["ids"],
-        vectors=vectors,
-        text=result.get("documents"),
-        model=models,
-        namespace=namespaces,
-        metadata=metas,
-        created_at=created,
-        score=scores,
-        source_store=sources,
-        extra=extras,
-    )
+    return records.build(vectors=vectors, texts=result.get("documents"))

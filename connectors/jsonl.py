@@ -92,23 +92,13 @@ class JsonlConnector(Connector):
             count_by_namespace={k: v for k, v in sidecar.counts.get("namespace", {}).items()},
         )
 
-    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         position = cursor or {"offset": 0, "line": 1}
-        remaining = limit
         for read in read_batches(self.path, self.page_size, position["offset"], position["line"]):
             batch = read.batch
             if namespace is not None:
                 batch = batch.filter(pc.equal(batch.column("namespace"), pa.scalar(namespace)))
-            done = False
-            if remaining is not None:
-                if batch.num_rows >= remaining:
-                    batch, done = batch.slice(0, remaining), True
-                remaining -= batch.num_rows
-            # A cursor is only exact at a batch boundary; `limit` ends the run anyway.
-            next_cursor = None if done else {"offset": read.next_offset, "line": read.next_line}
-            yield Page(batch, next_cursor, read.rejects)
-            if done:
-                return
+            yield Page(batch, {"offset": read.next_offset, "line": read.next_line}, read.rejects)
 
     def warm_up(self) -> None:
         start_workers_for(self.path)

@@ -35,7 +35,7 @@ from connectors.base import (
     uuid_for,
 )
 from vmig import metadata as md
-from vmig.batch import build_batch, uniform_dims, vector_matrix
+from vmig.batch import RecordColumns, uniform_dims, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
 from vmig.rejects import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
@@ -219,7 +219,7 @@ class QdrantConnector(Connector):
 
     # -- extract ----------------------------------------------------------------
 
-    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         from qdrant_client import models
 
         client = self.client()
@@ -230,22 +230,19 @@ class QdrantConnector(Connector):
         if namespace is not None:
             flt = models.Filter(must=[models.FieldCondition(key="namespace", match=models.MatchValue(value=namespace))])
         with_vectors: Any = [self.opts.vector_name] if self.opts.vector_name else True
-        offset, remaining = cursor, limit
-        while remaining is None or remaining > 0:
-            size = self.page_size if remaining is None else min(self.page_size, remaining)
+        offset = cursor
+        while True:
             points, next_offset = self.guarded(
                 "scrolling points",
                 client.scroll,
                 self.collection,
                 scroll_filter=flt,
-                limit=size,
+                limit=self.page_size,
                 offset=offset,
                 with_payload=True,
                 with_vectors=with_vectors,
             )
-            if remaining is not None:
-                remaining -= len(points)
-            done = next_offset is None or remaining == 0
+            done = next_offset is None
             if points:
                 batch, rejects = self._points_to_batch(points)
                 yield Page(batch, None if done else _json_cursor(next_offset), rejects)
@@ -255,7 +252,7 @@ class QdrantConnector(Connector):
 
     def _points_to_batch(self, points: list[Any]) -> tuple[pa.RecordBatch, list[Reject]]:
         """The points as a batch, and those whose payload vex cannot carry unchanged as rejects."""
-        ids, vectors, texts, namespaces, models_, metas, created, scores, sources, extras = ([] for _ in range(10))
+        records = RecordColumns()
         rejects: list[Reject] = []
         name = self.opts.vector_name
         for point in points:
@@ -264,29 +261,20 @@ class QdrantConnector(Connector):
             except md.WideIntegerError as exc:
                 rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=_original_id(point)))
                 continue
-            ids.append(_original_id(point))
             vector = point.vector.get(name) if isinstance(point.vector, dict) and name else point.vector
-            vectors.append(None if vector is None else np.asarray(vector, dtype=np.float32))
-            texts.append(fields.text)
-            namespaces.append(fields.namespace)
-            models_.append(fields.model)
-            metas.append(fields.metadata)
-            created.append(fields.created_at)
-            scores.append(fields.score)
-            sources.append(fields.source_store)
-            extras.append(fields.extra)
-        batch = build_batch(
-            ids,
-            vectors=vectors,
-            text=texts,
-            model=models_,
-            namespace=namespaces,
-            metadata=metas,
-            created_at=created,
-            score=scores,
-            source_store=sources,
-            extra=extras,
-        )
+            records.add(
+                _original_id(point),
+                None if vector is None else np.asarray(vector, dtype=np.float32),
+                fields.text,
+                model=fields.model,
+                namespace=fields.namespace,
+                metadata=fields.metadata,
+                created_at=fields.created_at,
+                score=fields.score,
+                source_store=fields.source_store,
+                extra=fields.extra,
+            )
+        batch = records.build()
         return batch, rejects
 
     # -- load -------------------------------------------------------------------

@@ -33,13 +33,15 @@ import pyarrow as pa
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
 from vmig import metadata as md
-from vmig.batch import build_batch, vector_rows
+from vmig import reserved
+from vmig.batch import RecordColumns, vector_rows
 from vmig.errors import IntegrityError, StoreError, TransientError, UsageError
 from vmig.rejects import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
 DEFAULT_DB = "slipstream-memory.db"
-RESERVED_KEY = "_vex"
+_RESERVED_FIELDS = ("model", "score", "source_store", "extra")
+"""What layout 1 has no column for: kept in the metadata under `_vex` (`vmig.reserved`)."""
 DIMS_SAMPLE = 2000
 """Vectors looked at to tell a file's dimension (the most common among them)."""
 LAYOUT1_DDL = (
@@ -228,13 +230,13 @@ class VektorConnector(Connector):
         fields = ", ".join(f"m.{c}" for c in _LAYOUT3_META)
         return f"SELECT m.rowid, m.id, m.content, m.vector, m.namespace, m.created_at, {fields} FROM memories m"
 
-    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         """Every page, with its `graph_edges` or sqlite-vec rows, from one read transaction: the export is one
         committed state of the file, whatever other connections commit meanwhile."""
         self._connect(create=False)
         self._begin_snapshot()
         try:
-            yield from self._pages(namespace, limit, cursor)
+            yield from self._pages(namespace, cursor)
         finally:
             self._end_snapshot()
 
@@ -256,15 +258,13 @@ class VektorConnector(Connector):
             except DB_ERRORS as exc:
                 raise _store_error(self.db, exc) from None
 
-    def _pages(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def _pages(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         conn = self._conn
         layout = self.layout()
         select = self._select(layout)
         last_rowid = int(cursor or 0)
-        remaining = limit
-        page_size = self.page_size
-        while remaining is None or remaining > 0:
-            size = page_size if remaining is None else min(page_size, remaining)
+        size = self.page_size
+        while True:
             where = "WHERE m.rowid > ?" + (" AND m.namespace = ?" if namespace is not None else "")
             params: list[Any] = [last_rowid] + ([namespace] if namespace is not None else []) + [size]
             try:
@@ -275,20 +275,16 @@ class VektorConnector(Connector):
                 return
             last_rowid = rows[-1][0]
             batch, rejects = self._rows_to_batch(rows, layout)
-            if remaining is not None:
-                remaining -= len(rows)
-            done = len(rows) < size or remaining == 0
+            done = len(rows) < size
             yield Page(batch, None if done else last_rowid, rejects)
             if done:
                 return
 
     def _rows_to_batch(self, rows: list[tuple[Any, ...]], layout: int) -> tuple[pa.RecordBatch, list[Reject]]:
         edges = self._edges([row[1] for row in rows]) if layout == 3 else {}
-        ids: list[str] = []
-        vectors: list[np.ndarray | None] = []
-        texts, metas, created, namespaces, models, scores, sources, extras = ([] for _ in range(8))
+        records = RecordColumns()
         rejects: list[Reject] = []
-        reserved: dict[str, Any]
+        kept: dict[str, Any]
         for row in rows:
             record_id = str(row[1])
             try:
@@ -297,41 +293,32 @@ class VektorConnector(Connector):
                     meta: dict[str, Any] = dict(zip(_LAYOUT3_META, row[6:], strict=True))
                     if record_id in edges:
                         meta["graph_edges"] = edges[record_id]
-                    stamp, ns, reserved = to_micros(row[5]), row[4], {}
+                    stamp, ns, kept = to_micros(row[5]), row[4], {}
                 else:
                     meta = _parse_metadata(row[4])
-                    reserved = {}
+                    kept = {}
                     # Only layout 1 is written by vex (layout 2 keys are all the user's), and it writes `_vex...`
                     # keys as they are: a text without `"_vex` holds none, and needs no look at its keys.
-                    if layout == 1 and _may_hold_reserved(row[4]):
-                        meta, reserved = _take_reserved(meta)
+                    if layout == 1 and reserved.may_hold_reserved(row[4]):
+                        meta, kept = reserved.unpack(meta, _RESERVED_FIELDS)
                     stamp, ns = to_micros(row[5]), row[6]
             except (ValueError, TimestampError, orjson.JSONDecodeError) as exc:
                 rejects.append(Reject(None, f"vektor row {row[0]}: {exc}", b"", id=record_id))
                 continue
-            ids.append(record_id)
-            vectors.append(vector)
-            texts.append(row[2])
-            metas.append(md.dumps(meta))
-            created.append(stamp)
-            namespaces.append(ns)
-            models.append(reserved.get("model"))
-            scores.append(reserved.get("score"))
-            sources.append(reserved.get("source_store", self.name))
-            extra = reserved.get("extra")
-            extras.append(orjson.dumps(extra).decode() if extra else None)
-        batch = build_batch(
-            ids,
-            vectors=vectors,
-            text=texts,
-            model=models,
-            namespace=namespaces,
-            metadata=metas,
-            created_at=created,
-            score=scores,
-            source_store=sources,
-            extra=extras,
-        )
+            extra = kept.get("extra")
+            records.add(
+                record_id,
+                vector,
+                row[2],
+                model=kept.get("model"),
+                namespace=ns,
+                metadata=md.dumps(meta),
+                created_at=stamp,
+                score=kept.get("score"),
+                source_store=kept.get("source_store", self.name),
+                extra=orjson.dumps(extra).decode() if extra else None,
+            )
+        batch = records.build()
         return batch, rejects
 
     def _edges(self, ids: list[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -439,87 +426,6 @@ def _parse_metadata(text: str | None) -> dict[str, Any]:
     return value
 
 
-_RESERVED_TYPES: dict[str, tuple[type, ...]] = {
-    "model": (str,),
-    "score": (float, int),
-    "source_store": (str,),
-    "extra": (dict,),
-}
-"""What vex puts under `_vex` in layout 1, and the types it puts there."""
-
-
-def _is_ours(value: Any) -> bool:
-    """Whether a `_vex` value is one vex wrote. vex escapes a user's own `_vex` key, so in a file vex wrote
-    `_vex` is always its own; a file VEKTOR wrote may hold anything there, which then stays the user's."""
-    return (
-        type(value) is dict
-        and bool(value)
-        and all(
-            key in _RESERVED_TYPES and isinstance(item, _RESERVED_TYPES[key]) and type(item) is not bool
-            for key, item in value.items()
-        )
-    )
-
-
-_MARK = '"' + md.RESERVED_PREFIX
-_MARK_BYTES = _MARK.encode()
-
-
-def _may_hold_reserved(text: str | bytes | None) -> bool:
-    """Whether metadata text may hold a key starting with `_vex` (a substring test, no parsing)."""
-    if isinstance(text, str):
-        return _MARK in text
-    return isinstance(text, bytes) and _MARK_BYTES in text
-
-
-def _take_reserved(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Layout-1 metadata split into the user's (escaped keys restored) and vex's own fields under `_vex`."""
-    reserved: dict[str, Any] = {}
-    if _is_ours(meta.get(RESERVED_KEY)):
-        reserved = meta.pop(RESERVED_KEY)
-    user = md.unescape_reserved(meta)
-    if len(user) != len(meta):
-        # `x` beside `_vex_user:x`: vex never writes that (it escapes only `_vex...` keys), so this row comes
-        # from another writer and its keys are kept as they are rather than one replacing the other.
-        return meta, reserved
-    return user, reserved
-
-
 def _metadata_texts(batch: pa.RecordBatch, own_name: str) -> list[str | None]:
-    """Metadata JSON for layout 1: what the layout has no column for under `_vex`, and a user's own keys that
-    start with `_vex` escaped so they are never taken for vex's. Rows that need neither, nearly all, are passed
-    through as they are, unparsed: a test in C over the column finds those that may hold such a key."""
-    texts: list[str | None] = []
-    meta_column = batch.column("metadata")
-    columns = zip(
-        meta_column.to_pylist(),
-        md.may_need_escape(meta_column).tolist(),
-        batch.column("model").to_pylist(),
-        batch.column("score").to_pylist(),
-        batch.column("source_store").to_pylist(),
-        batch.column("extra").to_pylist(),
-        strict=True,
-    )
-    for meta_text, suspect, model, score, source, extra in columns:
-        reserved: dict[str, Any] = {}
-        if model is not None:
-            reserved["model"] = model
-        if score is not None:
-            reserved["score"] = score
-        if source is not None and source != own_name:
-            reserved["source_store"] = source
-        if extra:
-            reserved["extra"] = orjson.loads(extra)
-        if not reserved and not suspect:
-            texts.append(meta_text)
-            continue
-        meta = md.loads(meta_text)
-        if suspect and md.needs_escape(meta):
-            meta = md.escape_reserved(meta)
-        elif not reserved:
-            texts.append(meta_text)  # `"_vex` was in a value, not a key
-            continue
-        if reserved:
-            meta[RESERVED_KEY] = reserved
-        texts.append(md.dumps(meta))
-    return texts
+    """Metadata JSON for layout 1: the fields the layout has no column for under `_vex` (`vmig.reserved`)."""
+    return reserved.pack(batch.column("metadata"), reserved.field_columns(batch, _RESERVED_FIELDS, own_name))

@@ -24,7 +24,10 @@ class Chunk:
 
 
 class ChunkReader:
-    """The source's pages gathered into chunks of about `rows` records; `limit` is counted here only."""
+    """The source's pages gathered into chunks of about `rows` records.
+
+    `--limit` is counted here and nowhere else: connectors enumerate everything, and a page is never larger
+    than the records still wanted, so a small limit reads little more than it keeps."""
 
     def __init__(self, source: Connector, namespace: str | None, limit: int | None, cursor: Cursor = None) -> None:
         self.source = source
@@ -32,7 +35,7 @@ class ChunkReader:
         self.remaining = limit
         self.cursor = cursor
         self._pages: Iterator[Page] | None = None
-        self.finished = False
+        self.finished = limit == 0
 
     def next_chunk(self, rows: int) -> Chunk:
         """Up to `rows` records; a transient error puts the reader back where the chunk began, so the retry
@@ -43,7 +46,9 @@ class ChunkReader:
         start = (self.cursor, self.remaining)
         while count < rows and not self.finished:
             if self._pages is None:
-                self._pages = iter(self.source.extract(self.namespace, self.remaining, self.cursor))
+                if self.remaining is not None:
+                    self.source.page_size = max(1, min(self.source.page_size, self.remaining))
+                self._pages = iter(self.source.extract(self.namespace, self.cursor))
             try:
                 page = next(self._pages)
             except StopIteration:
@@ -53,15 +58,26 @@ class ChunkReader:
                 self._pages = None
                 self.cursor, self.remaining = start
                 raise
-            batches.append(page.batch)
-            rejects.extend(page.rejects)
-            count += page.batch.num_rows
-            self.cursor = page.next_cursor
+            batch = page.batch
             if self.remaining is not None:
-                self.remaining -= page.batch.num_rows
+                batch = batch.slice(0, self.remaining)
+                self.remaining -= batch.num_rows
+            batches.append(batch)
+            rejects.extend(page.rejects)
+            count += batch.num_rows
+            # A cursor is exact only at a page's end; a page cut short by the limit ends the run anyway.
+            self.cursor = page.next_cursor
             if page.next_cursor is None or self.remaining == 0:
                 self.finished = True
+                self.close()
         return Chunk(concat_batches(batches), rejects, self.cursor, self.finished)
+
+    def close(self) -> None:
+        """Let go of the source's enumeration (its snapshot or read transaction) before its end."""
+        pages, self._pages = self._pages, None
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
 
     def batches(self, rows: int) -> Iterator[pa.RecordBatch]:
         """Every non-empty chunk's records, for a reader that wants them all (verify)."""

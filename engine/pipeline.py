@@ -139,6 +139,7 @@ def run_transfer(
         transfer.target.abort()
         raise
     finally:
+        reader.close()
         summary.duration_s = time.perf_counter() - started
         if rejects is not None:
             summary.rejects_path = rejects.close()

@@ -334,10 +334,10 @@ def test_legacy_langchain_table_exports_custom_ids(pg_server: PgServer, tmp_path
     connector.page_size = 2
     with connector:
         assert connector.describe().count == 9
-        pages = list(connector.extract(None, None, None))
+        pages = list(connector.extract(None, None))
         texts = [t for page in pages for t in page.batch.column("text").to_pylist()]
         assert sorted(texts) == sorted(row[2] for row in rows), "pages on the uuid key: no row lost or doubled"
-        resumed = list(connector.extract(None, None, json.loads(json.dumps(pages[1].next_cursor))))
+        resumed = list(connector.extract(None, json.loads(json.dumps(pages[1].next_cursor))))
     assert [t for page in resumed for t in page.batch.column("text").to_pylist()] == texts[4:]
 
 
@@ -513,12 +513,10 @@ def test_llamaindex_rows_page_by_their_serial_key(pg_server: PgServer, tmp_path:
     connector = PgvectorConnector(options)
     connector.page_size = 2
     with connector:
-        pages = list(connector.extract(None, None, None))
+        pages = list(connector.extract(None, None))
         ids = [i for page in pages for i in page.batch.column("id").to_pylist()]
         resumed = [
-            i
-            for page in connector.extract(None, None, pages[1].next_cursor)
-            for i in page.batch.column("id").to_pylist()
+            i for page in connector.extract(None, pages[1].next_cursor) for i in page.batch.column("id").to_pylist()
         ]
     assert ids == ["n-9", "n-2", "dup", "dup", str(null_key), "n-1", "n-8", "n-3", "n-10", "n-4", "n-5"]
     assert resumed == ids[4:]
@@ -656,7 +654,7 @@ def test_integer_keyed_table_exports_every_row_across_pages(pg_server: PgServer,
     connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table="int_paged", id_column="item_id"))
     connector.page_size = 7
     with connector:
-        ids = [i for page in connector.extract(None, None, None) for i in page.batch.column("id").to_pylist()]
+        ids = [i for page in connector.extract(None, None) for i in page.batch.column("id").to_pylist()]
     assert ids == [str(n) for n in range(1, 31)]
 
 
@@ -773,7 +771,7 @@ def test_langchain_pgvectorstore_table_keyed_by_uuid(pg_server: PgServer, tmp_pa
     connector = PgvectorConnector(options)
     connector.page_size = 3
     with connector:
-        paged = [i for page in connector.extract(None, None, None) for i in page.batch.column("id").to_pylist()]
+        paged = [i for page in connector.extract(None, None) for i in page.batch.column("id").to_pylist()]
     assert sorted(paged) == sorted(back)
 
 
@@ -1078,7 +1076,7 @@ def test_metadata_of_existing_rows_reads_back_exactly(pg_server: PgServer, tmp_p
     connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), table=table, id_column="id",
                                                   vector_column="embedding", metadata_column="metadata"))  # fmt: skip
     with connector:
-        pages = list(connector.extract(None, None, None))
+        pages = list(connector.extract(None, None))
     texts = [text for page in pages for text in page.batch.column("metadata").to_pylist()]
     assert len(texts) == len(rows) + 1 and all(isinstance(json.loads(text), dict) for text in texts)
     if native:  # a native table keeps these in its own columns; `_vex` in its metadata is the user's key
@@ -1402,7 +1400,7 @@ def test_uuid_node_ids_in_a_table_keyed_by_a_serial(pg_server: PgServer, tmp_pat
         assert f"which holds another record, id '{own}'" in again.failed[0][1]
         records[0]["text"] = "replaced"
         assert connector.load(to_batch(records[:1])).failed == []
-        pages = [page.batch.to_pydict() for page in connector.extract(None, None, None)]
+        pages = [page.batch.to_pydict() for page in connector.extract(None, None)]
     back = {i: t for page in pages for i, t in zip(page["id"], page["text"], strict=True)}
     assert back == {own: "replaced", "mem-0001": records[1]["text"]}
 

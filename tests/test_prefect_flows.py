@@ -208,11 +208,11 @@ class FlakySource(VektorConnector):
 
     failures = 0
 
-    def extract(self, namespace, limit, cursor):  # type: ignore[no-untyped-def]
+    def extract(self, namespace, cursor):  # type: ignore[no-untyped-def]
         if FlakySource.failures:
             FlakySource.failures -= 1
             raise TransientError("the connection was reset")
-        yield from super().extract(namespace, limit, cursor)
+        yield from super().extract(namespace, cursor)
 
 
 @pytest.mark.parametrize("mode", ["local", "prefect"])

@@ -186,8 +186,8 @@ def test_a_transient_error_mid_chunk_rereads_the_whole_chunk(tmp_path: Path) -> 
     class FlakyVektor(VektorConnector):
         failures = 1
 
-        def extract(self, namespace, limit, cursor):  # type: ignore[no-untyped-def]
-            for number, page in enumerate(super().extract(namespace, limit, cursor)):
+        def extract(self, namespace, cursor):  # type: ignore[no-untyped-def]
+            for number, page in enumerate(super().extract(namespace, cursor)):
                 if number == 1 and FlakyVektor.failures:
                     FlakyVektor.failures -= 1
                     raise TransientError("the connection was reset")

@@ -222,7 +222,7 @@ def _writer(db: Path, layout: int, timeout: float = 5) -> object:
 
 def _read_all(db: Path) -> pa.Table:
     with VektorConnector(VektorOptions(db=db)) as store:
-        return pa.Table.from_batches([page.batch for page in store.extract(None, None, None)])
+        return pa.Table.from_batches([page.batch for page in store.extract(None, None)])
 
 
 @pytest.mark.parametrize("layout", [1, 2, 3])
@@ -235,7 +235,7 @@ def test_an_export_reads_every_table_from_one_snapshot(layout: int, tmp_path: Pa
     shutil.copy(db, tmp_path / "before.db")  # nothing in the WAL yet: the file alone is the state
     with VektorConnector(VektorOptions(db=db)) as store:
         store.page_size = 10
-        pages = store.extract(None, None, None)
+        pages = store.extract(None, None)
         batches = [next(pages).batch]
         writer.execute("BEGIN")
         writer.execute("UPDATE memories SET content = 'changed'")
@@ -261,7 +261,7 @@ def test_in_rollback_journal_mode_writers_wait_for_the_export(how: str, tmp_path
     assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     store = VektorConnector(VektorOptions(db=db))
     store.page_size = 10
-    pages = store.extract(None, None, None)
+    pages = store.extract(None, None)
     next(pages)
     with pytest.raises(_SQLITE.OperationalError, match="locked"):
         writer.execute("DELETE FROM memories WHERE id = 'l1-0'")

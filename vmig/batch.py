@@ -91,6 +91,65 @@ def build_batch(
     return pa.RecordBatch.from_arrays(columns, schema=RECORD_SCHEMA)
 
 
+class RecordColumns:
+    """A source's records gathered field by field into one canonical batch: what a connector that reads
+    records one at a time (a row, a point, a metadata entry) fills, instead of a list per field of its own."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.vectors: list[Any] = []
+        self.texts: list[str | None] = []
+        self.models: list[str | None] = []
+        self.namespaces: list[str | None] = []
+        self.metadata: list[str | None] = []
+        self.created: list[int | None] = []
+        self.scores: list[float | None] = []
+        self.sources: list[str | None] = []
+        self.extras: list[str | None] = []
+
+    def add(
+        self,
+        record_id: str,
+        vector: Any = None,
+        text: str | None = None,
+        *,
+        model: str | None = None,
+        namespace: str | None = None,
+        metadata: str | None = None,
+        created_at: int | None = None,
+        score: float | None = None,
+        source_store: str | None = None,
+        extra: str | None = None,
+    ) -> None:
+        """One record; `metadata` and `extra` are JSON text, `created_at` µs since the epoch."""
+        self.ids.append(record_id)
+        self.vectors.append(vector)
+        self.texts.append(text)
+        self.models.append(model)
+        self.namespaces.append(namespace)
+        self.metadata.append(metadata)
+        self.created.append(created_at)
+        self.scores.append(score)
+        self.sources.append(source_store)
+        self.extras.append(extra)
+
+    def build(self, vectors: VectorColumn = None, texts: Sequence[str | None] | None = None) -> pa.RecordBatch:
+        """The batch; `vectors` or `texts` given whole (a store that returns them as one array) replace the
+        ones added record by record."""
+        return build_batch(
+            self.ids,
+            vectors=self.vectors if vectors is None else vectors,
+            text=self.texts if texts is None else texts,
+            model=self.models,
+            namespace=self.namespaces,
+            metadata=self.metadata,
+            created_at=self.created,
+            score=self.scores,
+            source_store=self.sources,
+            extra=self.extras,
+        )
+
+
 def uniform_dims(batch: pa.RecordBatch) -> int | None:
     """The single vector length of a batch with no null vectors, else None."""
     vectors = batch.column("vector")

@@ -74,7 +74,7 @@ class PgvectorConnector(Connector):
 
         return self.session.run("reading the table's identity", run)  # type: ignore[no-any-return]
 
-    def extract(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         mapping = self.session.run("opening the table", lambda: self._table(create=False))
         if mapping is None:
             what = (
@@ -84,7 +84,7 @@ class PgvectorConnector(Connector):
             )
             raise UsageError(f"pgvector {self.session.where()}: {what} not found (check --table/--collection)")
         reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name)
-        yield from reader.pages(namespace, limit, cursor)
+        yield from reader.pages(namespace, cursor)
 
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
         def run() -> None:

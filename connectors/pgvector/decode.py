@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.pgvector import copy_codec
-from connectors.pgvector.tablemap import RESERVED_KEY
 from vmig import metadata as md
+from vmig import reserved
 from vmig.batch import build_batch
 from vmig.rejects import Reject
 
@@ -110,26 +110,20 @@ def _page_batch(fields: copy_codec.Fields, layout: PageLayout) -> pa.RecordBatch
         namespaces = [None] * rows
     from_columns = copy_codec.read_text(fields, 5).to_pylist() if layout.column_keys else None
     for i in range(rows) if from_columns is not None else parse:
-        meta = md.loads(meta_texts[i])
-        reserved = meta.pop(RESERVED_KEY, None)
-        meta = md.unescape_reserved(meta)
-        if not isinstance(reserved, dict):  # vex keeps an object there: anything else is a key of the user's
-            if reserved is not None:
-                meta[RESERVED_KEY] = reserved
-            reserved = {}
+        meta, kept = reserved.unpack(md.loads(meta_texts[i]), reserved.KINDS)
         if from_columns is not None:  # a NULL column is a key the record does not have
             meta.update((key, value) for key, value in md.loads(from_columns[i]).items() if value is not None)
         meta_texts[i] = md.dumps(meta)
-        if isinstance(reserved.get("id"), str):  # a key vex mapped to a UUID: the record's own id
+        if isinstance(kept.get("id"), str):  # a key vex mapped to a UUID: the record's own id
             ids = ids if isinstance(ids, list) else ids.to_pylist()
-            ids[i] = reserved["id"]
+            ids[i] = kept["id"]
         if not layout.namespace_column:
-            namespaces[i] = reserved.get("namespace")
-        models[i] = reserved.get("model")
-        created[i] = reserved.get("created_at")
-        scores[i] = reserved.get("score")
-        sources_list[i] = reserved.get("source_store", layout.store)
-        extra = reserved.get("extra")
+            namespaces[i] = kept.get("namespace")
+        models[i] = kept.get("model")
+        created[i] = kept.get("created_at")
+        scores[i] = kept.get("score")
+        sources_list[i] = kept.get("source_store", layout.store)
+        extra = kept.get("extra")
         extra_texts[i] = md.dumps(extra) if extra else None
     return build_batch(
         ids, vectors=vectors, text=copy_codec.read_text(fields, 2), model=models,

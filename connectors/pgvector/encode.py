@@ -4,16 +4,15 @@ a layout has no column for go into the metadata under `_vex`."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from connectors.base import uuid_for
 from connectors.pgvector import copy_codec
 from connectors.pgvector.statements import COLUMNS_FIELD
-from connectors.pgvector.tablemap import RESERVED_KEY, TEXT_TYPES, TableMap, integer_key
+from connectors.pgvector.tablemap import TEXT_TYPES, TableMap, integer_key
 from vmig import metadata as md
+from vmig import reserved
 from vmig.batch import vector_matrix
 from vmig.errors import StoreError, UsageError
 
@@ -109,39 +108,13 @@ def _encode_json(mapping: TableMap, column: str, values: pa.Array) -> copy_codec
 
 
 def _metadata_with_reserved(batch: pa.RecordBatch, mapping: TableMap, metadata: pa.Array, store: str) -> pa.Array:
-    """Metadata with the fields this layout has no column for under `_vex` (a step per record, by need),
-    and the user's own keys that look like vex's (`_vex...`) escaped, so that export gives them back
-    instead of taking them for its own (`vmig.metadata.escape_reserved`)."""
-    names = ("id", "namespace", "model", "created_at", "score", "source_store", "extra")
-    columns = {name: batch.column(name).to_pylist() for name in names}
-    escape = md.may_need_escape(metadata)
-    merged: list[str] = []
-    for i, text in enumerate(metadata.to_pylist()):
-        record_id = columns["id"][i]
-        created = columns["created_at"][i]
-        source = columns["source_store"][i]
-        extra = columns["extra"][i]
-        reserved = {
-            key: value
-            for key, value in (
-                ("id", record_id if mapping.keeps_original(record_id) else None),
-                ("namespace", None if mapping.namespace else columns["namespace"][i]),
-                ("model", columns["model"][i]),
-                ("created_at", None if created is None else _micros(created)),
-                ("score", columns["score"][i]),
-                ("source_store", None if source in (None, store) else source),
-                ("extra", orjson.loads(extra) if extra else None),
-            )
-            if value is not None
-        }
-        if not reserved and not escape[i]:
-            merged.append(text or "{}")
-            continue
-        meta = md.escape_reserved(md.loads(text))
-        if reserved:
-            meta[RESERVED_KEY] = reserved
-        merged.append(orjson.dumps(meta).decode())
-    return pa.array(merged, type=pa.string())
+    """Metadata with the fields this layout has no column for under `_vex` (`vmig.reserved`): always model,
+    created_at, score, origin and extra; the namespace without a namespace column; an id the key spells
+    differently."""
+    names = ("id", "model", "created_at", "score", "source_store", "extra")
+    fields = reserved.field_columns(batch, names if mapping.namespace else (*names, "namespace"), store)
+    fields["id"] = [record_id if mapping.keeps_original(record_id) else None for record_id in fields["id"]]
+    return pa.array(reserved.pack(metadata, fields), type=pa.string())
 
 
 def _split_column_keys(metadata: pa.Array, keys: tuple[str, ...]) -> tuple[pa.Array, pa.Array, tuple[str, ...]]:
@@ -164,11 +137,3 @@ def _row_keys(mapping: TableMap, ids: pa.Array) -> copy_codec.Field:
     if not isinstance(mapping.scope_value, uuid.UUID):
         raise StoreError(f"pgvector table {'.'.join(mapping.table)}: rows keyed by uuid need a collection")
     return copy_codec.uuids([row_uuid(mapping.scope_value, record_id) for record_id in ids.to_pylist()])
-
-
-def _micros(value: Any) -> int:
-    from vmig.timefmt import to_micros
-
-    micros = to_micros(value)
-    assert micros is not None
-    return micros

@@ -26,7 +26,7 @@ class PageReader:
     page_size: int
     store: str
 
-    def pages(self, namespace: str | None, limit: int | None, cursor: Cursor | None) -> Iterator[Page]:
+    def pages(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         """The pages after `cursor` (None: from the start), each with the cursor after it."""
         from psycopg import sql
 
@@ -53,7 +53,7 @@ class PageReader:
             columns.append(sql.SQL("{}::text").format(sql.Identifier(mapping.page_key)))
         select = sql.SQL(", ").join(columns)
         key_field = len(columns) - 1 if layout.page_key else 0
-        pages = self._copy_pages(namespace, limit, cursor, select, key_field)
+        pages = self._copy_pages(namespace, cursor, select, key_field)
         # The server runs the next page's query while this one is written out.
         decoded = cast(Generator[Any, None, None], read_ahead(
             (decode_page(messages, layout), after) for messages, after in pages))  # fmt: skip
@@ -68,7 +68,7 @@ class PageReader:
             raise
 
     def _copy_pages(
-        self, namespace: str | None, limit: int | None, cursor: Cursor | None, select: Any, key_field: int
+        self, namespace: str | None, cursor: Cursor | None, select: Any, key_field: int
     ) -> Iterator[tuple[list[bytes], str | None]]:
         """Keyset pages of the table (by `mapping.page_key`) as raw binary COPY messages (a row each, then the
         trailer) and the cursor after each (None after the last): each is one short query, retried on its own.
@@ -82,10 +82,9 @@ class PageReader:
         psycopg = psycopg_module()
         session, mapping = self.session, self.mapping
         session.run("taking a snapshot of the table", lambda: self.snapshot.take(cursor))
-        last, remaining = cursor, limit
+        last, size = cursor, self.page_size
         messages: list[bytes] = []
-        while remaining is None or remaining > 0:
-            size = self.page_size if remaining is None else min(self.page_size, remaining)
+        while True:
             where, params = statements.scope_clause(mapping, namespace)
             if last is not None:
                 keyset = sql.SQL("{} > %s").format(sql.Identifier(mapping.page_key))
@@ -115,9 +114,7 @@ class PageReader:
             if rows <= 0:
                 break
             last = copy_codec.last_row_text(messages, key_field)
-            if remaining is not None:
-                remaining -= rows
-            done = rows < size or remaining == 0
+            done = rows < size
             if done:
                 break
             yield messages, last

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.pgvector.tablemap import RESERVED_KEY, TableMap
+from connectors.pgvector.tablemap import TableMap
 from vmig.errors import UsageError
+from vmig.reserved import RESERVED_KEY
 
 COLUMNS_FIELD = "vex_columns"
 """The staging table's field for the metadata keys that go to columns of their own."""

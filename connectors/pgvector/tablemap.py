@@ -9,8 +9,6 @@ from typing import Any
 from connectors.base import uuid_for
 from vmig.errors import StoreError
 
-RESERVED_KEY = "_vex"
-"""The metadata key under which the fields a layout has no column for travel."""
 TEXT_TYPES = ("text", "character", "varchar", "name", "citext")
 INTEGER_WIDTHS = {"smallint": 2, "integer": 4, "bigint": 8}
 NATIVE_EXTRAS = ("namespace", "model", "created_at", "score", "source_store", "extra")

@@ -166,13 +166,13 @@ def test_resume_from_cursor(kind: StoreKind, store_options: dict[str, str], tmp_
         _finish(store)
     with open_store(spec) as store:
         store.page_size = 6
-        pages = store.extract(None, None, None)
+        pages = store.extract(None, None)
         first = next(pages)
         assert first.batch.num_rows == 6 and first.next_cursor is not None
         cursor = json.loads(json.dumps(first.next_cursor))  # a cursor survives a checkpoint file
     with open_store(spec) as store:
         store.page_size = 6
-        rest = [page.batch for page in store.extract(None, None, cursor)]
+        rest = [page.batch for page in store.extract(None, cursor)]
     ids = first.batch.column("id").to_pylist() + [i for b in rest for i in b.column("id").to_pylist()]
     assert len(ids) == len(set(ids)) == 25
     assert set(ids) == {r["id"] for r in records}
