@@ -7,34 +7,19 @@ store never touches the pipeline.
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from vmig.errors import MissingExtraError, StoreError, UsageError
+from vmig.errors import StoreError, UsageError
 from vmig.rejects import Reject
 from vmig.stats import RecordStats
-
-ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "vex-migrate/qdrant-ids")
-"""UUIDv5 namespace of mapped ids: the same id maps to the same UUID in every store keyed by UUIDs."""
-
-
-def uuid_for(record_id: str) -> uuid.UUID:
-    """The UUID a store keyed by UUIDs keeps a record under: the id itself when it is one, else its UUIDv5.
-
-    Where `str(uuid_for(id)) != id` the store must keep the original id beside the record.
-    """
-    try:
-        return uuid.UUID(record_id)
-    except ValueError:
-        return uuid.uuid5(ID_NAMESPACE, record_id)
-
 
 Cursor = Any
 """Opaque, JSON-serialisable position in a store's enumeration (resume point)."""
@@ -116,34 +101,20 @@ class LoadResult:
     """(id, reason) for every record the store refused."""
 
 
-def client_module(store: str, extra: str, module: str, package: str) -> Any:
-    """Import a store's client on first use; a missing one names the pip extra to install."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtraError(store, extra, package) from None
+OptionsT = TypeVar("OptionsT", bound=StoreOptions)
 
 
-def is_network_error(exc: Exception) -> bool:
-    """Connection refused/reset and timeouts, from httpx or the socket layer: worth a retry."""
-    try:
-        import httpx
-    except ImportError:
-        return isinstance(exc, (ConnectionError, TimeoutError))
-    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError))
-
-
-class Connector(ABC):
+class Connector(ABC, Generic[OptionsT]):
     """A store. Construct with its Options; use as a context manager."""
 
     name: ClassVar[str]
     Options: ClassVar[type[StoreOptions]]
     capabilities: ClassVar[Capabilities]
 
-    def __init__(self, options: StoreOptions) -> None:
-        self.options = options
+    def __init__(self, options: OptionsT) -> None:
+        if not isinstance(options, self.Options):
+            raise TypeError(f"{self.name} takes {self.Options.__name__}, not {type(options).__name__}")
+        self.opts = options
         self.page_size = self.capabilities.max_batch
         """Records per extracted page; tests lower it to exercise cursors."""
 
@@ -169,14 +140,29 @@ class Connector(ABC):
         """Sort a client exception into TransientError (retried) or a permanent error; stores override."""
         return StoreError(f"{self.label()}: {doing} failed: {exc}")
 
-    def guarded(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the store's client so that no raw client exception escapes: each one is classified."""
+    @contextmanager
+    def translated(self, doing: str) -> Iterator[None]:
+        """Run a block of client calls so that no raw client exception escapes: each one is sorted by
+        `classify`, the one place a connector maps its client's errors."""
         try:
-            return fn(*args, **kwargs)
+            yield
         except (UsageError, StoreError):
             raise
         except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
             raise self.classify(exc, doing) from None
+
+    def guarded(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """`fn(*args, **kwargs)`, its exceptions sorted by `classify`."""
+        with self.translated(doing):
+            return fn(*args, **kwargs)
+
+    def refuse_mismatch(self, info: StoreInfo, dims: int | None, metric: str | None, what: str, flag: str) -> None:
+        """Refuse an existing target (`what`, e.g. "qdrant collection 'x'") whose dimension or metric differs
+        from the run's, before anything is written; `flag` names the option that picks another target."""
+        if dims is not None and info.dims is not None and info.dims != dims:
+            raise UsageError(f"{what} holds {info.dims}-d vectors, the data has {dims}-d: use another {flag}")
+        if metric is not None and info.metric is not None and info.metric != metric:
+            raise UsageError(f"{what} uses {info.metric} distance, not {metric}: use another {flag} or --metric")
 
     def locations(self) -> list[Location]:
         """The files and folders of this machine the store lives in (none for a server)."""

@@ -27,18 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import SecretStr, model_validator
 
-from connectors.base import (
-    Capabilities,
-    Connector,
-    Cursor,
-    LoadResult,
-    Location,
-    Page,
-    StoreInfo,
-    StoreOptions,
-    client_module,
-    is_network_error,
-)
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
+from connectors.clients import client_module, is_network_error
 from vmig import metadata as md
 from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
@@ -103,30 +93,16 @@ class ChromaOptions(StoreOptions):
         return self
 
 
-def _chromadb() -> Any:
-    return client_module("chroma", "chroma", "chromadb", "chromadb")
-
-
-class ChromaConnector(Connector):
+class ChromaConnector(Connector[ChromaOptions]):
     name: ClassVar[str] = "chroma"
     Options: ClassVar[type[StoreOptions]] = ChromaOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        max_batch=1000,
-        fixed_dims=True,
-        needs_vector=True,
-        metrics=tuple(_SPACES),
-        # A cosine collection gives vectors back within a float32 rounding step (Chroma normalises
-        # them internally and scales back); l2 and ip collections give them back bit for bit.
-        vector_tolerance=1e-5,
-    )
-
-    def __init__(self, options: StoreOptions) -> None:
-        super().__init__(options)
-        assert isinstance(options, ChromaOptions)
-        self.opts = options
-        self._client: Any = None
-        self._collection: Any = None
-        self.last_status: int | None = None
+    # A cosine collection gives vectors back within a float32 rounding step (Chroma normalises them internally
+    # and scales back); l2 and ip collections give them back bit for bit.
+    capabilities: ClassVar[Capabilities] = Capabilities(metrics=tuple(_SPACES), vector_tolerance=1e-5)
+    _client: Any = None
+    _collection: Any = None
+    last_status: int | None = None
+    """The HTTP status of the server's last answer (a server's errors are sorted by it)."""
 
     def label(self) -> str:
         where = self.opts.path.name if self.opts.path is not None else "server"
@@ -149,7 +125,7 @@ class ChromaConnector(Connector):
     def client(self) -> Any:
         if self._client is not None:
             return self._client
-        chromadb = _chromadb()
+        chromadb = client_module(self.name, extra="chroma", module="chromadb", package="chromadb")
         if self.opts.path is not None:
             self.opts.path.mkdir(parents=True, exist_ok=True)
             self._client = self.guarded("opening the database", chromadb.PersistentClient, path=str(self.opts.path))
@@ -286,17 +262,8 @@ class ChromaConnector(Connector):
         wanted = self.opts.metric or metric
         collection = self._existing()
         if collection is not None:
-            info = self.describe()
-            if dims is not None and info.dims is not None and info.dims != dims:
-                raise UsageError(
-                    f"chroma collection '{self.opts.collection}' holds {info.dims}-d vectors, the data has {dims}-d: "
-                    "use another --collection"
-                )
-            if wanted is not None and info.metric is not None and info.metric != wanted:
-                raise UsageError(
-                    f"chroma collection '{self.opts.collection}' uses {info.metric} distance, not {wanted}: "
-                    "use another --collection or --metric"
-                )
+            what = f"chroma collection '{self.opts.collection}'"
+            self.refuse_mismatch(self.describe(), dims, wanted, what, "--collection")
             return
         self._collection = self.guarded(
             "creating the collection",

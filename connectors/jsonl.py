@@ -39,7 +39,7 @@ class JsonlOptions(StoreOptions):
     """Replace an existing file that is not a `.vmig.jsonl` (never done without it)."""
 
 
-class JsonlConnector(Connector):
+class JsonlConnector(Connector[JsonlOptions]):
     name: ClassVar[str] = "jsonl"
     Options: ClassVar[type[StoreOptions]] = JsonlOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -51,9 +51,8 @@ class JsonlConnector(Connector):
         one_record_per_id=False,
     )
 
-    def __init__(self, options: StoreOptions) -> None:
+    def __init__(self, options: JsonlOptions) -> None:
         super().__init__(options)
-        assert isinstance(options, JsonlOptions)
         self.path = options.path
         self.force = options.force
         self.writer: VmigWriter | None = None

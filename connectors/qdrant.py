@@ -21,19 +21,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import SecretStr, model_validator
 
-from connectors.base import (
-    Capabilities,
-    Connector,
-    Cursor,
-    LoadResult,
-    Location,
-    Page,
-    StoreInfo,
-    StoreOptions,
-    client_module,
-    is_network_error,
-    uuid_for,
-)
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
+from connectors.clients import client_module, is_network_error
+from connectors.ids import uuid_for
 from vmig import metadata as md
 from vmig.batch import RecordColumns, uniform_dims, vector_matrix
 from vmig.errors import StoreError, TransientError, UsageError
@@ -82,27 +72,15 @@ def _is_uint(record_id: str) -> bool:
     return (record_id == "0" or not record_id.startswith("0")) and int(record_id) <= _UINT64_MAX
 
 
-def _client_module() -> Any:
-    return client_module("qdrant", "qdrant", "qdrant_client", "qdrant-client")
-
-
-class QdrantConnector(Connector):
+class QdrantConnector(Connector[QdrantOptions]):
     name: ClassVar[str] = "qdrant"
     Options: ClassVar[type[StoreOptions]] = QdrantOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        max_batch=1000,
-        fixed_dims=True,
-        needs_vector=True,
-        metrics=tuple(_DISTANCES),
-        vector_tolerance=1e-6,
-    )
+    capabilities: ClassVar[Capabilities] = Capabilities(metrics=tuple(_DISTANCES), vector_tolerance=1e-6)
+    _client: Any = None
 
-    def __init__(self, options: StoreOptions) -> None:
-        super().__init__(options)
-        assert isinstance(options, QdrantOptions)
-        self.opts = options
-        self.collection = options.collection
-        self._client: Any = None
+    @property
+    def collection(self) -> str:
+        return self.opts.collection
 
     def label(self) -> str:
         where = f"{self.opts.path.name}" if self.opts.path is not None else "server"
@@ -122,7 +100,7 @@ class QdrantConnector(Connector):
     def client(self) -> Any:
         if self._client is not None:
             return self._client
-        module = _client_module()
+        module = client_module(self.name, extra="qdrant", module="qdrant_client", package="qdrant-client")
         try:
             if self.opts.path is not None:
                 self.opts.path.mkdir(parents=True, exist_ok=True)
@@ -285,17 +263,8 @@ class QdrantConnector(Connector):
         client = self.client()
         wanted = self.opts.metric or metric
         if self.guarded("looking up the collection", client.collection_exists, self.collection):
-            info = self.describe()
-            if dims is not None and info.dims != dims:
-                raise UsageError(
-                    f"qdrant collection '{self.collection}' holds {info.dims}-d vectors, the data has {dims}-d: "
-                    "use another --collection"
-                )
-            if wanted is not None and info.metric is not None and info.metric != wanted:
-                raise UsageError(
-                    f"qdrant collection '{self.collection}' uses {info.metric} distance, not {wanted}: "
-                    "use another --collection or --metric"
-                )
+            what = f"qdrant collection '{self.collection}'"
+            self.refuse_mismatch(self.describe(), dims, wanted, what, "--collection")
             return
         if dims is None:
             raise UsageError("qdrant needs a dimension to create a collection: pass --dims N")

@@ -78,27 +78,15 @@ def _busy_timeout() -> float:
     return float(os.environ.get("VEX_SQLITE_TIMEOUT", "5"))
 
 
-def _store_error(db: Path, exc: Exception) -> Exception:
-    message = str(exc)
-    if "locked" in message or "busy" in message:
-        return TransientError(f"vektor {db}: database is locked by another process ({message})")
-    if "not a database" in message or "malformed" in message:
-        return IntegrityError(f"vektor {db}: not a SQLite database or damaged ({message})")
-    if "unable to open" in message:
-        return UsageError(f"vektor {db}: cannot open the database ({message}): check the path and its permissions")
-    return StoreError(f"vektor {db}: {message}")
-
-
-class VektorConnector(Connector):
+class VektorConnector(Connector[VektorOptions]):
     name: ClassVar[str] = "vektor"
     Options: ClassVar[type[StoreOptions]] = VektorOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_batch=5000, fixed_dims=False, needs_vector=False, metrics=("cosine", "dot", "euclid")
     )
 
-    def __init__(self, options: StoreOptions) -> None:
+    def __init__(self, options: VektorOptions) -> None:
         super().__init__(options)
-        assert isinstance(options, VektorOptions)
         self.db = options.db
         self._conn: Any = None
         self._layout: int | None = None
@@ -107,6 +95,19 @@ class VektorConnector(Connector):
 
     def label(self) -> str:
         return f"vektor:{self.db.name}"
+
+    def classify(self, exc: Exception, doing: str) -> Exception:
+        message = str(exc)
+        if isinstance(exc, DB_ERRORS):
+            if "locked" in message or "busy" in message:
+                return TransientError(f"vektor {self.db}: database is locked by another process ({message})")
+            if "not a database" in message or "malformed" in message:
+                return IntegrityError(f"vektor {self.db}: not a SQLite database or damaged ({message})")
+            if "unable to open" in message:
+                return UsageError(
+                    f"vektor {self.db}: cannot open the database ({message}): check the path and its permissions"
+                )
+        return StoreError(f"vektor {self.db}: {doing} failed: {message}")
 
     def incarnation(self) -> str | None:
         """The file's device and inode: a database deleted and created again is (usually) another file."""
@@ -131,15 +132,13 @@ class VektorConnector(Connector):
         if self.db.is_dir():
             raise UsageError(f"vektor --db must be a SQLite file, got a directory: {self.db}")
         module = _SQLITE
-        try:
+        with self.translated("opening the database"):
             if create:
                 self.db.parent.mkdir(parents=True, exist_ok=True)
                 conn = module.connect(str(self.db), timeout=_busy_timeout())
             else:
                 conn = module.connect(f"file:{self.db}?mode=ro", uri=True, timeout=_busy_timeout())
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except DB_ERRORS as exc:
-            raise _store_error(self.db, exc) from None
         self._conn = conn
         self._writable = create
         return conn
@@ -189,7 +188,7 @@ class VektorConnector(Connector):
         if not self.db.exists():
             return StoreInfo(exists=False)
         conn = self._connect(create=False)
-        try:
+        with self.translated("describing the database"):
             if "memories" not in self._tables():
                 return StoreInfo(exists=False)
             layout = self.layout()
@@ -204,8 +203,6 @@ class VektorConnector(Connector):
                 f"{sample}",
             }[layout]
             dims_rows = conn.execute(dims_sql).fetchall()
-        except DB_ERRORS as exc:
-            raise _store_error(self.db, exc) from None
         dims = max(dims_rows, key=lambda row: row[1])[0] if dims_rows else None
         return StoreInfo(
             exists=True,
@@ -245,18 +242,14 @@ class VektorConnector(Connector):
         first read and keeps it until `_end_snapshot`. Separate statements would each see the latest commit."""
         if self._conn.in_transaction:
             return
-        try:
+        with self.translated("starting a read"):
             self._conn.execute("BEGIN")
-        except DB_ERRORS as exc:
-            raise _store_error(self.db, exc) from None
 
     def _end_snapshot(self) -> None:
         """Let go of the snapshot (and, in rollback-journal mode, of the lock that holds writers' commits back)."""
         if self._conn is not None and self._conn.in_transaction:
-            try:
+            with self.translated("ending the read"):
                 self._conn.rollback()  # it only read: nothing to commit
-            except DB_ERRORS as exc:
-                raise _store_error(self.db, exc) from None
 
     def _pages(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         conn = self._conn
@@ -267,10 +260,8 @@ class VektorConnector(Connector):
         while True:
             where = "WHERE m.rowid > ?" + (" AND m.namespace = ?" if namespace is not None else "")
             params: list[Any] = [last_rowid] + ([namespace] if namespace is not None else []) + [size]
-            try:
+            with self.translated("reading rows"):
                 rows = conn.execute(f"{select} {where} ORDER BY m.rowid LIMIT ?", params).fetchall()
-            except DB_ERRORS as exc:
-                raise _store_error(self.db, exc) from None
             if not rows:
                 return
             last_rowid = rows[-1][0]
@@ -341,7 +332,7 @@ class VektorConnector(Connector):
 
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
         conn = self._connect(create=True)
-        try:
+        with self.translated("preparing the table"):
             if "memories" in self._tables():
                 if self.layout() != 1:
                     raise UsageError(
@@ -353,8 +344,6 @@ class VektorConnector(Connector):
             conn.execute(LAYOUT1_DDL)
             conn.commit()
             self._layout = 1
-        except DB_ERRORS as exc:
-            raise _store_error(self.db, exc) from None
 
     def _refuse_converting_ids(self) -> None:
         """SQLite converts what it stores by the column's declared type: in an `id INTEGER` (or REAL,
@@ -385,11 +374,9 @@ class VektorConnector(Connector):
                 strict=True,
             )
         )
-        try:
+        with self.translated("writing rows"):
             with conn:
                 conn.executemany(_UPSERT, rows)
-        except DB_ERRORS as exc:
-            raise _store_error(self.db, exc) from None
         return LoadResult(written=len(rows))
 
     def close(self) -> None:

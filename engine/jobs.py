@@ -201,5 +201,5 @@ def _checkpoint(action: str, source: Connector, target: Connector, params: JobPa
 
 def _public(connector: Connector) -> dict[str, object]:
     """Options that identify a store, without secrets, with paths made absolute."""
-    values = connector.options.model_dump(exclude={"api_key", "password"})
+    values = connector.opts.model_dump(exclude={"api_key", "password"})
     return {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in values.items()}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from connectors.base import uuid_for
+from connectors.ids import uuid_for
 from connectors.pgvector import PgvectorConnector, PgvectorOptions
 from connectors.pgvector.options import split_name
 from tests.chroma_server import free_port
@@ -66,6 +66,24 @@ def test_ivfflat_and_no_index(pg_server: PgServer, tmp_path: Path) -> None:
         assert (
             conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 't_noidx'").fetchone()[0] == 1
         )  # the pkey
+
+
+def test_a_new_table_s_index_is_built_for_the_source_metric(pg_server: PgServer, tmp_path: Path) -> None:
+    """A migrate from a dot-product Qdrant collection builds the new table's HNSW index with inner-product ops;
+    an explicit --target-metric wins over the source's."""
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=12, odd_ones=False))
+    qdrant = ["--path", str(tmp_path / "q"), "--collection", "m"]
+    assert run_vex("import", "--from", str(source), "--to", "qdrant", *qdrant, "--metric", "dot").returncode == 0
+    for table, flags, ops in (("t_from_dot", [], "ip"), ("t_l2", ["--target-metric", "euclid"], "l2")):
+        result = run_vex("migrate", "--from", "qdrant", "--to", "pgvector", "--source-path", str(tmp_path / "q"),
+                         "--source-collection", "m", "--target-url", pg_server.dsn(), "--target-table", table,
+                         *flags)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        with pg_server.admin("vexdb") as conn:
+            index = conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%hnsw%%'", (table,)
+            ).fetchone()
+        assert index is not None and f"vector_{ops}_ops" in index[0]
 
 
 def test_jsonb_integer_beyond_64_bits_is_a_reject_not_a_changed_number(pg_server: PgServer, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from connectors.base import uuid_for
+from connectors.ids import uuid_for
 from connectors.qdrant import ID_FIELD, QdrantConnector, QdrantOptions, point_id
 from tests.conftest import ROOT, run_vex
 from tests.records import DIMS, read_vmig, sample_records, write_vmig

@@ -11,25 +11,23 @@ from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, S
 from connectors.pgvector import catalog, target
 from connectors.pgvector.options import PgvectorOptions, table_name
 from connectors.pgvector.read import PageReader
-from connectors.pgvector.session import Session
+from connectors.pgvector.session import Session, psycopg_module
 from connectors.pgvector.snapshot import ExportSnapshot
 from connectors.pgvector.tablemap import TableMap
 from connectors.pgvector.write import Writer
-from vmig.errors import StoreError, UsageError
+from vmig.errors import StoreError, TransientError, UsageError
 
 
-class PgvectorConnector(Connector):
+class PgvectorConnector(Connector[PgvectorOptions]):
     name: ClassVar[str] = "pgvector"
     Options: ClassVar[type[StoreOptions]] = PgvectorOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
         max_batch=5000, fixed_dims=True, needs_vector=True, metrics=tuple(target.OPCLASS)
     )
 
-    def __init__(self, options: StoreOptions) -> None:
+    def __init__(self, options: PgvectorOptions) -> None:
         super().__init__(options)
-        assert isinstance(options, PgvectorOptions)
-        self.opts = options
-        self.session = Session(options)
+        self.session = Session(options, self.classify)
         self._snapshot = ExportSnapshot(self.session)
         self._writer = Writer(self.session, options, self.name)
         self._map: TableMap | None = None
@@ -39,6 +37,30 @@ class PgvectorConnector(Connector):
 
     def label(self) -> str:
         return f"pgvector:{'.'.join(table_name(self.opts))}"
+
+    def classify(self, exc: Exception, doing: str) -> Exception:
+        """A psycopg error as vex's: UsageError (the user must change something), TransientError (retried)
+        or StoreError. The session calls it after rolling back or leaving the connection."""
+        psycopg = psycopg_module()
+        errors = psycopg.errors
+        where = self.session.where()
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        table = table_name(self.opts)
+        if isinstance(exc, errors.InsufficientPrivilege):
+            return UsageError(f"pgvector {where}: permission denied while {doing} ({text})")
+        if isinstance(exc, errors.InvalidSchemaName) and len(table) == 2:
+            return UsageError(f"pgvector {where}: schema {table[0]} does not exist (vex creates tables, not schemas)")
+        if isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName)):
+            return UsageError(f"pgvector {where}: table {'.'.join(table)} not found")
+        if isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected, errors.AdminShutdown,
+                            errors.CannotConnectNow, errors.QueryCanceled)):  # fmt: skip
+            return TransientError(f"pgvector {where}: {doing} interrupted ({text}), retrying")
+        if isinstance(exc, psycopg.OperationalError):
+            lowered = text.lower()
+            if "password" in lowered or "authentication" in lowered or "does not exist" in lowered:
+                return UsageError(f"pgvector {where}: {text} (check --url and the password)")
+            return TransientError(f"pgvector {where}: server unreachable or connection lost while {doing} ({text})")
+        return StoreError(f"pgvector {where}: {doing} failed: {text}")
 
     def _table(self, create: bool) -> TableMap | None:
         """The configured layout mapped onto the table (`catalog.resolve`), read once; None while it is missing."""
@@ -87,6 +109,9 @@ class PgvectorConnector(Connector):
         yield from reader.pages(namespace, cursor)
 
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        if self.opts.metric is None and metric is not None:
+            self.opts = self.opts.model_copy(update={"metric": metric})  # the index is built for it
+
         def run() -> None:
             target.ensure_extension(self.session)
             mapping = self._table(create=True)
@@ -96,7 +121,8 @@ class PgvectorConnector(Connector):
                 mapping = self._table(create=True)
                 assert mapping is not None
             else:
-                target.check_dims(self.session.conn(), mapping, dims)
+                info = StoreInfo(exists=True, dims=catalog.dims(self.session.conn(), mapping))
+                self.refuse_mismatch(info, dims, None, f"pgvector table {'.'.join(mapping.table)}", "--table")
             self.session.conn().commit()
 
         self.session.run("preparing the table", run)

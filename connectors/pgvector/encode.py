@@ -7,7 +7,7 @@ import uuid
 
 import pyarrow as pa
 
-from connectors.base import uuid_for
+from connectors.ids import uuid_for
 from connectors.pgvector import copy_codec
 from connectors.pgvector.statements import COLUMNS_FIELD
 from connectors.pgvector.tablemap import TEXT_TYPES, TableMap, integer_key

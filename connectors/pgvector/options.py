@@ -18,7 +18,8 @@ class PgvectorOptions(StoreOptions):
     collection: str | None = None
     """LangChain collection name, or LlamaIndex `[schema_name.]table_name` (without `data_`)."""
     index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
-    metric: Literal["cosine", "dot", "euclid"] = "cosine"
+    metric: Literal["cosine", "dot", "euclid"] | None = None
+    """Distance the `--index` is built for; default: the source's where it has one of these, else cosine."""
     timeout: float = 300.0
     """Seconds one statement may wait on the server before the connection is dropped and retried."""
     id_column: str | None = None

@@ -1,17 +1,18 @@
 """The connection to PostgreSQL: opened on first use, each statement under a watchdog, every client error
-sorted into retried and permanent, and the server process of a lost connection ended."""
+sorted by the connector's `classify` after a rollback, and the server process of a lost connection ended."""
 
 from __future__ import annotations
 
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import client_module
-from connectors.pgvector.options import PgvectorOptions, table_name
-from vmig.errors import StoreError, TransientError, UsageError
+from connectors.clients import client_module
+from connectors.pgvector.options import PgvectorOptions
+from vmig.errors import StoreError, UsageError
 
 
 def psycopg_module() -> Any:
@@ -46,8 +47,10 @@ class Prepared:
 class Session:
     """One connection at a time to the server the options name."""
 
-    def __init__(self, opts: PgvectorOptions) -> None:
+    def __init__(self, opts: PgvectorOptions, classify: Callable[[Exception, str], Exception]) -> None:
         self.opts = opts
+        self.classify = classify
+        """The connector's sorting of a psycopg error into vex's (`Connector.classify`)."""
         self.current: Any = None
         """The open connection; None before the first statement and after one was lost."""
         self.backend_pid: int | None = None
@@ -90,33 +93,8 @@ class Session:
             self.current.rollback()
         except psycopg.Error as exc:
             self.current = None
-            raise self.error(exc, "connecting") from None
+            raise self.classify(exc, "connecting") from None
         return self.current
-
-    def error(self, exc: Exception, doing: str) -> Exception:
-        """A psycopg error as vex's: UsageError (the user must change something), TransientError (retried)
-        or StoreError."""
-        psycopg = psycopg_module()
-        errors = psycopg.errors
-        where = self.where()
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, errors.InsufficientPrivilege):
-            return UsageError(f"pgvector {where}: permission denied while {doing} ({text})")
-        if isinstance(exc, errors.InvalidSchemaName) and len(table_name(self.opts)) == 2:
-            return UsageError(
-                f"pgvector {where}: schema {table_name(self.opts)[0]} does not exist (vex creates tables, not schemas)"
-            )
-        if isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName)):
-            return UsageError(f"pgvector {where}: table {'.'.join(table_name(self.opts))} not found")
-        if isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected, errors.AdminShutdown,
-                            errors.CannotConnectNow, errors.QueryCanceled)):  # fmt: skip
-            return TransientError(f"pgvector {where}: {doing} interrupted ({text}), retrying")
-        if isinstance(exc, psycopg.OperationalError):
-            lowered = text.lower()
-            if "password" in lowered or "authentication" in lowered or "does not exist" in lowered:
-                return UsageError(f"pgvector {where}: {text} (check --url and the password)")
-            return TransientError(f"pgvector {where}: server unreachable or connection lost while {doing} ({text})")
-        return StoreError(f"pgvector {where}: {doing} failed: {text}")
 
     def run(self, doing: str, fn: Any) -> Any:
         """`fn()`, its psycopg errors sorted (`error`) after the transaction is rolled back or the connection
@@ -137,7 +115,7 @@ class Session:
                 self.discard()
             else:
                 self.rollback()
-            raise self.error(exc, doing) from None
+            raise self.classify(exc, doing) from None
         finally:
             watchdog.cancel()
 

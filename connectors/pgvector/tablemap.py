@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import uuid_for
+from connectors.ids import uuid_for
 from vmig.errors import StoreError
 
 TEXT_TYPES = ("text", "character", "varchar", "name", "citext")

@@ -47,16 +47,6 @@ def create_table(conn: Any, opts: PgvectorOptions, dims: int | None) -> None:
         _create_native(conn, opts, dims)
 
 
-def check_dims(conn: Any, mapping: TableMap, dims: int | None) -> None:
-    """Refuse data whose vectors the table cannot hold."""
-    existing = catalog.dims(conn, mapping)
-    if dims is not None and existing is not None and existing != dims:
-        raise UsageError(
-            f"pgvector table {'.'.join(mapping.table)} holds {existing}-d vectors, the data has {dims}-d: "
-            "use another --table"
-        )
-
-
 def _create_native(conn: Any, opts: PgvectorOptions, dims: int) -> None:
     from psycopg import sql
 
@@ -90,7 +80,7 @@ def build_index(session: Session, opts: PgvectorOptions, mapping: TableMap) -> N
     """The `--index` (HNSW or IVFFlat, lists by the row count) on the vector column, for the `--metric`."""
     from psycopg import sql
 
-    opclass = f"{mapping.vector_type}_{OPCLASS[opts.metric]}"
+    opclass = f"{mapping.vector_type}_{OPCLASS[opts.metric or 'cosine']}"
     method = sql.SQL(opts.index)
     with_clause: Any = sql.SQL("")
     if opts.index == "ivfflat":
