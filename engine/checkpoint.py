@@ -66,7 +66,7 @@ class Checkpoint:
         """Where the set of ids the run wrote is kept between runs."""
         return self.path.with_suffix(".ids")
 
-    def load(self) -> dict[str, Any] | None:
+    def read(self) -> dict[str, Any] | None:
         try:
             payload = orjson.loads(self.path.read_bytes())
         except (OSError, orjson.JSONDecodeError):

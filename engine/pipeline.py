@@ -160,7 +160,7 @@ def run_transfer(
 
 def _usable_checkpoint(checkpoint: Checkpoint | None, target: Connector, summary: RunSummary) -> dict | None:
     """The interrupted run's checkpoint, unless the target is no longer the one it was made against."""
-    saved = checkpoint.load() if checkpoint is not None else None
+    saved = checkpoint.read() if checkpoint is not None else None
     if saved is None or checkpoint is None:
         return None
     reason = _stale_reason(target, saved)

@@ -23,8 +23,15 @@ from engine.verify import VerifyReport, verify_stores
 from vmig.errors import UsageError
 from vmig.lines import count_lines
 from vmig.paths import compression_of
-from vmig.sidecar import ImportEntry, Sidecar, build_sidecar, read_sidecar, record_import, verify_against_sidecar
-from vmig.sidecar import write_sidecar as write_sidecar_file
+from vmig.sidecar import (
+    ImportEntry,
+    Sidecar,
+    build_sidecar,
+    place_sidecar,
+    read_sidecar,
+    record_import,
+    verify_against_sidecar,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -139,7 +146,7 @@ def finish(target: Connector) -> WrittenFile | None:
 def write_sidecar(written: WrittenFile, source_store: str) -> Path:
     """The sidecar of a sealed data file, and both put in place together."""
     sidecar = build_sidecar(source_store, written.checksum, written.stats)
-    return write_sidecar_file(written.path, sidecar, with_data=written.sealed)
+    return place_sidecar(written.path, sidecar, with_data=written.sealed)
 
 
 def record_import_entry(path: Path, entry: ImportEntry) -> None:

@@ -200,7 +200,7 @@ def test_a_stop_before_the_sidecar_leaves_no_data_file(tmp_path: Path, monkeypat
     def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine.steps, "write_sidecar_file", interrupted)
+    monkeypatch.setattr(engine.steps, "place_sidecar", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export_job(_export_params(tmp_path), LocalRunner())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"]

@@ -172,7 +172,7 @@ def test_a_rerun_resumes_after_the_last_acknowledged_chunk(tmp_path: Path) -> No
     first.source.page_size = 10
     with pytest.raises(StoreError):
         run_transfer(first, LocalRunner(), RunSummary("migrate", "a", "b"))
-    assert crashing.loaded == 20 and checkpoint.load() is not None
+    assert crashing.loaded == 20 and checkpoint.read() is not None
 
     again = BreaksAfter(VektorOptions(db=tmp_path / "t.db"), good=99)
     second = Transfer(
@@ -186,7 +186,7 @@ def test_a_rerun_resumes_after_the_last_acknowledged_chunk(tmp_path: Path) -> No
     assert again.loaded == 30, "the re-run read only what was not yet acknowledged"
     assert summary.read == 50 and summary.upserted == 50 and summary.balanced()
     assert any("resumed" in w for w in summary.warnings)
-    assert checkpoint.load() is None, "a finished job leaves no checkpoint"
+    assert checkpoint.read() is None, "a finished job leaves no checkpoint"
     with VektorConnector(VektorOptions(db=tmp_path / "t.db")) as store:
         assert store.describe().count == 50
 

@@ -1,9 +1,9 @@
 """Writing a large file around the page cache (O_DIRECT), where the filesystem allows it.
 
 An export writes gigabytes that nothing reads back soon. Through the page cache every byte
-is first copied into kernel pages taken fresh from free memory: 4 GiB took 3.8-10.8 s of
-system time written that way against 0.2-0.3 s direct, plus 0.4-1.2 s to copy into the
-aligned buffer (`bench/bench_write.py`), CPU that the formatting and the database server need.
+is first copied into kernel pages taken fresh from free memory: system time, many times what
+the copy into an aligned buffer costs (`bench/bench_write.py` measures both), taken from the
+CPU that the formatting and the database server need.
 
 Direct writes need an aligned buffer, offsets and lengths: bytes collect in one reused,
 page-aligned buffer that goes out in whole blocks; the last, partial block is written

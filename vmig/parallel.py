@@ -72,9 +72,9 @@ WORKER_MEMORY_ENV = {
 
 A worker frees and allocates a slice's buffers (a few MB) many times a second. By default
 Arrow's mimalloc gives freed pages back to the kernel after 10 ms and glibc trims or unmaps
-blocks this size on free, so every slice faults its memory in again: a two-core million-record
-export took 40-46 s of CPU without these settings and 33-35 s with them. A worker holds at most
-about its largest slice's memory beyond what it uses. Settings already in the environment win."""
+blocks this size on free, so every slice would fault its memory in again, a fifth of a large
+export's CPU time. A worker holds at most about its largest slice's memory beyond what it uses.
+Settings already in the environment win."""
 
 
 def _pool(workers: int) -> Any:

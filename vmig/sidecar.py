@@ -107,7 +107,7 @@ def build_sidecar(source_store: str | None, checksum: str, stats: RecordStats) -
     )
 
 
-def write_sidecar(data_path: Path, sidecar: Sidecar, with_data: bool = False) -> Path:
+def place_sidecar(data_path: Path, sidecar: Sidecar, with_data: bool = False) -> Path:
     """Write atomically, so a sidecar on disk is always whole; `with_data` renames the data file still under
     its temporary name (`VmigWriter.commit(publish=False)`) right after it, so the two appear together.
 
@@ -176,4 +176,4 @@ def record_import(data_path: Path, entry: ImportEntry) -> None:
     sidecar.imported_to = entry.target
     sidecar.imported_at = entry.imported_at
     sidecar.imports.append(entry)
-    write_sidecar(data_path, sidecar)
+    place_sidecar(data_path, sidecar)

@@ -132,7 +132,7 @@ class PgvectorConnector(Connector[PgvectorOptions]):
             return LoadResult(written=0)
         if self._map is None:
             raise StoreError("pgvector: load called before the table was prepared")
-        return self._writer.load(batch, self._map)
+        return self._writer.write(batch, self._map)
 
     def finish(self) -> None:
         if self.session.current is None or self._map is None or not self._created or self.opts.index == "none":

@@ -41,7 +41,7 @@ class Writer:
         self.direct = True
         """Batches go straight into the table by COPY, until one meets an id already there."""
 
-    def load(self, batch: pa.RecordBatch, mapping: TableMap) -> LoadResult:
+    def write(self, batch: pa.RecordBatch, mapping: TableMap) -> LoadResult:
         unique = last_of_each_id(batch)
         failed: list[tuple[str, str]] = []
         nul = _nul_fields(unique)
@@ -250,7 +250,7 @@ def _taken_keys(conn: Any, batch: pa.RecordBatch, mapping: TableMap, written: se
 def _nul_fields(batch: pa.RecordBatch) -> np.ndarray:
     """Records with a NUL character in a text field, or a `\\u0000` in a JSON one (a cheap test in C, a few
     false hits possible: a JSON text holding a backslash before `u0000`). PostgreSQL cannot hold it in text
-    or jsonb: such a record fails the whole COPY, and is loaded alone (`Writer.load`)."""
+    or jsonb: such a record fails the whole COPY, and is loaded alone (`Writer.write`)."""
     hits = np.zeros(batch.num_rows, dtype=bool)
     for names, needle in ((_TEXT_FIELDS, "\x00"), (_JSON_FIELDS, "\\u0000")):
         for name in names:
