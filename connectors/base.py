@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from vmig.errors import StoreError, UsageError
+from vmig.errors import StoreError, UsageError, VexError
 from vmig.rejects import Reject
 from vmig.stats import RecordStats
 
@@ -146,7 +146,7 @@ class Connector(ABC, Generic[OptionsT]):
         `classify`, the one place a connector maps its client's errors."""
         try:
             yield
-        except (UsageError, StoreError):
+        except VexError:
             raise
         except Exception as exc:  # noqa: BLE001 - every client error is sorted, none escapes raw
             raise self.classify(exc, doing) from None

@@ -28,10 +28,10 @@ import pyarrow.compute as pc
 from pydantic import SecretStr, model_validator
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
-from connectors.clients import client_module, is_network_error
+from connectors.clients import client_module, is_network_error, network_reason
 from vmig import metadata as md
 from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix
-from vmig.errors import StoreError, TransientError, UsageError
+from vmig.errors import AccessError, StoreError, TransientError, UsageError
 
 NAMESPACE_KEY = "_vex_namespace"
 MODEL_KEY = "_vex_model"
@@ -177,18 +177,19 @@ class ChromaConnector(Connector[ChromaOptions]):
                 "could not hold was sent to it before (vex refuses those); recreate the collection"
             )
         if isinstance(exc, (errors.ChromaAuthError, errors.AuthorizationError)) or status in (401, 403):
-            return UsageError(f"{detail}: not authorised (check --api-key)")
+            return AccessError(f"{detail}: not authorised (check --api-key)")
         if isinstance(exc, errors.NotFoundError) or (isinstance(exc, ValueError) and "does not exist" in str(exc)):
             return UsageError(f"chroma {self._where}: collection '{self.opts.collection}' not found")
         if isinstance(exc, (errors.RateLimitError, errors.InternalError)) or (
             status is not None and (status == 429 or status >= 500)
         ):
-            return TransientError(f"{detail}: the server answered {status or type(exc).__name__}, retrying")
+            answer = f"the server answered {status}" if status else "the server is overloaded or failed"
+            return TransientError(f"{detail}: {answer}")
         if is_network_error(exc) or "could not connect" in str(exc).lower():
-            return TransientError(f"{detail}: server unreachable ({type(exc).__name__})")
+            return TransientError(f"{detail}: server unreachable ({network_reason(exc)})")
         if isinstance(exc, (errors.InvalidArgumentError, errors.InvalidDimensionException)):
             return StoreError(f"{detail}: {exc}")
-        return StoreError(f"{detail}: {type(exc).__name__}: {str(exc)[:300]}")
+        return StoreError(f"{detail}: {str(exc)[:300] or 'no reason given'}")
 
     def _existing(self) -> Any:
         if self._collection is not None:

@@ -22,11 +22,11 @@ import pyarrow as pa
 from pydantic import SecretStr, model_validator
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
-from connectors.clients import client_module, is_network_error
+from connectors.clients import client_module, is_network_error, network_reason
 from connectors.ids import uuid_for
 from vmig import metadata as md
 from vmig.batch import RecordColumns, uniform_dims, vector_matrix
-from vmig.errors import StoreError, TransientError, UsageError
+from vmig.errors import AccessError, StoreError, TransientError, UsageError
 from vmig.rejects import Reject
 from vmig.timefmt import TimestampError, format_micros, to_micros
 
@@ -132,14 +132,14 @@ class QdrantConnector(Connector[QdrantOptions]):
             status = exc.status_code
             detail = f"qdrant {self._where} answered {status} while {doing}"
             if status in (401, 403):
-                return UsageError(f"{detail}: the API key was refused (check --api-key)")
+                return AccessError(f"{detail}: the API key was refused (check --api-key)")
             if status == 404:
                 return UsageError(f"{detail}: collection '{self.collection}' not found")
             if status is None or status == 429 or status >= 500:
                 return TransientError(detail)
             return StoreError(f"{detail}: {exc.content[:200]!r}")
         if isinstance(exc, ResponseHandlingException) or is_network_error(exc):
-            return TransientError(f"qdrant {self._where} unreachable while {doing} ({type(exc).__name__})")
+            return TransientError(f"qdrant {self._where} unreachable while {doing} ({network_reason(exc)})")
         if isinstance(exc, ValueError) and "not found" in str(exc).lower():
             return UsageError(f"qdrant {self._where}: collection '{self.collection}' not found")
         return StoreError(f"qdrant {self._where}: {doing} failed: {exc}")

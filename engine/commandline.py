@@ -25,7 +25,7 @@ from engine.pipeline import TERMINAL_PROGRESS, ProgressFn
 from engine.redact import redact
 from engine.report_text import print_summary, print_verify
 from engine.stopping import stop_cleanly, stopped_by
-from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE, UsageError, VexError
+from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, UsageError, VexError
 
 FlowFor = Callable[[str], Any]
 """The Prefect flow that runs a command ("export", "import", "migrate", "verify")."""
@@ -115,7 +115,8 @@ def _ended(run: Callable[[], int]) -> int:
     try:
         return run()
     except VexError as exc:
-        print(f"vex: error: {redact(str(exc))}", file=sys.stderr)
+        hint = "; the same command is safe to re-run" if exc.exit_code == EXIT_UNREACHABLE else ""
+        print(f"vex: error: {redact(str(exc))}{hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         number = stopped_by()
@@ -126,15 +127,13 @@ def _ended(run: Callable[[], int]) -> int:
         # Files the command names and cannot use: one line naming the file, not a traceback.
         usage = isinstance(exc, (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError))
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"vex: error: {redact(where)}{exc.strerror or type(exc).__name__}", file=sys.stderr)
+        print(f"vex: error: {redact(where)}{exc.strerror or str(exc) or 'input/output error'}", file=sys.stderr)
         return EXIT_USAGE if usage else 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
         if os.environ.get("VEX_DEBUG"):
             traceback.print_exc()
-        print(
-            f"vex: unexpected error: {type(exc).__name__}: {redact(str(exc))} (VEX_DEBUG=1 shows a traceback)",
-            file=sys.stderr,
-        )
+        what = redact(str(exc)) or "no message"
+        print(f"vex: unexpected error: {what} (a bug in vex: VEX_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
 

@@ -1130,14 +1130,14 @@ def _import(source: Path, *flags: str):  # type: ignore[no-untyped-def]
 def test_wrong_password(pg_server: PgServer, tmp_path: Path) -> None:
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
     result = _import(source, "--url", pg_server.dsn(password="not-the-password-123"), "--table", "t_pw")
-    assert result.returncode == 2 and "password authentication failed" in result.stderr
+    assert result.returncode == 4 and "password authentication failed" in result.stderr, "refused credentials: 4"
     assert "not-the-password-123" not in result.stderr + result.stdout and "Traceback" not in result.stderr
 
 
 def test_unreachable_server(pg_server: PgServer, tmp_path: Path) -> None:
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
     result = _import(source, "--url", pg_server.dsn(host="127.0.0.1", port=free_port()), "--table", "t_x")
-    assert result.returncode == 1 and "unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 4 and "unreachable" in result.stderr and "Traceback" not in result.stderr
     _no_secret(result, pg_server)
 
 

@@ -136,8 +136,10 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
     result = run_vex("import", "--from", str(source), "--to", "qdrant", "--url", f"http://127.0.0.1:{port}",
                      "--api-key", "s3cr3t-key-value", "--collection", "c")  # fmt: skip
-    assert result.returncode == 1
-    assert "unreachable" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 4, "a store that cannot be reached: exit 4"
+    assert "unreachable" in result.stderr and "connection refused" in result.stderr
+    assert "safe to re-run" in result.stderr
+    assert "Exception" not in result.stderr and "Traceback" not in result.stderr
     assert "s3cr3t-key-value" not in result.stderr + result.stdout
 
 

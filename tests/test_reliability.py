@@ -151,5 +151,5 @@ def test_chroma_server_answers_a_burst_of(status: int, source_file: Path, chroma
 def test_permanent_errors_fail_fast_without_a_retry_storm(source_file: Path, chroma_http: HttpFaultProxy) -> None:
     chroma_http.plan.burst(401, count=1000, after=6)
     result = _import(source_file, "chroma", "--url", chroma_http.url, "--collection", "faults_401")
-    assert result.returncode == 2 and "not authorised" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 4 and "not authorised" in result.stderr and "Traceback" not in result.stderr
     assert chroma_http.plan.answered == 1, "a permanent error is not retried"

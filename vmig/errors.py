@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_FAILED_RECORDS = 1
 EXIT_USAGE = 2
 EXIT_INTEGRITY = 3
+EXIT_UNREACHABLE = 4
 
 
 class VexError(Exception):
@@ -45,4 +46,13 @@ class StoreError(VexError):
 
 
 class TransientError(StoreError):
-    """Timeouts, connection resets, 429 and 5xx: worth retrying with backoff."""
+    """Timeouts, connection resets, 429 and 5xx: worth retrying with backoff. One that outlasts the retries
+    ends the run with exit 4: the store could not be reached, and a re-run is safe."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class AccessError(VexError):
+    """The store refused the credentials (or their rights): nothing was written, fix the key and re-run."""
+
+    exit_code = EXIT_UNREACHABLE

@@ -15,7 +15,7 @@ from connectors.pgvector.session import Session, psycopg_module
 from connectors.pgvector.snapshot import ExportSnapshot
 from connectors.pgvector.tablemap import TableMap
 from connectors.pgvector.write import Writer
-from vmig.errors import StoreError, TransientError, UsageError
+from vmig.errors import AccessError, StoreError, TransientError, UsageError
 
 
 class PgvectorConnector(Connector[PgvectorOptions]):
@@ -44,21 +44,23 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         psycopg = psycopg_module()
         errors = psycopg.errors
         where = self.session.where()
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
         table = table_name(self.opts)
         if isinstance(exc, errors.InsufficientPrivilege):
-            return UsageError(f"pgvector {where}: permission denied while {doing} ({text})")
+            return AccessError(f"pgvector {where}: permission denied while {doing} ({text})")
         if isinstance(exc, errors.InvalidSchemaName) and len(table) == 2:
             return UsageError(f"pgvector {where}: schema {table[0]} does not exist (vex creates tables, not schemas)")
         if isinstance(exc, (errors.UndefinedTable, errors.InvalidSchemaName)):
             return UsageError(f"pgvector {where}: table {'.'.join(table)} not found")
         if isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected, errors.AdminShutdown,
                             errors.CannotConnectNow, errors.QueryCanceled)):  # fmt: skip
-            return TransientError(f"pgvector {where}: {doing} interrupted ({text}), retrying")
+            return TransientError(f"pgvector {where}: {doing} interrupted ({text})")
         if isinstance(exc, psycopg.OperationalError):
             lowered = text.lower()
-            if "password" in lowered or "authentication" in lowered or "does not exist" in lowered:
-                return UsageError(f"pgvector {where}: {text} (check --url and the password)")
+            if "password" in lowered or "authentication" in lowered:
+                return AccessError(f"pgvector {where}: {text} (check --url and the password)")
+            if "does not exist" in lowered:
+                return UsageError(f"pgvector {where}: {text} (check --url)")
             return TransientError(f"pgvector {where}: server unreachable or connection lost while {doing} ({text})")
         return StoreError(f"pgvector {where}: {doing} failed: {text}")
 

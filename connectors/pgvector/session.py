@@ -12,7 +12,7 @@ from typing import Any
 
 from connectors.clients import client_module
 from connectors.pgvector.options import PgvectorOptions
-from vmig.errors import StoreError, UsageError
+from vmig.errors import UsageError, VexError
 
 
 def psycopg_module() -> Any:
@@ -66,8 +66,8 @@ class Session:
         try:
             # COPY sends text fields as UTF-8 bytes (connectors/pgvector/copy_codec.py).
             return str(make_conninfo(self.opts.url, connect_timeout=10, client_encoding="UTF8", **extra))
-        except Exception as exc:  # noqa: BLE001 - a malformed URL; never echo it (it may hold a password)
-            raise UsageError(f"pgvector --url is not a valid PostgreSQL URL ({type(exc).__name__})") from None
+        except Exception:  # noqa: BLE001 - a malformed URL; never echo it (it may hold a password)
+            raise UsageError("pgvector --url is not a valid PostgreSQL URL (postgresql://user@host:5432/db)") from None
 
     def where(self) -> str:
         """The server and database, for messages (never the password)."""
@@ -105,7 +105,7 @@ class Session:
         watchdog.start()
         try:
             return fn()
-        except (UsageError, StoreError):
+        except VexError:
             self.rollback()
             raise
         except psycopg.Error as exc:
