@@ -128,7 +128,8 @@ class VektorConnector(Connector[VektorOptions]):
         if self._conn is not None:  # opened read-only to describe it; a load needs to write
             self.close()
         if not create and not self.db.exists():
-            raise UsageError(f"vektor database not found: {self.db} (pass --db FILE)")
+            hint = "the default: pass --db FILE" if self.db == Path(DEFAULT_DB) else "check the path"
+            raise UsageError(f"vektor database not found: {self.db} ({hint})")
         if self.db.is_dir():
             raise UsageError(f"vektor --db must be a SQLite file, got a directory: {self.db}")
         module = _SQLITE

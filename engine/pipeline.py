@@ -28,6 +28,7 @@ from engine.interrupt import left_in_place
 from engine.retry import with_retries
 from engine.steps import PreparedTarget, Runner, TargetWish
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
+from vmig.errors import VexError
 from vmig.idset import IdSet
 from vmig.rejects import RejectsWriter
 
@@ -145,6 +146,8 @@ def run_transfer(
             summary.rejects_path = rejects.close()
         if seen is not None:
             seen.close()
+    if summary.read == 0 and not summary.rejected:
+        summary.warn(_why_nothing_moved(transfer, saved is not None))
     for reason, count in summary.skipped.items():
         if reason == SKIP_DIMS:
             summary.warn(f"{count} records skipped: their dims differ from the target's {summary.target_dims}")
@@ -156,6 +159,29 @@ def run_transfer(
             f"({transfer.target.name} keeps one record per id: the last one)"
         )
     return summary
+
+
+def _why_nothing_moved(transfer: Transfer, resumed: bool) -> str:
+    """A run that read no record says why, in the person's terms, instead of a silent empty summary."""
+    if transfer.limit == 0:
+        return "--limit 0: nothing was moved"
+    if resumed:
+        return "the interrupted run had already read every record: nothing more was moved"
+    source = transfer.source
+    if transfer.namespace is None:
+        return f"{source.label()} holds no records: nothing was moved"
+    try:
+        present = source.describe().count_by_namespace
+    except VexError:
+        present = None
+    if present:
+        shown = sorted(present.items())[:20]
+        listed = ", ".join(f"'{name}' ({count})" if name else f"no namespace ({count})" for name, count in shown)
+        return f"namespace '{transfer.namespace}' matched no record of {source.label()}, which holds {listed}"
+    return (
+        f"namespace '{transfer.namespace}' matched no record of {source.label()}: nothing was moved "
+        f"(vex inspect --from {source.name} lists its namespaces)"
+    )
 
 
 def _usable_checkpoint(checkpoint: Checkpoint | None, target: Connector, summary: RunSummary) -> dict | None:

@@ -106,7 +106,11 @@ class RunSummary:
 
     def rows(self) -> list[tuple[str, str]]:
         """Label/value rows of the summary block, in the seed's order."""
-        rows = [("total records", str(self.read)), ("upserted", str(self.upserted))]
+        # A file is written; a store is upserted into (a record of an id it holds replaces that one).
+        rows = [
+            ("total records", str(self.read)),
+            ("written" if self.action == "export" else "upserted", str(self.upserted)),
+        ]
         rows.append(("skipped", str(self.skipped_total)))
         rows.extend((f"  {reason}", str(count)) for reason, count in sorted(self.skipped.items()))
         rows.append(("failed", str(self.failed)))

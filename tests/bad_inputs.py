@@ -548,9 +548,9 @@ CORPUS: list[Case] = [
     ),
     Case(
         "locked database",
-        "retried 3 times, then a clear error naming the lock",
+        "retried 3 times, then a clear error naming the lock (exit 4: safe to re-run)",
         _locked_database,
-        1,
+        4,
         "database is locked",
         None,
         None,

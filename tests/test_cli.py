@@ -30,7 +30,8 @@ def test_export_of_the_demo_database(tmp_path: Path) -> None:
     result = run_vex("export", "--from", "vektor", "--db", str(DEMO_DB), "--output", str(output))
     assert result.returncode == 0, result.stderr
     assert "┌─ jsonl:memories.vmig.jsonl summary" in result.stdout
-    assert "│ total records : 300" in result.stdout and "│ upserted      : 300" in result.stdout
+    assert "│ total records : 300" in result.stdout and "│ written       : 300" in result.stdout
+    assert "upserted" not in result.stdout, "a file is written, not upserted into"
     sidecar = json.loads((tmp_path / "memories.vmig.meta.json").read_text())
     assert sidecar["record_count"] == 300 and sidecar["source_store"] == "vektor"
     assert sidecar["counts"]["dims"] == {"384": 300}
@@ -179,7 +180,7 @@ def test_validate_and_inspect(tmp_path: Path) -> None:
 def test_summary_off_a_terminal_has_no_progress_bar(tmp_path: Path) -> None:
     result = run_vex("export", "--from", "vektor", "--db", str(DEMO_DB), "--output", str(tmp_path / "o.vmig.jsonl"))
     assert "━" not in result.stderr and "rec/s" not in result.stderr
-    for label in ("total records", "upserted", "skipped", "failed", "duration", "rate"):
+    for label in ("total records", "written", "skipped", "failed", "duration", "rate"):
         assert f"│ {label}" in result.stdout
 
 
