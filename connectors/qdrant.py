@@ -240,18 +240,8 @@ class QdrantConnector(Connector[QdrantOptions]):
                 rejects.append(Reject(None, f"qdrant point {point.id}: payload {exc}", b"", id=_original_id(point)))
                 continue
             vector = point.vector.get(name) if isinstance(point.vector, dict) and name else point.vector
-            records.add(
-                _original_id(point),
-                None if vector is None else np.asarray(vector, dtype=np.float32),
-                fields.text,
-                model=fields.model,
-                namespace=fields.namespace,
-                metadata=fields.metadata,
-                created_at=fields.created_at,
-                score=fields.score,
-                source_store=fields.source_store,
-                extra=fields.extra,
-            )
+            vector_array = None if vector is None else np.asarray(vector, dtype=np.float32)
+            records.add(_original_id(point), vector_array, **fields._asdict())
         batch = records.build()
         return batch, rejects
 
