@@ -50,6 +50,16 @@ class Capabilities:
     """The target is a `.vmig.jsonl` file: it gets a sidecar."""
     one_record_per_id: bool = True
     """A second record with an id replaces the first (a keyed store); an archive keeps both."""
+    embedded: bool = False
+    """Runs inside this process on local files (no server to start)."""
+    namespaces: str = "field"
+    """How a vex namespace is kept: "field" (a column or payload key), "native" (the store's own namespaces)."""
+    sparse_vectors: bool = False
+    """Holds a record's `sparse_vector`; a target that cannot counts them as dropped-sparse with a warning."""
+    max_dims: int | None = None
+    """Largest vector dimension the store takes (None: no limit of its own)."""
+    max_dims_indexed: int | None = None
+    """Largest dimension the store can build its vector index for, where lower than `max_dims`."""
 
 
 @dataclass(frozen=True)

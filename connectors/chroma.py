@@ -98,7 +98,7 @@ class ChromaConnector(Connector[ChromaOptions]):
     Options: ClassVar[type[StoreOptions]] = ChromaOptions
     # A cosine collection gives vectors back within a float32 rounding step (Chroma normalises them internally
     # and scales back); l2 and ip collections give them back bit for bit.
-    capabilities: ClassVar[Capabilities] = Capabilities(metrics=tuple(_SPACES), vector_tolerance=1e-5)
+    capabilities: ClassVar[Capabilities] = Capabilities(metrics=tuple(_SPACES), vector_tolerance=1e-5, embedded=True)
     _client: Any = None
     _collection: Any = None
     last_status: int | None = None

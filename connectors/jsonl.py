@@ -49,6 +49,7 @@ class JsonlConnector(Connector[JsonlOptions]):
         metrics=("cosine", "dot", "euclid"),
         writes_file=True,
         one_record_per_id=False,
+        embedded=True,
     )
 
     def __init__(self, options: JsonlOptions) -> None:

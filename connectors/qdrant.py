@@ -75,7 +75,9 @@ def _is_uint(record_id: str) -> bool:
 class QdrantConnector(Connector[QdrantOptions]):
     name: ClassVar[str] = "qdrant"
     Options: ClassVar[type[StoreOptions]] = QdrantOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(metrics=tuple(_DISTANCES), vector_tolerance=1e-6)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        metrics=tuple(_DISTANCES), vector_tolerance=1e-6, embedded=True, max_dims=65_536
+    )
     _client: Any = None
 
     @property

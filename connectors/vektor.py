@@ -82,7 +82,11 @@ class VektorConnector(Connector[VektorOptions]):
     name: ClassVar[str] = "vektor"
     Options: ClassVar[type[StoreOptions]] = VektorOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_batch=5000, fixed_dims=False, needs_vector=False, metrics=("cosine", "dot", "euclid")
+        max_batch=5000,
+        fixed_dims=False,
+        needs_vector=False,
+        metrics=("cosine", "dot", "euclid"),
+        embedded=True,
     )
 
     def __init__(self, options: VektorOptions) -> None:

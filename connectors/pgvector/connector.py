@@ -22,7 +22,12 @@ class PgvectorConnector(Connector[PgvectorOptions]):
     name: ClassVar[str] = "pgvector"
     Options: ClassVar[type[StoreOptions]] = PgvectorOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_batch=5000, fixed_dims=True, needs_vector=True, metrics=tuple(target.OPCLASS)
+        max_batch=5000,
+        fixed_dims=True,
+        needs_vector=True,
+        metrics=tuple(target.OPCLASS),
+        max_dims=16_000,
+        max_dims_indexed=2_000,
     )
 
     def __init__(self, options: PgvectorOptions) -> None:
