@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from connectors.clients import ClientLibrary
 from vmig.errors import StoreError, UsageError, VexError
 from vmig.rejects import Reject
 from vmig.stats import RecordStats
@@ -28,7 +29,8 @@ Cursor = Any
 class StoreOptions(BaseModel):
     """Base of every connector's options; unknown options are an error, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    """An option's docstring is its description: `vex stores NAME` prints it, so help cannot drift."""
 
 
 @dataclass(frozen=True)
@@ -120,13 +122,24 @@ class Connector(ABC, Generic[OptionsT]):
     name: ClassVar[str]
     Options: ClassVar[type[StoreOptions]]
     capabilities: ClassVar[Capabilities]
+    client_library: ClassVar[ClientLibrary | None] = None
+    """The client it imports on first use (None: nothing beyond vex's own dependencies)."""
 
     def __init__(self, options: OptionsT) -> None:
         if not isinstance(options, self.Options):
             raise TypeError(f"{self.name} takes {self.Options.__name__}, not {type(options).__name__}")
         self.opts = options
+        if self.client_library is not None:
+            # A missing client is one usage error where the store is named, not an ImportError deep in a step.
+            self.client_library.load(self.name)
         self.page_size = self.capabilities.max_batch
         """Records per extracted page; tests lower it to exercise cursors."""
+
+    def client_package(self) -> Any:
+        """The client library's module, imported now; a missing one names the pip extra."""
+        if self.client_library is None:
+            raise TypeError(f"{self.name} declares no client library")
+        return self.client_library.load(self.name)
 
     def label(self) -> str:
         """How the store is named in messages and the summary (never with secrets)."""

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from pydantic import SecretStr, model_validator
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
-from connectors.clients import client_module, is_network_error, network_reason
+from connectors.clients import ClientLibrary, is_network_error, network_reason
 from vmig import metadata as md
 from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
@@ -79,12 +79,17 @@ class DamagedCollectionError(StoreError):
 
 class ChromaOptions(StoreOptions):
     path: Path | None = None
+    """Folder of an embedded Chroma (`PersistentClient`)."""
     url: str | None = None
+    """A Chroma server, `http://host:port`."""
     api_key: SecretStr | None = None
+    """Token for a server that asks for one (sent as `x-chroma-token`)."""
     collection: str = "memories"
+    """Collection to read or write; created on import when missing."""
     metric: Literal["cosine", "dot", "euclid"] | None = None
     """Space of a new collection (default cosine); checked against an existing one."""
     timeout: float = 60.0
+    """Seconds one request to a server may take."""
 
     @model_validator(mode="after")
     def _one_location(self) -> ChromaOptions:
@@ -99,6 +104,7 @@ class ChromaConnector(Connector[ChromaOptions]):
     # A cosine collection gives vectors back within a float32 rounding step (Chroma normalises them internally
     # and scales back); l2 and ip collections give them back bit for bit.
     capabilities: ClassVar[Capabilities] = Capabilities(metrics=tuple(_SPACES), vector_tolerance=1e-5, embedded=True)
+    client_library: ClassVar[ClientLibrary | None] = ClientLibrary("chroma", "chromadb", "chromadb")
     _client: Any = None
     _collection: Any = None
     last_status: int | None = None
@@ -125,7 +131,7 @@ class ChromaConnector(Connector[ChromaOptions]):
     def client(self) -> Any:
         if self._client is not None:
             return self._client
-        chromadb = client_module(self.name, extra="chroma", module="chromadb", package="chromadb")
+        chromadb = self.client_package()
         if self.opts.path is not None:
             self.opts.path.mkdir(parents=True, exist_ok=True)
             self._client = self.guarded("opening the database", chromadb.PersistentClient, path=str(self.opts.path))

@@ -3,19 +3,41 @@ failure (retried) from any other."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
-from vmig.errors import MissingExtraError
+from vmig.errors import MissingExtraError, install_command
 
 
-def client_module(store: str, extra: str, module: str, package: str) -> Any:
-    """Import a store's client on first use; a missing one names the pip extra to install."""
-    import importlib
+@dataclass(frozen=True)
+class ClientLibrary:
+    """The client a connector imports on first use, declared once: `vex stores` tells from it whether the
+    store is usable here and what to install, and `load` names the same extra when the import fails."""
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtraError(store, extra, package) from None
+    extra: str
+    """The vex-migrate extra that installs it."""
+    module: str
+    """The name it is imported by."""
+    package: str
+    """Its name on the package index."""
+
+    def installed(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def install_command(self) -> str:
+        return install_command(self.extra)
+
+    def load(self, store: str) -> Any:
+        """The imported module; a missing one is a usage error naming the pip extra."""
+        try:
+            return importlib.import_module(self.module)
+        except ImportError:
+            raise MissingExtraError(store, self.extra, self.package) from None
 
 
 def is_network_error(exc: Exception) -> bool:

@@ -35,6 +35,7 @@ from vmig.writer import VmigWriter
 
 class JsonlOptions(StoreOptions):
     path: Path
+    """The `.vmig.jsonl` file (`.gz`, `.zst` by its name)."""
     force: bool = False
     """Replace an existing file that is not a `.vmig.jsonl` (never done without it)."""
 

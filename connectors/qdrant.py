@@ -22,7 +22,7 @@ import pyarrow as pa
 from pydantic import SecretStr, model_validator
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
-from connectors.clients import client_module, is_network_error, network_reason
+from connectors.clients import ClientLibrary, is_network_error, network_reason
 from connectors.ids import uuid_for
 from vmig import metadata as md
 from vmig.batch import RecordColumns, uniform_dims, vector_matrix
@@ -37,14 +37,19 @@ _UINT64_MAX = 2**64 - 1
 
 class QdrantOptions(StoreOptions):
     path: Path | None = None
+    """Folder of Qdrant's local mode (embedded, no server)."""
     url: str | None = None
+    """A Qdrant server, `http://host:6333`."""
     api_key: SecretStr | None = None
+    """API key of a server that asks for one."""
     collection: str = "memories"
+    """Collection to read or write; created on import when missing."""
     metric: Literal["cosine", "dot", "euclid", "manhattan"] | None = None
     """Distance of a new collection (default cosine); checked against an existing one."""
     vector_name: str | None = None
     """Named vector to read and write; default: the collection's unnamed vector."""
     timeout: int = 60
+    """Seconds one request to a server may take."""
 
     @model_validator(mode="after")
     def _one_location(self) -> QdrantOptions:
@@ -78,6 +83,7 @@ class QdrantConnector(Connector[QdrantOptions]):
     capabilities: ClassVar[Capabilities] = Capabilities(
         metrics=tuple(_DISTANCES), vector_tolerance=1e-6, embedded=True, max_dims=65_536
     )
+    client_library: ClassVar[ClientLibrary | None] = ClientLibrary("qdrant", "qdrant_client", "qdrant-client")
     _client: Any = None
 
     @property
@@ -102,7 +108,7 @@ class QdrantConnector(Connector[QdrantOptions]):
     def client(self) -> Any:
         if self._client is not None:
             return self._client
-        module = client_module(self.name, extra="qdrant", module="qdrant_client", package="qdrant-client")
+        module = self.client_package()
         try:
             if self.opts.path is not None:
                 self.opts.path.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,7 @@ _LAYOUT3_META = ("agent_id", "summary", "importance", "tags", "pinned", "updated
 
 class VektorOptions(StoreOptions):
     db: Path = Path(DEFAULT_DB)
+    """The VEKTOR SQLite database file (layouts 1-3 are read, layout 1 is written)."""
 
 
 def _sqlite_module() -> Any:

@@ -59,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--table, --api-key, --metric, ...; in migrate and verify, --source-X/--target-X pick a side "
         "(`vex stores`-style errors list what each store takes)"
     )
-    parser = argparse.ArgumentParser(prog=PROG, description="Move vector data between stores without losing a record.")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Move vector data between stores without losing a record.",
+        epilog=_stores_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -104,7 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="counts by namespace/model/dims, sidecar, checksum status")
     inspect.add_argument("file", type=Path)
     inspect.add_argument("--json", action="store_true")
+
+    stores = sub.add_parser("stores", help="every store: installed or not, what it can do, its options")
+    stores.add_argument("name", nargs="?", metavar="STORE", help="one store's options and capabilities")
+    stores.add_argument("--json", action="store_true")
     return parser
+
+
+def _stores_epilog() -> str:
+    """The stores `vex --help` names, with those whose client is missing marked (a cheap import check)."""
+    from engine.stores import store_names
+
+    names = []
+    for name in store_names():
+        library = get_connector(name).client_library
+        names.append(name if library is None or library.installed() else f"{name} (not installed)")
+    return f"stores: {', '.join(names)}\n`vex stores` shows what each can do and takes; `vex stores NAME` its options."
 
 
 def request(args: argparse.Namespace, extra: list[str]) -> Request:

@@ -54,7 +54,7 @@ def main(
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if extra and args.command in ("validate", "inspect"):
+    if extra and args.command in ("validate", "inspect", "stores"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     with stop_cleanly(restore=not whole_process):
         return _ended(lambda: _run(args, extra, flow_for, progress_for))
@@ -65,6 +65,8 @@ def _run(args: argparse.Namespace, extra: list[str], flow_for: FlowFor, progress
         return _validate(args)
     if args.command == "inspect":
         return _inspect(args)
+    if args.command == "stores":
+        return _stores(args)
     wanted = request(args, extra)
     shown = not wanted.quiet and not wanted.json and sys.stderr.isatty()
     with progress_for(wanted.label, shown) as progress:
@@ -135,6 +137,21 @@ def _ended(run: Callable[[], int]) -> int:
         what = redact(str(exc)) or "no message"
         print(f"vex: unexpected error: {what} (a bug in vex: VEX_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _stores(args: argparse.Namespace) -> int:
+    from engine.stores import all_entries, store_entry
+    from engine.stores_text import print_store, print_stores
+
+    entries = [store_entry(args.name)] if args.name else all_entries()
+    if args.json:
+        payload: Any = entries[0].as_dict() if args.name else [entry.as_dict() for entry in entries]
+        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+    elif args.name:
+        print_store(entries[0])
+    else:
+        print_stores(entries)
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -26,11 +26,16 @@ class UsageError(VexError):
     exit_code = EXIT_USAGE
 
 
+def install_command(extra: str) -> str:
+    """The one way vex tells a person to install a store's client."""
+    return f"pip install 'vex-migrate[{extra}]'"
+
+
 class MissingExtraError(UsageError):
     """A store's client library is not installed."""
 
-    def __init__(self, store: str, extra: str, module: str) -> None:
-        super().__init__(f"the {store} connector needs the '{module}' package: pip install 'vex-migrate[{extra}]'")
+    def __init__(self, store: str, extra: str, package: str) -> None:
+        super().__init__(f"the {store} connector needs the '{package}' package: {install_command(extra)}")
 
 
 class IntegrityError(VexError):

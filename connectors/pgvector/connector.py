@@ -8,10 +8,11 @@ from typing import ClassVar
 import pyarrow as pa
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.clients import ClientLibrary
 from connectors.pgvector import catalog, target
 from connectors.pgvector.options import PgvectorOptions, table_name
 from connectors.pgvector.read import PageReader
-from connectors.pgvector.session import Session, psycopg_module
+from connectors.pgvector.session import PSYCOPG, Session, psycopg_module
 from connectors.pgvector.snapshot import ExportSnapshot
 from connectors.pgvector.tablemap import TableMap
 from connectors.pgvector.write import Writer
@@ -29,6 +30,7 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         max_dims=16_000,
         max_dims_indexed=2_000,
     )
+    client_library: ClassVar[ClientLibrary | None] = PSYCOPG
 
     def __init__(self, options: PgvectorOptions) -> None:
         super().__init__(options)

@@ -12,25 +12,35 @@ from vmig.errors import UsageError
 
 class PgvectorOptions(StoreOptions):
     url: str
+    """`postgresql://user@host:port/db` (a password in it is kept secret like --password)."""
     password: SecretStr | None = None
+    """The database password, where the URL does not carry it."""
     table: str = "vex_memories"
+    """`[SCHEMA.]TABLE` of the native layout, or LangChain v2's table_name."""
     layout: Literal["native", "langchain", "langchain-v2", "llamaindex"] = "native"
+    """Table layout: vex's own, LangChain PGVector (v1, v2) or LlamaIndex PGVectorStore."""
     collection: str | None = None
     """LangChain collection name, or LlamaIndex `[schema_name.]table_name` (without `data_`)."""
     index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
+    """Vector index built after an import (none above 2,000 dims, pgvector's limit)."""
     metric: Literal["cosine", "dot", "euclid"] | None = None
     """Distance the `--index` is built for; default: the source's where it has one of these, else cosine."""
     timeout: float = 300.0
     """Seconds one statement may wait on the server before the connection is dropped and retried."""
     id_column: str | None = None
+    """Column of the ids in a table of your own (default: the layout's)."""
     vector_column: str | None = None
+    """Column of the vectors (default: the layout's)."""
     text_column: str | None = None
+    """Column of the text (default: the layout's)."""
     metadata_column: str | None = None
+    """Column of the metadata (default: the layout's)."""
     namespace_column: str | None = None
+    """Column that holds vex's namespace (default: `namespace` where the table has one)."""
 
+    # LangChain's `HybridSearchConfig.tsv_lang` default; see `TableMap.search_columns`.
     tsv_config: str = "pg_catalog.english"
-    """Text search configuration for the `tsvector` columns an import fills (see `TableMap.search_columns`):
-    LangChain's `HybridSearchConfig.tsv_lang` default. Searches must use the same one."""
+    """Text search configuration of the `tsvector` columns an import fills; searches must use the same one."""
 
     @model_validator(mode="after")
     def _v2_names_its_table(self) -> PgvectorOptions:

@@ -10,14 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.clients import client_module
+from connectors.clients import ClientLibrary
 from connectors.pgvector.options import PgvectorOptions
 from vmig.errors import UsageError, VexError
+
+PSYCOPG = ClientLibrary("pgvector", "psycopg", "psycopg")
+"""psycopg 3: the connector's client (the `pgvector` extra also installs the `pgvector` adapters)."""
 
 
 def psycopg_module() -> Any:
     """psycopg, imported on first use; a missing one names the pip extra."""
-    return client_module("pgvector", "pgvector", "psycopg", "psycopg")
+    return PSYCOPG.load("pgvector")
 
 
 def shut(conn: Any) -> None:
