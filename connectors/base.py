@@ -82,6 +82,8 @@ class StoreInfo:
     metric: str | None = None
     count: int | None = None
     count_by_namespace: dict[str, int] | None = None
+    layout: str | None = None
+    """How the store keeps records, where it has more than one way (a VEKTOR layout, a pgvector table layout)."""
 
 
 @dataclass

@@ -56,6 +56,14 @@ _UPSERT = (
 _LAYOUT3_META = ("agent_id", "summary", "importance", "tags", "pinned", "updated_at", "edge_type", "potential")
 
 
+LAYOUTS = {
+    1: "memories(id, content, embedding BLOB, metadata, created_at, namespace)",
+    2: "memories with vectors in the sqlite-vec table memories_vec",
+    3: "memories(id, agent_id, content, vector BLOB, ...) with graph_edges",
+}
+"""The VEKTOR layouts as `vex inspect` names them (DESIGN.md section 5)."""
+
+
 class VektorOptions(StoreOptions):
     db: Path = Path(DEFAULT_DB)
     """The VEKTOR SQLite database file (layouts 1-3 are read, layout 1 is written)."""
@@ -215,6 +223,7 @@ class VektorConnector(Connector[VektorOptions]):
             dims=dims,
             count=sum(per_ns.values()),
             count_by_namespace={k or "": v for k, v in per_ns.items()},
+            layout=f"VEKTOR layout {layout}: {LAYOUTS[layout]}",
         )
 
     # -- extract ----------------------------------------------------------------

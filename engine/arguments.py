@@ -53,6 +53,16 @@ def _job(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
+def _looked_at(parser: argparse.ArgumentParser) -> None:
+    """What inspect and validate take: a FILE (.vmig.jsonl, .gz, .zst), or a store with its options.
+
+    FILE is not an argparse positional: one would take the value of a store option (`--db x.db`) for itself.
+    It is the one plain word left among the unknown arguments (`engine.inspection.looked_at`)."""
+    parser.add_argument("--from", dest="source", metavar="STORE", help="a store instead of a file")
+    parser.add_argument("--namespace", help="only records of this namespace (with --from)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     store_help = (
         "store options: --db FILE (vektor), --path (jsonl file; qdrant/chroma directory), --url, --collection, "
@@ -102,13 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(verify)
 
-    validate = sub.add_parser("validate", help="check a .vmig.jsonl against its sidecar and the format")
-    validate.add_argument("file", type=Path)
-    validate.add_argument("--json", action="store_true")
+    validate = sub.add_parser(
+        "validate",
+        help="check a .vmig.jsonl against its sidecar and the format, or read every record of a store",
+        usage="vex validate [FILE | --from STORE [store options]] [--namespace NS] [--json]",
+        epilog=store_help,
+        allow_abbrev=False,
+    )
+    _looked_at(validate)
 
-    inspect = sub.add_parser("inspect", help="counts by namespace/model/dims, sidecar, checksum status")
-    inspect.add_argument("file", type=Path)
-    inspect.add_argument("--json", action="store_true")
+    inspect = sub.add_parser(
+        "inspect",
+        help="a file or store: counts by namespace/model/dims, null vectors, metric, layout, sidecar",
+        usage="vex inspect [FILE | --from STORE [store options]] [--namespace NS] [--json]",
+        epilog=store_help,
+        allow_abbrev=False,
+    )
+    _looked_at(inspect)
 
     stores = sub.add_parser("stores", help="every store: installed or not, what it can do, its options")
     stores.add_argument("name", nargs="?", metavar="STORE", help="one store's options and capabilities")

@@ -25,7 +25,7 @@ from engine.pipeline import TERMINAL_PROGRESS, ProgressFn
 from engine.redact import redact
 from engine.report_text import print_summary, print_verify
 from engine.stopping import stop_cleanly, stopped_by
-from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, UsageError, VexError
+from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, VexError
 
 FlowFor = Callable[[str], Any]
 """The Prefect flow that runs a command ("export", "import", "migrate", "verify")."""
@@ -54,17 +54,17 @@ def main(
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if extra and args.command in ("validate", "inspect", "stores"):
+    if extra and args.command == "stores":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     with stop_cleanly(restore=not whole_process):
         return _ended(lambda: _run(args, extra, flow_for, progress_for))
 
 
 def _run(args: argparse.Namespace, extra: list[str], flow_for: FlowFor, progress_for: ProgressFor) -> int:
-    if args.command == "validate":
-        return _validate(args)
-    if args.command == "inspect":
-        return _inspect(args)
+    if args.command in ("validate", "inspect"):
+        from engine.inspection import inspect_or_validate
+
+        return inspect_or_validate(args, extra)
     if args.command == "stores":
         return _stores(args)
     wanted = request(args, extra)
@@ -152,72 +152,3 @@ def _stores(args: argparse.Namespace) -> int:
     else:
         print_stores(entries)
     return EXIT_OK
-
-
-def _validate(args: argparse.Namespace) -> int:
-    from vmig.validate import scan_file, sidecar_status
-
-    if not args.file.exists():
-        raise UsageError(f"file not found: {args.file}")
-    report = scan_file(args.file)
-    if args.json:
-        payload = {
-            "file": str(args.file),
-            "valid_records": report.stats.record_count,
-            "duplicate_ids": report.duplicates,
-            "damaged_lines": report.rejected,
-            "sidecar": sidecar_status(report),
-            "problems": report.problems,
-            "rejects_file": str(report.rejects_file) if report.rejects_file else None,
-        }
-        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
-    else:
-        print(
-            f"{args.file}: {report.stats.record_count} valid records, {report.duplicates} duplicate ids, "
-            f"{report.rejected} damaged lines"
-        )
-        print(f"sidecar: {sidecar_status(report)}")
-        for line, reason in report.reject_sample:
-            print(f"  line {line}: {reason}")
-        if report.rejects_file:
-            print(f"rejects written to {report.rejects_file}")
-        for problem in report.problems:
-            print(f"problem: {problem}", file=sys.stderr)
-        print("valid" if report.ok else "INVALID")
-    return EXIT_OK if report.ok else EXIT_INTEGRITY
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    from vmig.validate import scan_file, sidecar_status
-
-    if not args.file.exists():
-        raise UsageError(f"file not found: {args.file}")
-    report = scan_file(args.file, write_rejects=False)
-    counts = report.stats.as_dict()
-    agrees = report.sidecar is None or (report.sidecar.checksum == report.checksum and report.count_agrees)
-    code = EXIT_OK if agrees and not report.sidecar_problem else EXIT_INTEGRITY  # the sidecar disagrees: 3
-    if args.json:
-        payload: dict[str, Any] = {
-            "file": str(args.file),
-            "records": report.stats.record_count,
-            "duplicate_ids": report.duplicates,
-            "damaged_lines": report.rejected,
-            "counts": counts,
-            "checksum": report.checksum,
-            "sidecar": report.sidecar.model_dump(mode="json", exclude_none=True) if report.sidecar else None,
-            "sidecar_status": sidecar_status(report),
-        }
-        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
-        return code
-    print(f"file      : {args.file}")
-    print(f"records   : {report.stats.record_count} ({report.duplicates} duplicate ids, {report.rejected} damaged)")
-    for name, table in counts.items():
-        print(f"{name:<10}: " + ", ".join(f"{key}={value}" for key, value in table.items()))
-    print(f"checksum  : {report.checksum}")
-    print(f"sidecar   : {sidecar_status(report)}")
-    if report.sidecar is not None:
-        side = report.sidecar
-        print(f"  exported_at={side.exported_at} source_store={side.source_store} record_count={side.record_count}")
-        for entry in side.imports:
-            print(f"  imported to {entry.target} at {entry.imported_at}: {entry.upserted} upserted of {entry.total}")
-    return code

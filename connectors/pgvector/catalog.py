@@ -10,7 +10,7 @@ from typing import Any
 from connectors.pgvector import statements
 from connectors.pgvector.options import PgvectorOptions, langchain_v2_columns, table_name
 from connectors.pgvector.session import psycopg_module
-from connectors.pgvector.tablemap import INTEGER_WIDTHS, NATIVE_EXTRAS, TEXT_TYPES, TableMap
+from connectors.pgvector.tablemap import INTEGER_WIDTHS, NATIVE_EXTRAS, OPCLASS, TEXT_TYPES, TableMap
 from vmig.errors import UsageError
 
 _DERIVED_TYPES = ("vector", "halfvec", "sparsevec", "tsvector")
@@ -113,6 +113,31 @@ def count(conn: Any, mapping: TableMap) -> int:
     where, params = statements.scope_clause(mapping, None)
     query = sql.SQL("SELECT count(*) FROM {t}").format(t=sql.Identifier(*mapping.table)) + where
     return int(conn.execute(query, params).fetchone()[0])
+
+
+def index_metric(conn: Any, mapping: TableMap) -> str | None:
+    """The distance the vector column's index is built for (from its operator class); None without one."""
+    query = (
+        "SELECT opc.opcname FROM pg_index i JOIN pg_opclass opc ON opc.oid = i.indclass[0] "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+        "WHERE i.indrelid = to_regclass(%s) AND a.attname = %s ORDER BY i.indexrelid LIMIT 1"
+    )
+    row = conn.execute(query, (statements.qualified(mapping.table), mapping.vector)).fetchone()
+    if row is None:
+        return None
+    return next((metric for metric, ops in OPCLASS.items() if str(row[0]).endswith(ops)), None)
+
+
+def describe_layout(opts: PgvectorOptions, mapping: TableMap) -> str:
+    """The table layout in words: which layout, which table, and which column holds what."""
+    columns = [f"id={mapping.id}", f"vector={mapping.vector}"]
+    columns += [
+        f"{name}={column}"
+        for name, column in (("text", mapping.text), ("metadata", mapping.metadata), ("namespace", mapping.namespace))
+        if column
+    ]
+    scope = f", collection {mapping.scope_value}" if mapping.scope_value is not None else ""
+    return f"{opts.layout} layout: table {statements.qualified(mapping.table)}{scope} ({', '.join(columns)})"
 
 
 def incarnation(conn: Any, mapping: TableMap) -> str:

@@ -14,7 +14,7 @@ from connectors.pgvector.options import PgvectorOptions, table_name
 from connectors.pgvector.read import PageReader
 from connectors.pgvector.session import PSYCOPG, Session, psycopg_module
 from connectors.pgvector.snapshot import ExportSnapshot
-from connectors.pgvector.tablemap import TableMap
+from connectors.pgvector.tablemap import OPCLASS, TableMap
 from connectors.pgvector.write import Writer
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
 
@@ -26,7 +26,7 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         max_batch=5000,
         fixed_dims=True,
         needs_vector=True,
-        metrics=tuple(target.OPCLASS),
+        metrics=tuple(OPCLASS),
         max_dims=16_000,
         max_dims_indexed=2_000,
     )
@@ -85,8 +85,13 @@ class PgvectorConnector(Connector[PgvectorOptions]):
             mapping = self._table(create=False)
             if mapping is None:
                 return StoreInfo(exists=False)
-            count = catalog.count(conn, mapping)
-            info = StoreInfo(exists=True, dims=catalog.dims(conn, mapping), metric=None, count=count)
+            info = StoreInfo(
+                exists=True,
+                dims=catalog.dims(conn, mapping),
+                metric=catalog.index_metric(conn, mapping),
+                count=catalog.count(conn, mapping),
+                layout=catalog.describe_layout(self.opts, mapping),
+            )
             conn.rollback()
             return info
 

@@ -11,6 +11,9 @@ from vmig.errors import StoreError
 
 TEXT_TYPES = ("text", "character", "varchar", "name", "citext")
 INTEGER_WIDTHS = {"smallint": 2, "integer": 4, "bigint": 8}
+OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "euclid": "l2_ops"}
+"""pgvector's operator class suffix for each metric."""
+
 NATIVE_EXTRAS = ("namespace", "model", "created_at", "score", "source_store", "extra")
 """vex's own columns beyond id, embedding, text and metadata, in the native table."""
 

@@ -8,11 +8,8 @@ from typing import Any
 from connectors.pgvector import catalog
 from connectors.pgvector.options import PgvectorOptions, langchain_v2_columns, split_name, table_name
 from connectors.pgvector.session import Session, psycopg_module
-from connectors.pgvector.tablemap import TableMap
+from connectors.pgvector.tablemap import OPCLASS, TableMap
 from vmig.errors import UsageError
-
-OPCLASS = {"cosine": "cosine_ops", "dot": "ip_ops", "euclid": "l2_ops"}
-"""pgvector's operator class suffix for each metric."""
 
 
 def ensure_extension(session: Session) -> None:
