@@ -53,11 +53,18 @@ def _job(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
-def _looked_at(parser: argparse.ArgumentParser) -> None:
+def _looked_at(sub: Any, command: str, summary: str, store_help: str) -> None:
     """What inspect and validate take: a FILE (.vmig.jsonl, .gz, .zst), or a store with its options.
 
     FILE is not an argparse positional: one would take the value of a store option (`--db x.db`) for itself.
     It is the one plain word left among the unknown arguments (`engine.inspection.looked_at`)."""
+    parser = sub.add_parser(
+        command,
+        help=summary,
+        usage=f"vex {command} [FILE | --from STORE [store options]] [--namespace NS] [--json]",
+        epilog=store_help,
+        allow_abbrev=False,
+    )
     parser.add_argument("--from", dest="source", metavar="STORE", help="a store instead of a file")
     parser.add_argument("--namespace", help="only records of this namespace (with --from)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -112,23 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(verify)
 
-    validate = sub.add_parser(
-        "validate",
-        help="check a .vmig.jsonl against its sidecar and the format, or read every record of a store",
-        usage="vex validate [FILE | --from STORE [store options]] [--namespace NS] [--json]",
-        epilog=store_help,
-        allow_abbrev=False,
-    )
-    _looked_at(validate)
-
-    inspect = sub.add_parser(
-        "inspect",
-        help="a file or store: counts by namespace/model/dims, null vectors, metric, layout, sidecar",
-        usage="vex inspect [FILE | --from STORE [store options]] [--namespace NS] [--json]",
-        epilog=store_help,
-        allow_abbrev=False,
-    )
-    _looked_at(inspect)
+    checks = "check a .vmig.jsonl against its sidecar and the format, or read every record of a store"
+    _looked_at(sub, "validate", checks, store_help)
+    counts = "a file or store: counts by namespace/model/dims, null vectors, metric, layout, sidecar"
+    _looked_at(sub, "inspect", counts, store_help)
 
     stores = sub.add_parser("stores", help="every store: installed or not, what it can do, its options")
     stores.add_argument("name", nargs="?", metavar="STORE", help="one store's options and capabilities")
