@@ -68,6 +68,24 @@ def test_ivfflat_and_no_index(pg_server: PgServer, tmp_path: Path) -> None:
         )  # the pkey
 
 
+def test_vectors_above_the_index_limit_are_refused_before_the_table_is_made(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """pgvector indexes at most 2,000 dims: an import of 2,100-d vectors with an index asked for is refused
+    before anything is written (it used to finish with exit 0 and no index), and loads with --index none."""
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=5, dims=2100, odd_ones=False))
+    base = ["import", "--from", str(source), "--to", "pgvector", "--url", pg_server.dsn(), "--table", "wide"]
+    refused = run_vex(*base)
+    assert refused.returncode == 2, refused.stderr
+    assert "cannot build a hnsw index on 2100-d vectors (at most 2,000): pass --index none" in refused.stderr
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT to_regclass('wide')").fetchone()[0] is None
+    loaded = run_vex(*base, "--index", "none")
+    assert loaded.returncode == 0, loaded.stderr
+    with pg_server.admin("vexdb") as conn:
+        assert conn.execute("SELECT count(*) FROM wide").fetchone()[0] == 5
+
+
 def test_a_new_table_s_index_is_built_for_the_source_metric(pg_server: PgServer, tmp_path: Path) -> None:
     """A migrate from a dot-product Qdrant collection builds the new table's HNSW index with inner-product ops;
     an explicit --target-metric wins over the source's."""

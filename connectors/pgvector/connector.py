@@ -28,7 +28,7 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         needs_vector=True,
         metrics=tuple(OPCLASS),
         max_dims=16_000,
-        max_dims_indexed=2_000,
+        max_dims_indexed=target.INDEX_MAX_DIMS,
     )
     client_library: ClassVar[ClientLibrary | None] = PSYCOPG
 
@@ -62,6 +62,8 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         if isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected, errors.AdminShutdown,
                             errors.CannotConnectNow, errors.QueryCanceled)):  # fmt: skip
             return TransientError(f"pgvector {where}: {doing} interrupted ({text})")
+        if isinstance(exc, errors.ProgramLimitExceeded):  # an OperationalError, but a retry meets it again
+            return StoreError(f"pgvector {where}: {doing} failed: {text}")
         if isinstance(exc, psycopg.OperationalError):
             lowered = text.lower()
             if "password" in lowered or "authentication" in lowered:
@@ -130,6 +132,7 @@ class PgvectorConnector(Connector[PgvectorOptions]):
             target.ensure_extension(self.session)
             mapping = self._table(create=True)
             if mapping is None:
+                target.refuse_unindexable(self.opts, dims)
                 target.create_table(self.session.conn(), self.opts, dims)
                 self._created = True
                 mapping = self._table(create=True)
@@ -149,7 +152,8 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         return self._writer.write(batch, self._map)
 
     def finish(self) -> None:
-        if self.session.current is None or self._map is None or not self._created or self.opts.index == "none":
+        # Not `session.current is None`: a retried build starts on a new connection, and must still build.
+        if self._map is None or not self._created or self.opts.index == "none":
             return
         target.build_index(self.session, self.opts, self._map)
 

@@ -22,7 +22,7 @@ class PgvectorOptions(StoreOptions):
     collection: str | None = None
     """LangChain collection name, or LlamaIndex `[schema_name.]table_name` (without `data_`)."""
     index: Literal["hnsw", "ivfflat", "none"] = "hnsw"
-    """Vector index built after an import (none above 2,000 dims, pgvector's limit)."""
+    """Vector index built after an import (hnsw and ivfflat take at most 2,000 dims: use none above)."""
     metric: Literal["cosine", "dot", "euclid"] | None = None
     """Distance the `--index` is built for; default: the source's where it has one of these, else cosine."""
     timeout: float = 300.0

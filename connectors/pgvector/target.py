@@ -73,6 +73,20 @@ def _create_langchain_v2(conn: Any, opts: PgvectorOptions, dims: int) -> None:
     )  # fmt: skip
 
 
+INDEX_MAX_DIMS = 2_000
+"""pgvector builds neither an HNSW nor an IVFFlat index on a `vector` column of more dimensions."""
+
+
+def refuse_unindexable(opts: PgvectorOptions, dims: int | None) -> None:
+    """Before a table is made: a dimension its `--index` cannot be built for is refused, not found out after the
+    load (where the index would be missing or the run would fail with every record written)."""
+    if dims is not None and dims > INDEX_MAX_DIMS and opts.index != "none":
+        raise UsageError(
+            f"pgvector cannot build a {opts.index} index on {dims}-d vectors (at most {INDEX_MAX_DIMS:,}): "
+            "pass --index none for a table without a vector index"
+        )
+
+
 def build_index(session: Session, opts: PgvectorOptions, mapping: TableMap) -> None:
     """The `--index` (HNSW or IVFFlat, lists by the row count) on the vector column, for the `--metric`."""
     from psycopg import sql
