@@ -9,6 +9,7 @@ an exit code (section 6 of the design), never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -90,7 +91,9 @@ def _run_request(wanted: Request, flow_for: FlowFor, progress: ProgressFn | None
     """The command in Prefect mode (the flow, tracked) or in local mode (the same steps, called directly)."""
     if wanted.prefect:
         TERMINAL_PROGRESS.set(progress)
-        return run_tracked(flow_for(wanted.command), wanted.params)
+        flow = flow_for(wanted.command)
+        quiet_prefect_console()
+        return run_tracked(flow, wanted.params)
     from engine.jobs import export_job, import_job, migrate_job, verify_job
     from engine.local import LocalRunner
 
@@ -101,6 +104,37 @@ def _run_request(wanted: Request, flow_for: FlowFor, progress: ProgressFn | None
         "verify": verify_job,
     }
     return jobs[wanted.command](wanted.params, LocalRunner(), progress)
+
+
+class _RunLinkOnly(logging.Filter):
+    """Of Prefect's console lines, the link to the flow run: where its log and the traceback are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage().startswith("View at ")
+
+
+def quiet_prefect_console() -> None:
+    """Prefect mode reads like local mode on a terminal: vex's summary or its one error line, and the link to
+    the flow run. Prefect's other console lines (each failure with its traceback, once per retry and again for
+    the flow) still go to the run's log in the Prefect API; `VEX_DEBUG=1` keeps them on the terminal too.
+
+    Call it after Prefect is imported: its console handlers here get the filter, and the environment reaches
+    the temporary API server it starts as a subprocess, whose telemetry heartbeat is turned off (on its SQLite
+    database it logs 'database is locked' tracebacks)."""
+    if os.environ.get("VEX_DEBUG"):
+        return
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    loggers = [
+        logging.getLogger(),
+        *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger)),
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler" and not any(
+                isinstance(f, _RunLinkOnly) for f in handler.filters
+            ):
+                handler.addFilter(_RunLinkOnly())
 
 
 def run_tracked(flow: Any, params: Any) -> Any:

@@ -233,3 +233,44 @@ def test_verify_is_retried_in_both_modes(
     spec = StoreSpec(store="flaky", options={"db": str(db)})
     report = verify_job(VerifyParams(source=spec, target=StoreSpec(store="vektor", options={"db": str(db)})), runner)
     assert FlakySource.failures == 0 and report.ok and report.matched == 50
+
+
+def test_prefect_mode_errors_are_one_line_and_the_traceback_goes_to_the_run_log(
+    prefect_api: None, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreachable store in Prefect mode: the terminal gets vex's one line (it got ~200 lines of tracebacks,
+    one per retry and one for the flow); the run's log in the Prefect API keeps the traceback."""
+    import logging
+
+    from prefect.client.orchestration import get_client
+
+    from cli.main import flow_for
+    from engine.commandline import main
+
+    for name in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED", "VEX_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    handlers = [h for h in logging.getLogger().handlers if type(h).__name__ == "PrefectConsoleHandler"]
+    filters = [list(h.filters) for h in handlers]
+    try:
+        args = ["export", "--from", "qdrant", "--url", "http://127.0.0.1:9", "--output", str(tmp_path / "o.vmig.jsonl")]
+        code = main([*args, "--prefect"], flow_for)
+        stderr = capfd.readouterr().err
+    finally:
+        for handler, kept in zip(handlers, filters, strict=True):
+            handler.filters = kept
+    assert code == 4
+    lines = [line for line in stderr.strip().splitlines() if "View at http://127.0.0.1:" not in line]
+    assert len(lines) == 1 and lines[0].startswith("vex: error: qdrant http://127.0.0.1:9 unreachable"), stderr
+    assert "Traceback" not in stderr
+
+    from prefect.client.schemas.sorting import LogSort
+
+    for handler in logging.getLogger("prefect.flow_runs").handlers:
+        handler.flush()  # the API handler sends logs in the background
+
+    async def logged() -> list[str]:
+        async with get_client() as client:
+            return [entry.message for entry in await client.read_logs(limit=50, sort=LogSort.TIMESTAMP_DESC)]
+
+    messages = asyncio.run(logged())
+    assert any("Traceback" in m and "127.0.0.1:9 unreachable" in m for m in messages), messages[:3]
