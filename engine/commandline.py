@@ -26,6 +26,7 @@ from engine.pipeline import TERMINAL_PROGRESS, ProgressFn
 from engine.redact import redact
 from engine.report_text import print_summary, print_verify
 from engine.stopping import stop_cleanly, stopped_by
+from engine.summary import RunEndedBadly
 from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, VexError
 
 FlowFor = Callable[[str], Any]
@@ -141,6 +142,8 @@ def run_tracked(flow: Any, params: Any) -> Any:
     """Run a flow and return its result, also from a Failed state; a raised error is raised here as it was."""
     state = flow(params, return_state=True)
     result = state.result(raise_on_failure=False)
+    if isinstance(result, RunEndedBadly):
+        return result.result
     if isinstance(result, BaseException):
         raise result
     return result

@@ -18,6 +18,20 @@ FAILED_SAMPLE = 20
 """Failed records listed by id in the summary; all of them are counted."""
 
 
+class RunEndedBadly(Exception):
+    """A finished run that failed records or found differences, as the exception its Failed Prefect state
+    carries. Prefect turns a failed state's data into an exception wherever the state is resolved (a
+    deployment run, `state.result()`); a summary there was a TypeError. The result rides along for
+    `engine.commandline.run_tracked`, which gives the command line the same summary as local mode."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.result))
+
+
 @dataclass
 class RunSummary:
     action: str
@@ -74,7 +88,7 @@ class RunSummary:
         if not self.balanced():
             found.append("the counts do not add up")
         if self.verify is not None and not self.verify.ok:
-            found.append("verify found differences")
+            found.append(f"verify found differences: {self.verify.difference()}")
         return found
 
     def exit_code(self) -> int:

@@ -82,6 +82,18 @@ class VerifyReport:
             "duration_s": round(self.duration_s, 3),
         }
 
+    def difference(self) -> str:
+        """The differences in counts, for a state message or a log line."""
+        return f"{self.missing} missing, {self.extra} extra, {self.mismatched} mismatched"
+
+    def first_ids(self, count: int = 10) -> dict[str, list[str]]:
+        """The first ids of each kind of difference: where a person starts looking."""
+        return {
+            "missing": self.missing_ids[:count],
+            "extra": self.extra_ids[:count],
+            "mismatched": [str(entry.get("id")) for entry in self.mismatches[:count]],
+        }
+
     def rows(self) -> list[tuple[str, str]]:
         rows = [
             ("source records", str(sum(self.source_counts.values()))),

@@ -7,9 +7,11 @@ from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.schemas.objects import State
+from prefect.logging import get_run_logger
 from prefect.states import Failed
 
-from engine.summary import RunSummary
+from engine.summary import RunEndedBadly, RunSummary
+from engine.verify import VerifyReport
 
 R = TypeVar("R")
 
@@ -51,13 +53,28 @@ def publish_summary(summary: RunSummary) -> None:
     )
 
 
-def final_state(result: R, problems: list[str]) -> R | State:
-    """The flow's return: its result, or a Failed state carrying it when something went wrong.
+def publish_verify(report: VerifyReport) -> None:
+    """The comparison as a table artifact and a log line, so a deployment run's verify is seen where the person
+    looks: the counts, the result, and the first ids of each difference."""
+    rows = [{"measure": label, "value": value} for label, value in report.rows()]
+    rows.append({"measure": "result", "value": "match" if report.ok else "MISMATCH"})
+    for kind, ids in report.first_ids().items():
+        if ids:
+            rows.append({"measure": f"first {kind} ids", "value": ", ".join(ids)})
+    create_table_artifact(
+        table=rows, key="vex-verify-report", description=f"verify: {report.source} -> {report.target}"
+    )
+    outcome = "the stores match" if report.ok else "the stores differ"
+    get_run_logger().info(f"verify: {report.matched} matched, {report.difference()}: {outcome}")
 
-    A run that lost records must not show as Completed in the UI (a scheduled sync that
-    fails every night would look healthy); the summary still travels with the state, so
-    `engine.commandline.run_tracked` hands it to the command line as in local mode, with its exit code.
-    """
+
+def final_state(result: R, problems: list[str]) -> R | State:
+    """The flow's return: its result, or a Failed state whose message gives the counts when something went wrong.
+
+    A run that lost records must not show as Completed in the UI (a scheduled sync that fails every night
+    would look healthy). The result travels in the state's exception (`RunEndedBadly`), so
+    `engine.commandline.run_tracked` hands it to the command line as in local mode, with its exit code."""
     if not problems:
         return result
-    return Failed(message="; ".join(problems), data=result)
+    message = "; ".join(problems)
+    return Failed(message=message, data=RunEndedBadly(message, result))

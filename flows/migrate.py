@@ -11,7 +11,7 @@ from engine.jobs import migrate_job
 from engine.params import MigrateParams
 from engine.pipeline import TERMINAL_PROGRESS, both
 from engine.summary import RunSummary
-from flows._observe import ProgressArtifact, final_state, publish_summary
+from flows._observe import ProgressArtifact, final_state, publish_summary, publish_verify
 from tasks import PrefectRunner
 
 
@@ -19,6 +19,8 @@ from tasks import PrefectRunner
 def migrate_flow(params: MigrateParams) -> RunSummary | State:
     summary = migrate_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("migrate")))
     publish_summary(summary)
+    if summary.verify is not None:
+        publish_verify(summary.verify)
     return final_state(summary, summary.problems())
 
 

@@ -5,26 +5,21 @@ from __future__ import annotations
 import sys
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 
 from engine.jobs import verify_job
 from engine.params import VerifyParams
 from engine.pipeline import TERMINAL_PROGRESS
 from engine.verify import VerifyReport
-from flows._observe import final_state
+from flows._observe import final_state, publish_verify
 from tasks import PrefectRunner
 
 
 @flow(name="vex-verify", validate_parameters=True)
 def verify_flow(params: VerifyParams) -> VerifyReport | State:
     report = verify_job(params, PrefectRunner(), TERMINAL_PROGRESS.get())
-    rows = [{"measure": label, "value": value} for label, value in report.rows()]
-    rows.append({"measure": "result", "value": "match" if report.ok else "MISMATCH"})
-    create_table_artifact(
-        table=rows, key="vex-verify-report", description=f"verify: {report.source} -> {report.target}"
-    )
-    return final_state(report, [] if report.ok else ["the stores differ"])
+    publish_verify(report)
+    return final_state(report, [] if report.ok else [f"the stores differ: {report.difference()}"])
 
 
 if __name__ == "__main__":

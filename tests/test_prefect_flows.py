@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
@@ -274,3 +276,41 @@ def test_prefect_mode_errors_are_one_line_and_the_traceback_goes_to_the_run_log(
 
     messages = asyncio.run(logged())
     assert any("Traceback" in m and "127.0.0.1:9 unreachable" in m for m in messages), messages[:3]
+
+
+def test_a_migrate_whose_verify_differs_ends_failed_with_the_counts_and_shows_the_comparison(
+    prefect_api: None, tmp_path: Path
+) -> None:
+    """The deployment path resolves a failed state into an exception: it was `TypeError: Unexpected result for
+    failed state: RunSummary(...)`. Now the state's exception says the counts, the verify is an artifact and a
+    log line, and the command line still gets the summary."""
+    from prefect.client.orchestration import get_client
+
+    from engine.commandline import run_tracked
+    from engine.summary import RunEndedBadly
+    from flows.migrate import migrate_flow
+
+    target_db = tmp_path / "t.db"
+    source = StoreSpec(store="vektor", options={"db": str(DEMO_DB)})
+    target = StoreSpec(store="vektor", options={"db": str(target_db)})
+    first = migrate_flow(MigrateParams(source=source, target=target), return_state=True)
+    assert first.is_completed()
+    with sqlite3.connect(target_db) as conn:  # a record the source does not have: the next verify differs
+        conn.execute("UPDATE memories SET id = 'stranger' WHERE id = (SELECT min(id) FROM memories)")
+    conn.close()
+    params = MigrateParams(source=source, target=target, verify=True)
+    state = migrate_flow(params, return_state=True)
+    assert state.is_failed()
+    assert "verify found differences: 0 missing, 1 extra, 0 mismatched" in (state.message or "")
+    with pytest.raises(RunEndedBadly, match="1 extra"):
+        state.result()  # what a deployment run's engine does with a failed state
+    summary = run_tracked(migrate_flow, params)
+    assert isinstance(summary, RunSummary) and summary.exit_code() == 3
+    assert summary.verify.extra_ids == ["stranger"]
+
+    async def verify_artifacts() -> list[object]:
+        async with get_client() as client:
+            return [a.data for a in await client.read_artifacts() if a.key == "vex-verify-report"]
+
+    tables = json.dumps(asyncio.run(verify_artifacts()))
+    assert "first extra ids" in tables and "stranger" in tables
