@@ -29,20 +29,15 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
 from connectors.clients import ClientLibrary, is_network_error, network_reason
-from vmig import metadata as md
+from connectors.flatmeta import NAMESPACE_KEY, FlatRule, flatten, restore
 from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
 
-NAMESPACE_KEY = "_vex_namespace"
-MODEL_KEY = "_vex_model"
-CREATED_KEY = "_vex_created_at"
-SCORE_KEY = "_vex_score"
-SOURCE_KEY = "_vex_source"
-EXTRA_KEY = "_vex_extra"
-_FIELD_KEYS = (NAMESPACE_KEY, MODEL_KEY, CREATED_KEY, SCORE_KEY, SOURCE_KEY, EXTRA_KEY)
-JSON_KEYS = "_vex_json_keys"
-NULL_KEYS = "_vex_null_keys"
 _SPACES = {"cosine": "cosine", "dot": "ip", "euclid": "l2"}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+CHROMA_METADATA = FlatRule(int_range=(_INT64_MIN, _INT64_MAX))
+"""Chroma keeps a metadata integer as a signed 64-bit one and silently turns a larger one (vex carries
+integers up to 2**64 - 1) into the nearest float: those travel as JSON text."""
 
 MAX_METADATA_KEYS = 4096
 """Most metadata keys one record may send, vex's own `_vex_*` keys and the document (Chroma stores it as one
@@ -64,9 +59,6 @@ metadata and document as one JSON text into its SQLite log, and its SQLite refus
 1,000,000,000 bytes (compiled MAX_LENGTH); 300 MB was measured to go in and read back (27 s, 3.5 GB of
 memory); 256 MiB stays below that, and far below SQLite's limit."""
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-"""Chroma keeps a metadata integer as a signed 64-bit one and silently turns a larger one (vex carries
-integers up to 2**64 - 1) into the nearest float; those travel as JSON text, listed in `_vex_json_keys`."""
 
 _CHROMA_DOCUMENT = "chroma:document"
 """The metadata key Chroma keeps the document under; it refuses a user key of that name."""
@@ -388,43 +380,7 @@ class ChromaConnector(Connector[ChromaOptions]):
 
 def _metadatas(batch: pa.RecordBatch) -> list[dict[str, Any] | None]:
     """Flat Chroma metadata that restores the record exactly (see the module docstring)."""
-    columns = {
-        name: batch.column(name).to_pylist()
-        for name in ("metadata", "namespace", "model", "score", "source_store", "extra")
-    }
-    created = batch.column("created_at").cast(pa.int64()).to_pylist()
-    out: list[dict[str, Any] | None] = []
-    for i in range(batch.num_rows):
-        # A user's `_vex...` key is escaped first, so it can never be taken for (and dropped as) one of ours;
-        # the json and null key lists name the keys as stored, escaped.
-        meta = md.escape_reserved(md.loads(columns["metadata"][i]))
-        flat, encoded = md.encode_nested(meta)
-        nulls: list[str] = []
-        entry: dict[str, Any] = {}
-        for key, value in flat.items():
-            if value is None:
-                nulls.append(key)
-            elif type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
-                entry[key] = str(value)  # JSON text of the integer, read back exactly
-                encoded.append(key)
-            else:
-                entry[key] = value
-        if encoded:
-            entry[JSON_KEYS] = orjson.dumps(encoded).decode()
-        if nulls:
-            entry[NULL_KEYS] = orjson.dumps(nulls).decode()
-        for key, value in (
-            (NAMESPACE_KEY, columns["namespace"][i]),
-            (MODEL_KEY, columns["model"][i]),
-            (CREATED_KEY, created[i]),
-            (SCORE_KEY, columns["score"][i]),
-            (SOURCE_KEY, columns["source_store"][i]),
-            (EXTRA_KEY, columns["extra"][i]),
-        ):
-            if value is not None:
-                entry[key] = value
-        out.append(entry or None)
-    return out
+    return flatten(batch, CHROMA_METADATA)
 
 
 def _json_text_bytes(texts: pa.Array) -> np.ndarray:
@@ -500,22 +456,11 @@ def _result_to_batch(result: dict[str, Any]) -> pa.RecordBatch:
     metadatas = result.get("metadatas") or [None] * len(result["ids"])
     records = RecordColumns()
     for record_id, raw in zip(result["ids"], metadatas, strict=True):
-        entry = dict(raw or {})
-        encoded = orjson.loads(entry.pop(JSON_KEYS, "[]"))
-        nulls = orjson.loads(entry.pop(NULL_KEYS, "[]"))
-        fields = {key: entry.pop(key, None) for key in _FIELD_KEYS}
-        for key in nulls:
-            entry[key] = None
-        records.add(
-            record_id,
-            model=fields[MODEL_KEY],
-            namespace=fields[NAMESPACE_KEY],
-            metadata=md.dumps(md.unescape_reserved(md.decode_nested(entry, encoded))),
-            created_at=fields[CREATED_KEY],
-            score=fields[SCORE_KEY],
-            source_store="chroma" if fields[SOURCE_KEY] is None else fields[SOURCE_KEY],
-            extra=fields[EXTRA_KEY],
-        )
+        fields, metadata = restore(raw, CHROMA_METADATA)
+        fields.pop("text", None)
+        if fields["source_store"] is None:
+            fields["source_store"] = "chroma"
+        records.add(record_id, metadata=metadata, **fields)
     embeddings = result.get("embeddings")
     vectors = None if embeddings is None else np.asarray(embeddings, dtype=np.float32)
     return records.build(vectors=vectors, texts=result.get("documents"))

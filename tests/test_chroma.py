@@ -117,10 +117,10 @@ def test_existing_collection_with_another_metric_or_dims(tmp_path: Path, metric:
 
 def _reserved_lookalikes() -> dict[str, object]:
     """User metadata under every key vex keeps its own fields in, and the escape's own shapes."""
-    from connectors import chroma
+    from connectors import flatmeta as chroma  # where the chroma connector's own keys are named
 
     own = [chroma.NAMESPACE_KEY, chroma.MODEL_KEY, chroma.CREATED_KEY, chroma.SCORE_KEY, chroma.SOURCE_KEY,
-           chroma.EXTRA_KEY, chroma.JSON_KEYS, chroma.NULL_KEYS]  # fmt: skip
+           chroma.EXTRA_KEY, chroma.JSON_KEYS, chroma.NULL_KEYS, chroma.INT_KEYS, chroma.USER_TEXT_KEY]  # fmt: skip
     meta: dict[str, object] = {key: f"the user's {key}" for key in own}
     meta.update({
         "_vex": "bare prefix",
