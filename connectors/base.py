@@ -113,6 +113,8 @@ class LoadResult:
     written: int
     failed: list[tuple[str, str]] = field(default_factory=list)
     """(id, reason) for every record the store refused."""
+    altered: dict[str, int] = field(default_factory=dict)
+    """Written records an option let the store change, by what was done ("text truncated"): never silent."""
 
 
 OptionsT = TypeVar("OptionsT", bound=StoreOptions)

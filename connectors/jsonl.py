@@ -51,6 +51,7 @@ class JsonlConnector(Connector[JsonlOptions]):
         writes_file=True,
         one_record_per_id=False,
         embedded=True,
+        sparse_vectors=True,
     )
 
     def __init__(self, options: JsonlOptions) -> None:

@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "qdrant": "connectors.qdrant:QdrantConnector",
     "chroma": "connectors.chroma:ChromaConnector",
     "pgvector": "connectors.pgvector:PgvectorConnector",
+    "pinecone": "connectors.pinecone:PineconeConnector",
 }
 
 

@@ -96,6 +96,7 @@ class VektorConnector(Connector[VektorOptions]):
         needs_vector=False,
         metrics=("cosine", "dot", "euclid"),
         embedded=True,
+        sparse_vectors=True,
     )
 
     def __init__(self, options: VektorOptions) -> None:

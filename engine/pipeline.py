@@ -153,6 +153,8 @@ def run_transfer(
             summary.warn(f"{count} records skipped: their dims differ from the target's {summary.target_dims}")
         elif reason == SKIP_NULL_VECTOR:
             summary.warn(f"{count} records skipped: no vector, and {transfer.target.name} needs one")
+    for what, count in summary.altered.items():
+        summary.warn(f"{count} records written to {transfer.target.name} with their {what}")
     if summary.replaced:
         summary.warn(
             f"{summary.replaced} records replaced by a later record with the same id "
@@ -236,6 +238,7 @@ def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: R
     if filtered.batch.num_rows:
         result = runner.run(steps.LOAD, state.transfer.target, filtered.batch)
         summary.add_failed(result.failed)
+        summary.altered.update(result.altered)
         replaced = 0
         if seen is not None:
             written = _without_failed(filtered.batch.column("id"), result.failed)

@@ -129,13 +129,14 @@ def _refuse_a_target_nothing_fits(target: Connector, wish: TargetWish, dims: int
 def load(target: Connector, batch: pa.RecordBatch) -> LoadResult:
     """Idempotent upserts, in slices the store accepts; the result accounts for every record."""
     size = max(1, target.capabilities.max_batch)
-    written = 0
-    failed: list[tuple[str, str]] = []
+    total = LoadResult(0)
     for start in range(0, batch.num_rows, size):
         result = target.load(batch.slice(start, size))
-        written += result.written
-        failed.extend(result.failed)
-    return LoadResult(written, failed)
+        total.written += result.written
+        total.failed.extend(result.failed)
+        for what, count in result.altered.items():
+            total.altered[what] = total.altered.get(what, 0) + count
+    return total
 
 
 def finish(target: Connector) -> WrittenFile | None:

@@ -53,6 +53,8 @@ class RunSummary:
     output_checksum: str | None = None
     verify: Any = None
     """The VerifyReport of `migrate --verify`, when it ran."""
+    altered: Counter[str] = field(default_factory=Counter)
+    """Records written changed by an option, by what was done (`--truncate-text`: "text truncated")."""
 
     def add_failed(self, failures: list[tuple[str, str]]) -> None:
         self.failed += len(failures)
@@ -109,6 +111,7 @@ class RunSummary:
             "failed": self.failed,
             "failed_sample": [{"id": i, "reason": r} for i, r in self.failed_sample],
             "replaced": self.replaced,
+            "altered": dict(self.altered),
             "rejected": self.rejected,
             "rejects_file": str(self.rejects_path) if self.rejects_path else None,
             "warnings": list(self.warnings),
@@ -125,6 +128,7 @@ class RunSummary:
             ("total records", str(self.read)),
             ("written" if self.action == "export" else "upserted", str(self.upserted)),
         ]
+        rows.extend((f"  {what}", str(count)) for what, count in sorted(self.altered.items()))
         rows.append(("skipped", str(self.skipped_total)))
         rows.extend((f"  {reason}", str(count)) for reason, count in sorted(self.skipped.items()))
         rows.append(("failed", str(self.failed)))

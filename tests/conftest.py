@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,15 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def pinecone_fake() -> Iterator[Any]:
+    """The local fake of Pinecone's API (tests/fakes/pinecone.py), for the whole session."""
+    from tests.fakes.pinecone import FakePinecone
+
+    with FakePinecone() as fake:
+        yield fake
 
 
 from tests.chroma_server import chroma_server  # noqa: E402,F401 - a session fixture for every test module

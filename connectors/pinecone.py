@@ -1,0 +1,441 @@
+"""Pinecone, on the official `pinecone` SDK (10.x), both directions; namespaces are Pinecone namespaces.
+
+An index is found by `--index` (its data-plane host looked up from its description, or given with `--host`);
+a missing one is created serverless on import with `--cloud` and `--region`. Metadata is flat in Pinecone
+(strings, numbers, booleans, lists of strings; no nulls), so a record's metadata travels as
+`connectors.flatmeta` stores it: nested values, nulls, other lists and integers (which Pinecone returns as
+doubles) restored exactly on export; the text is kept under the metadata key `text`, as LangChain and most
+Pinecone tools keep it, so their indexes export with their text. Ids Pinecone cannot take (non-ASCII, a NUL,
+or starting with `vex:u:`) are stored as `vex:u:<UUIDv5>` with the original under `_vex_id`; an id longer than
+Pinecone's 512 characters, or a record whose metadata passes 40 KB, is a failed record with that reason
+(`--truncate-text` cuts the text to fit instead, and the summary counts it). Sparse values are carried.
+
+Export walks every namespace (or `--namespace`) through the paginated `list` endpoint and fetches the ids it
+gives, at most 1,000 a request; the cursor is the namespace and the page token, so a run resumes where it
+stopped. A pod-based index cannot list its ids: `--ids-from FILE` (one id per line) enumerates them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from pydantic import SecretStr
+
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.clients import ClientLibrary, is_network_error, network_reason
+from connectors.flatmeta import FlatRule, flatten, restore
+from connectors.ids import uuid_for
+from vmig.batch import RecordColumns
+from vmig.errors import AccessError, StoreError, TransientError, UsageError
+
+Item = tuple[str, dict[str, Any], int]
+"""A record on its way: its id, its upsert JSON object, that object's size in bytes."""
+METRICS = {"cosine": "cosine", "dot": "dotproduct", "euclid": "euclidean"}
+"""vex's metric names and Pinecone's."""
+MAX_VECTORS_PER_REQUEST = 1000
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+REQUEST_BUDGET = MAX_REQUEST_BYTES - 64 * 1024
+"""Bytes of vectors one upsert carries: Pinecone's 2 MB less room for the envelope and the SDK's spelling."""
+MAX_METADATA_BYTES = 40 * 1024
+MAX_ID_LENGTH = 512
+LIST_PAGE = 100
+"""Most ids one `list` page returns."""
+MAPPED_PREFIX = "vex:u:"
+ORIGINAL_ID_KEY = "_vex_id"
+SPARSE_KEY = "sparse_vector"
+"""The record format's key of a sparse vector; until the record schema has a column for it, it travels in the
+record's `extra` (as every key of a line vex has no column for), so files and VEKTOR keep it already."""
+PINECONE_METADATA = FlatRule(
+    int_range=(-(2**53), 2**53), ints_come_back_as_floats=True, string_lists=True, text_key="text",
+    namespace_native=True,
+)  # fmt: skip
+"""Pinecone keeps numbers as doubles: integers within ±2**53 come back exactly (as floats, turned back into
+integers by `_vex_int_keys`), larger ones travel as JSON text."""
+
+
+class PineconeOptions(StoreOptions):
+    index: str
+    """Name of the index to read or write."""
+    api_key: SecretStr | None = None
+    """API key (default: the PINECONE_API_KEY environment variable)."""
+    host: str | None = None
+    """The index's data-plane host; looked up from the index description when omitted."""
+    controller_host: str | None = None
+    """The control-plane URL (default: Pinecone's, or PINECONE_CONTROLLER_HOST); a local fake's for tests."""
+    cloud: str | None = None
+    """Cloud of a serverless index an import creates when it is missing (aws, gcp, azure)."""
+    region: str | None = None
+    """Region of a serverless index an import creates when it is missing (e.g. us-east-1)."""
+    metric: Literal["cosine", "dot", "euclid"] | None = None
+    """Metric of a new index (default: the source's, else cosine); checked against an existing one."""
+    ids_from: Path | None = None
+    """Export the ids listed in this file (one a line): for a pod-based index, which cannot list its ids."""
+    truncate_text: bool = False
+    """Cut a record's text so its metadata fits Pinecone's 40 KB (counted in the summary) instead of failing it."""
+    timeout: float = 30.0
+    """Seconds one request may take."""
+
+
+class PineconeConnector(Connector[PineconeOptions]):
+    name: ClassVar[str] = "pinecone"
+    Options = PineconeOptions
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        max_batch=MAX_VECTORS_PER_REQUEST,
+        metrics=tuple(METRICS),
+        namespaces="native",
+        max_dims=20_000,
+        sparse_vectors=True,
+    )
+    client_library: ClassVar[ClientLibrary | None] = ClientLibrary("pinecone", "pinecone", "pinecone")
+
+    def __init__(self, options: PineconeOptions) -> None:
+        super().__init__(options)
+        self._pc: Any = None
+        self._index: Any = None
+        self._model: Any = None
+        self.truncated = 0
+        """Records whose text `--truncate-text` cut to fit."""
+
+    def label(self) -> str:
+        return f"pinecone:{self.opts.index}"
+
+    # -- client and errors ------------------------------------------------------
+
+    def _control(self) -> Any:
+        if self._pc is None:
+            module = self.client_package()
+            key = self.opts.api_key.get_secret_value() if self.opts.api_key else os.environ.get("PINECONE_API_KEY")
+            if not key:
+                raise UsageError("pinecone needs an API key: pass --api-key or set PINECONE_API_KEY")
+            self._pc = module.Pinecone(api_key=key, host=self.opts.controller_host, timeout=self.opts.timeout)
+        return self._pc
+
+    def _describe_model(self) -> Any:
+        """The index's description; None when there is no such index."""
+        if self._model is None:
+            from pinecone.errors.exceptions import NotFoundError
+
+            with self.translated("describing the index"):
+                try:
+                    self._model = self._control().indexes.describe(self.opts.index)
+                except NotFoundError:
+                    return None
+        return self._model
+
+    def _data(self) -> Any:
+        if self._index is None:
+            host = self.opts.host
+            if host is None:
+                model = self._describe_model()
+                if model is None:
+                    raise UsageError(f"pinecone index '{self.opts.index}' not found (check --index)")
+                host = model.host
+            self._index = self.guarded("opening the index", self._control().index, host=host)
+        return self._index
+
+    def classify(self, exc: Exception, doing: str) -> Exception:
+        from pinecone.errors import exceptions as errors
+
+        where = f"pinecone index '{self.opts.index}'"
+        status = getattr(exc, "status_code", None)
+        message = str(getattr(exc, "message", "") or exc).strip().splitlines()[0][:300] if str(exc) else ""
+        if isinstance(exc, (errors.UnauthorizedError, errors.ForbiddenError)):
+            return AccessError(f"{where}: the API key was refused while {doing} (check --api-key)")
+        if isinstance(exc, errors.NotFoundError):
+            return UsageError(f"{where}: not found while {doing} (check --index and --host)")
+        if isinstance(exc, (errors.PineconeConnectionError, errors.PineconeTimeoutError)) or is_network_error(exc):
+            return TransientError(f"{where} unreachable while {doing} ({network_reason(exc)})")
+        if status is not None and (status == 429 or status >= 500):
+            return TransientError(f"{where}: Pinecone answered {status} while {doing} ({message})")
+        return StoreError(f"{where}: {doing} failed: {message}")
+
+    # -- describe ---------------------------------------------------------------
+
+    def describe(self) -> StoreInfo:
+        model = self._describe_model()
+        if model is None:
+            return StoreInfo(exists=False)
+        stats = self.guarded("reading the index stats", self._data().describe_index_stats)
+        by_namespace = {_api_namespace(name): int(entry.vector_count) for name, entry in stats.namespaces.items()}
+        metric = _vex_metric(model.metric)
+        kind = "pod-based" if _is_pod(model) else "serverless"
+        return StoreInfo(
+            exists=True,
+            dims=model.dimension,
+            metric=metric,
+            count=int(stats.total_vector_count),
+            count_by_namespace=by_namespace,
+            layout=f"{kind} index, dense {model.dimension}-d, {model.metric}",
+        )
+
+    # -- import -----------------------------------------------------------------
+
+    def ensure_target(self, dims: int | None, metric: str | None) -> None:
+        model = self._describe_model()
+        wanted = self.opts.metric or metric or "cosine"
+        if model is not None:
+            info = StoreInfo(exists=True, dims=model.dimension, metric=_vex_metric(model.metric))
+            self.refuse_mismatch(info, dims, self.opts.metric, f"pinecone index '{self.opts.index}'", "--index")
+            return
+        if self.opts.cloud is None or self.opts.region is None:
+            raise UsageError(
+                f"pinecone index '{self.opts.index}' not found: pass --cloud and --region to create it serverless"
+            )
+        if dims is None:
+            raise UsageError("pinecone needs a dimension to create an index: pass --dims N")
+        deployment = {"deployment_type": "managed", "cloud": self.opts.cloud, "region": self.opts.region}
+        self._model = self.guarded(
+            "creating the index", self._control().indexes.create, name=self.opts.index, dimension=dims,
+            metric=METRICS[wanted], deployment=deployment,
+        )  # fmt: skip
+
+    def load(self, batch: pa.RecordBatch) -> LoadResult:
+        if batch.num_rows == 0:
+            return LoadResult(written=0)
+        index = self._data()
+        truncated_before = self.truncated
+        vectors, failed = self._wire_vectors(batch)
+        namespaces = batch.column("namespace").to_pylist()
+        by_namespace: dict[str, list[Item]] = {}
+        for row, (record_id, vector, size) in vectors.items():
+            by_namespace.setdefault(namespaces[row] or "", []).append((record_id, vector, size))
+        written = 0
+        for namespace, items in by_namespace.items():
+            for request in _requests(items):
+                ok, refused = self._upsert(index, namespace, request)
+                written += ok
+                failed.extend(refused)
+        cut = self.truncated - truncated_before
+        return LoadResult(written, failed, {"text truncated to fit 40 KB of metadata": cut} if cut else {})
+
+    def _wire_vectors(self, batch: pa.RecordBatch) -> tuple[dict[int, Item], list[Any]]:
+        """Each record as the upsert's JSON object and its size in bytes, or a failed record with the reason."""
+        ids = batch.column("id").to_pylist()
+        matrix = batch.column("vector").to_pylist()
+        extras = batch.column("extra").to_pylist()
+        metadatas = flatten(batch, PINECONE_METADATA)
+        out: dict[int, Item] = {}
+        failed: list[tuple[str, str]] = []
+        for row, record_id in enumerate(ids):
+            stored_id = pinecone_id(record_id)
+            if stored_id is None:
+                failed.append((record_id, f"id is {len(record_id)} characters: Pinecone takes at most {MAX_ID_LENGTH}"))
+                continue
+            metadata = dict(metadatas[row] or {})
+            if stored_id != record_id:
+                metadata[ORIGINAL_ID_KEY] = record_id
+            sparse, extra = split_sparse(extras[row])
+            if extra is None:
+                metadata.pop("_vex_extra", None)
+            else:
+                metadata["_vex_extra"] = extra
+            reason = self._fit_metadata(metadata)
+            if reason is not None:
+                failed.append((record_id, reason))
+                continue
+            vector: dict[str, Any] = {"id": stored_id, "values": matrix[row]}
+            if metadata:
+                vector["metadata"] = metadata
+            if sparse is not None:
+                vector["sparse_values"] = sparse
+            out[row] = (record_id, vector, len(orjson.dumps(vector)))
+        return out, failed
+
+    def _fit_metadata(self, metadata: dict[str, Any]) -> str | None:
+        """None when the metadata fits 40 KB (cutting the text where `--truncate-text` allows), else why not."""
+        size = len(orjson.dumps(metadata))
+        if size <= MAX_METADATA_BYTES:
+            return None
+        text = metadata.get("text")
+        if self.opts.truncate_text and isinstance(text, str):
+            over = size - MAX_METADATA_BYTES
+            cut = text.encode()[: max(0, len(text.encode()) - over - 16)].decode(errors="ignore")
+            while cut and len(orjson.dumps({**metadata, "text": cut})) > MAX_METADATA_BYTES:
+                cut = cut[: len(cut) * 9 // 10]
+            if len(orjson.dumps({**metadata, "text": cut})) <= MAX_METADATA_BYTES:
+                metadata["text"] = cut
+                self.truncated += 1
+                return None
+        return (
+            f"metadata is {size:,} bytes: Pinecone takes at most {MAX_METADATA_BYTES:,} a record "
+            "(--truncate-text cuts the text to fit)"
+        )
+
+    def _upsert(self, index: Any, namespace: str, items: list[Item]) -> tuple[int, list[Any]]:
+        """One request; a request Pinecone refuses as a whole (a 4xx) is sent record by record, so only the
+        records it refuses fail, each with Pinecone's reason."""
+        try:
+            answer = self.guarded(
+                "upserting vectors", index.upsert, vectors=[v for _, v, _ in items], namespace=namespace
+            )
+        except StoreError as exc:
+            if len(items) == 1:
+                return 0, [(items[0][0], str(exc))]
+            written, failed = 0, []
+            for item in items:
+                ok, refused = self._upsert(index, namespace, [item])
+                written += ok
+                failed.extend(refused)
+            return written, failed
+        if int(answer.upserted_count) != len(items):
+            raise StoreError(
+                f"pinecone index '{self.opts.index}': {answer.upserted_count} of {len(items)} vectors acknowledged"
+            )
+        return len(items), []
+
+    # -- export -----------------------------------------------------------------
+
+    def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
+        model = self._describe_model()
+        if model is None:
+            raise UsageError(f"pinecone index '{self.opts.index}' not found (check --index)")
+        if self.opts.ids_from is not None:
+            yield from self._extract_listed(namespace, cursor)
+            return
+        if _is_pod(model):
+            raise UsageError(
+                f"pinecone index '{self.opts.index}' is pod-based and cannot list its ids: "
+                "pass --ids-from FILE (one id per line) to export them"
+            )
+        index = self._data()
+        if namespace is not None:
+            spaces = [namespace]
+        else:
+            stats = self.guarded("reading the index stats", index.describe_index_stats)
+            spaces = sorted(_api_namespace(name) for name in stats.namespaces)
+        start_space, token = (cursor["namespace"], cursor["token"]) if cursor else (None, None)
+        if start_space is not None:
+            spaces = [space for space in spaces if space >= start_space]
+        per_list = max(1, min(LIST_PAGE, self.page_size))
+        for position, space in enumerate(spaces):
+            token = token if space == start_space else None
+            while True:
+                ids: list[str] = []
+                while len(ids) + per_list <= max(self.page_size, per_list):
+                    listed = self.guarded(
+                        "listing ids", index.list_paginated, namespace=space, limit=per_list, pagination_token=token
+                    )
+                    ids.extend(item.id for item in listed.vectors)
+                    token = listed.pagination.next if listed.pagination else None
+                    if token is None:
+                        break
+                batch = self._fetched(index, space, ids)
+                if token is not None:
+                    yield Page(batch, {"namespace": space, "token": token})
+                    continue
+                later = spaces[position + 1 :]
+                yield Page(batch, {"namespace": later[0], "token": None} if later else None)
+                break
+
+    def _extract_listed(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
+        assert self.opts.ids_from is not None
+        if not self.opts.ids_from.exists():
+            raise UsageError(f"--ids-from {self.opts.ids_from}: file not found")
+        ids = [line.strip() for line in self.opts.ids_from.read_text().splitlines() if line.strip()]
+        index, space = self._data(), namespace or ""
+        start = int(cursor or 0)
+        step = min(self.page_size, MAX_VECTORS_PER_REQUEST)
+        for begin in range(start, len(ids), step):
+            end = begin + step
+            yield Page(self._fetched(index, space, ids[begin:end]), end if end < len(ids) else None)
+        if start >= len(ids):
+            yield Page(self._fetched(index, space, []), None)
+
+    def _fetched(self, index: Any, space: str, ids: list[str]) -> pa.RecordBatch:
+        records = RecordColumns()
+        found: dict[str, Any] = {}
+        for begin in range(0, len(ids), MAX_VECTORS_PER_REQUEST):
+            part = ids[begin : begin + MAX_VECTORS_PER_REQUEST]
+            found.update(self.guarded("fetching vectors", index.fetch, ids=part, namespace=space).vectors)
+        vectors = []
+        for stored_id in ids:
+            vector = found.get(stored_id)
+            if vector is None:
+                continue  # deleted between list and fetch
+            metadata = dict(vector.metadata or {})
+            record_id = metadata.pop(ORIGINAL_ID_KEY, None)
+            extra_text = metadata.pop("_vex_extra", None)
+            fields, meta_text = restore(metadata, PINECONE_METADATA)
+            sparse = vector.sparse_values
+            fields["extra"] = join_sparse(
+                None if sparse is None else {"indices": list(sparse.indices), "values": list(sparse.values)},
+                extra_text,
+            )
+            if fields["source_store"] is None:
+                fields["source_store"] = "pinecone"
+            fields["namespace"] = space or None
+            text = fields.pop("text")
+            records.add(
+                record_id if isinstance(record_id, str) else stored_id, None, text, metadata=meta_text, **fields
+            )
+            vectors.append(np.asarray(vector.values, dtype=np.float32))
+        return records.build(vectors=vectors)
+
+    def close(self) -> None:
+        self._index = None
+        self._pc = None
+
+
+def pinecone_id(record_id: str) -> str | None:
+    """The id Pinecone keeps a record under: the id itself where Pinecone takes it, `vex:u:<UUIDv5>` where it
+    does not (non-ASCII, a NUL, or our own prefix), None where the id is longer than Pinecone allows."""
+    if len(record_id) > MAX_ID_LENGTH:
+        return None
+    if record_id and record_id.isascii() and "\x00" not in record_id and not record_id.startswith(MAPPED_PREFIX):
+        return record_id
+    return MAPPED_PREFIX + str(uuid_for(record_id))
+
+
+def split_sparse(extra: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """A record's sparse vector (Pinecone's `sparse_values`) and the rest of its `extra`."""
+    if extra is None or SPARSE_KEY not in extra:
+        return None, extra
+    keys = orjson.loads(extra)
+    sparse = keys.pop(SPARSE_KEY, None)
+    rest = orjson.dumps(keys).decode() if keys else None
+    if not isinstance(sparse, dict):
+        return None, extra
+    return {"indices": sparse.get("indices", []), "values": sparse.get("values", [])}, rest
+
+
+def join_sparse(sparse: dict[str, Any] | None, extra: str | None) -> str | None:
+    """`split_sparse` undone: the sparse vector back among the record's other unknown keys."""
+    if sparse is None:
+        return extra
+    keys = orjson.loads(extra) if extra else {}
+    # float32, as Pinecone keeps them: printed in their shortest float32 form, the way dense vectors are
+    keys[SPARSE_KEY] = {"indices": sparse["indices"], "values": np.asarray(sparse["values"], dtype=np.float32)}
+    return orjson.dumps(keys, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def _requests(items: list[Item]) -> Iterator[list[Item]]:
+    """Items cut into upsert requests within Pinecone's limits: 1,000 vectors and 2 MB (by each one's real size)."""
+    request: list[Item] = []
+    size = 0
+    for item in items:
+        if request and (len(request) == MAX_VECTORS_PER_REQUEST or size + item[2] > REQUEST_BUDGET):
+            yield request
+            request, size = [], 0
+        request.append(item)
+        size += item[2] + 1
+    if request:
+        yield request
+
+
+def _vex_metric(name: Any) -> str | None:
+    return {pinecone: vex for vex, pinecone in METRICS.items()}.get(str(name))
+
+
+def _is_pod(model: Any) -> bool:
+    return getattr(model.spec, "pod", None) is not None
+
+
+def _api_namespace(name: str) -> str:
+    """A namespace as the data-plane calls take it: the default one is ""."""
+    return "" if name == "__default__" else name
