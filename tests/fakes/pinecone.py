@@ -386,7 +386,8 @@ def main() -> None:
     args = parser.parse_args()
     with FakePinecone(args.api_key, args.port) as fake:
         print(f"fake Pinecone at {fake.url} (api key {fake.api_key}); each index gets its own port. Ctrl-C stops.")
-        print(f"try: vex import --from FILE --to pinecone --host-api {fake.url} --api-key {fake.api_key} --index demo")
+        print(f"try: vex import --from FILE --to pinecone --index demo --controller-host {fake.url} "
+              f"--api-key {fake.api_key} --cloud aws --region us-east-1")  # fmt: skip
         try:
             while True:
                 time.sleep(3600)
