@@ -21,6 +21,8 @@ from vmig import metadata as md
 from vmig.batch import build_batch
 from vmig.rejects import Reject
 from vmig.schema import KNOWN_KEYS
+from vmig.sparse import KEY as SPARSE_KEY
+from vmig.sparse import sparse_problem
 from vmig.timefmt import TimestampError, to_micros
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -167,7 +169,10 @@ def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
         raise LineRejected("'id' is empty")
     vector = _vector(record, raw)
     text = _text(record, "text")
-    if vector is None and text is None:
+    sparse = record.get(SPARSE_KEY)
+    if sparse is not None and (problem := sparse_problem(sparse)) is not None:
+        raise LineRejected(problem)
+    if vector is None and text is None and sparse is None:
         raise LineRejected("record has neither 'text' nor 'vector'")
     dims = record.get("dims")
     if dims is not None and vector is not None and (isinstance(dims, bool) or dims != len(vector)):

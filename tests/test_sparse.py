@@ -1,0 +1,93 @@
+"""The format's optional `sparse_vector`: its rules, and every store keeping it (Pinecone as sparse values)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.conftest import run_vex
+from tests.fakes.pinecone import FakePinecone
+
+SPARSE = {"indices": [2, 9, 4_000_000_000], "values": [0.25, -1.5, 1e-7]}
+
+
+def _write(path: Path, lines: list[dict[str, Any] | str]) -> Path:
+    with path.open("wb") as handle:
+        for line in lines:
+            data = line.encode() if isinstance(line, str) else orjson.dumps({"vex_version": "1.0.0", **line})
+            handle.write(data + b"\n")
+    return path
+
+
+def _records() -> list[dict[str, Any]]:
+    return [
+        {"id": "hybrid", "text": "dense and sparse", "vector": [0.5, 0.25, -1.0], "sparse_vector": SPARSE},
+        {"id": "sparse-only", "text": None, "vector": None, "sparse_vector": {"indices": [1], "values": [2.0]}},
+        {"id": "dense", "text": "plain", "vector": [1.0, 2.0, 3.0]},
+    ]
+
+
+def _lines_of(path: Path) -> dict[str, dict[str, Any]]:
+    return {line["id"]: line for line in map(orjson.loads, path.read_bytes().splitlines())}
+
+
+def test_damaged_sparse_vectors_are_rejected_with_their_line(tmp_path: Path) -> None:
+    bad = [
+        {"id": "a", "text": "t", "sparse_vector": {"indices": [1, 2], "values": [1.0]}},
+        {"id": "b", "text": "t", "sparse_vector": {"indices": [1, 1], "values": [1.0, 2.0]}},
+        {"id": "c", "text": "t", "sparse_vector": {"indices": [-1], "values": [1.0]}},
+        {"id": "d", "text": "t", "sparse_vector": {"indices": [2**32], "values": [1.0]}},
+        {"id": "e", "text": "t", "sparse_vector": [1, 2]},
+        '{"id": "f", "text": "t", "vex_version": "1.0.0", "sparse_vector": {"indices": [1], "values": [NaN]}}',
+        {"id": "ok", "text": "t", "sparse_vector": {"indices": [], "values": []}},
+    ]
+    path = _write(tmp_path / "s.vmig.jsonl", bad)
+    result = run_vex("validate", str(path), "--json", cwd=tmp_path)
+    assert result.returncode == 3
+    report = json.loads(result.stdout)
+    assert report["valid_records"] == 1 and report["damaged_lines"] == 6
+    rejects = [orjson.loads(line) for line in (tmp_path / "s.rejects.jsonl").read_bytes().splitlines()]
+    reasons = {entry["line"]: entry["reason"] for entry in rejects}
+    assert "has 2 indices but 1 values" in reasons[1]
+    assert "must not repeat" in reasons[2]
+    assert "from 0 to 4294967295" in reasons[3] and "from 0 to 4294967295" in reasons[4]
+    assert "object of 'indices' and 'values'" in reasons[5]
+    assert 6 in reasons
+
+
+def test_file_vektor_qdrant_file_keep_sparse_vectors_exactly(tmp_path: Path) -> None:
+    source = _write(tmp_path / "in.vmig.jsonl", _records())
+    db, folder = tmp_path / "m.db", tmp_path / "q"
+    assert run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(db), cwd=tmp_path).returncode == 0
+    moved = run_vex("migrate", "--from", "vektor", "--to", "qdrant", "--db", str(db), "--path", str(folder),
+                    "--json", cwd=tmp_path)  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    summary = json.loads(moved.stdout)
+    assert summary["upserted"] == 2 and summary["skipped"] == {"null vector": 1}  # qdrant needs a dense vector
+    out = tmp_path / "out.vmig.jsonl"
+    assert run_vex("export", "--from", "qdrant", "--path", str(folder), "--output", str(out)).returncode == 0
+    back = _lines_of(out)
+    assert back["hybrid"]["sparse_vector"] == SPARSE
+    via_vektor = tmp_path / "v.vmig.jsonl"
+    assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(via_vektor)).returncode == 0
+    kept = _lines_of(via_vektor)
+    assert kept["hybrid"]["sparse_vector"] == SPARSE
+    assert kept["sparse-only"]["sparse_vector"] == {"indices": [1], "values": [2.0]}
+
+
+def test_pinecone_stores_them_as_sparse_values(pinecone_fake: FakePinecone, tmp_path: Path) -> None:
+    source = _write(tmp_path / "in.vmig.jsonl", _records())
+    options = ["--index", "sparse", "--api-key", pinecone_fake.api_key, "--controller-host", pinecone_fake.url,
+               "--cloud", "aws", "--region", "us-east-1"]  # fmt: skip
+    result = run_vex("import", "--from", str(source), "--to", "pinecone", *options, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["skipped"] == {"null vector": 1}
+    stored = pinecone_fake.indexes["sparse"].namespaces["__default__"]["hybrid"]
+    assert stored["sparse"][0] == SPARSE["indices"]
+    assert "_vex_extra" not in stored["metadata"]
+    out = tmp_path / "out.vmig.jsonl"
+    assert run_vex("export", "--from", "pinecone", *options, "--output", str(out), cwd=tmp_path).returncode == 0
+    assert _lines_of(out)["hybrid"]["sparse_vector"] == SPARSE
