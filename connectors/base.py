@@ -57,7 +57,10 @@ class Capabilities:
     namespaces: str = "field"
     """How a vex namespace is kept: "field" (a column or payload key), "native" (the store's own namespaces)."""
     sparse_vectors: bool = False
-    """Holds a record's `sparse_vector`; a target that cannot counts them as dropped-sparse with a warning."""
+    """Holds a record's `sparse_vector` as one (searchable where the store searches); every store keeps it."""
+    sparse_column: bool = False
+    """Reads and writes the batch's `sparse_vector` column itself; other stores get it folded into `extra`
+    on the way in and unfolded on the way out (`vmig.sparse`), by the pipeline."""
     max_dims: int | None = None
     """Largest vector dimension the store takes (None: no limit of its own)."""
     max_dims_indexed: int | None = None

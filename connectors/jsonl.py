@@ -52,6 +52,7 @@ class JsonlConnector(Connector[JsonlOptions]):
         one_record_per_id=False,
         embedded=True,
         sparse_vectors=True,
+        sparse_column=True,
     )
 
     def __init__(self, options: JsonlOptions) -> None:

@@ -8,7 +8,8 @@ doubles) restored exactly on export; the text is kept under the metadata key `te
 Pinecone tools keep it, so their indexes export with their text. Ids Pinecone cannot take (non-ASCII, a NUL,
 or starting with `vex:u:`) are stored as `vex:u:<UUIDv5>` with the original under `_vex_id`; an id longer than
 Pinecone's 512 characters, or a record whose metadata passes 40 KB, is a failed record with that reason
-(`--truncate-text` cuts the text to fit instead, and the summary counts it). Sparse values are carried.
+(`--truncate-text` cuts the text to fit instead, and the summary counts it). Sparse values are the
+records' `sparse_vector`.
 
 Export walks every namespace (or `--namespace`) through the paginated `list` endpoint and fetches the ids it
 gives, at most 1,000 a request; the cursor is the namespace and the page token, so a run resumes where it
@@ -34,6 +35,7 @@ from connectors.flatmeta import FlatRule, flatten, restore
 from connectors.ids import uuid_for
 from vmig.batch import RecordColumns
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
+from vmig.sparse import sparse_rows
 
 Item = tuple[str, dict[str, Any], int]
 """A record on its way: its id, its upsert JSON object, that object's size in bytes."""
@@ -51,9 +53,6 @@ LIST_PAGE = 100
 """Most ids one `list` page returns."""
 MAPPED_PREFIX = "vex:u:"
 ORIGINAL_ID_KEY = "_vex_id"
-SPARSE_KEY = "sparse_vector"
-"""The record format's key of a sparse vector; until the record schema has a column for it, it travels in the
-record's `extra` (as every key of a line vex has no column for), so files and VEKTOR keep it already."""
 PINECONE_METADATA = FlatRule(
     int_range=(-(2**53), 2**53), ints_come_back_as_floats=True, string_lists=True, text_key="text",
     namespace_native=True,
@@ -94,6 +93,7 @@ class PineconeConnector(Connector[PineconeOptions]):
         namespaces="native",
         max_dims=20_000,
         sparse_vectors=True,
+        sparse_column=True,
     )
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("pinecone", "pinecone", "pinecone")
 
@@ -229,7 +229,7 @@ class PineconeConnector(Connector[PineconeOptions]):
         """Each record as the upsert's JSON object and its size in bytes, or a failed record with the reason."""
         ids = batch.column("id").to_pylist()
         matrix = batch.column("vector").to_pylist()
-        extras = batch.column("extra").to_pylist()
+        sparse = sparse_rows(batch.column("sparse_vector"))
         metadatas = flatten(batch, PINECONE_METADATA)
         out: dict[int, Item] = {}
         failed: list[tuple[str, str]] = []
@@ -241,11 +241,6 @@ class PineconeConnector(Connector[PineconeOptions]):
             metadata = dict(metadatas[row] or {})
             if stored_id != record_id:
                 metadata[ORIGINAL_ID_KEY] = record_id
-            sparse, extra = split_sparse(extras[row])
-            if extra is None:
-                metadata.pop("_vex_extra", None)
-            else:
-                metadata["_vex_extra"] = extra
             reason = self._fit_metadata(metadata)
             if reason is not None:
                 failed.append((record_id, reason))
@@ -253,8 +248,9 @@ class PineconeConnector(Connector[PineconeOptions]):
             vector: dict[str, Any] = {"id": stored_id, "values": matrix[row]}
             if metadata:
                 vector["metadata"] = metadata
-            if sparse is not None:
-                vector["sparse_values"] = sparse
+            own_sparse = sparse[row]
+            if own_sparse is not None:
+                vector["sparse_values"] = {"indices": own_sparse["indices"], "values": own_sparse["values"].tolist()}
             out[row] = (record_id, vector, len(orjson.dumps(vector)))
         return out, failed
 
@@ -371,13 +367,10 @@ class PineconeConnector(Connector[PineconeOptions]):
                 continue  # deleted between list and fetch
             metadata = dict(vector.metadata or {})
             record_id = metadata.pop(ORIGINAL_ID_KEY, None)
-            extra_text = metadata.pop("_vex_extra", None)
             fields, meta_text = restore(metadata, PINECONE_METADATA)
             sparse = vector.sparse_values
-            fields["extra"] = join_sparse(
-                None if sparse is None else {"indices": list(sparse.indices), "values": list(sparse.values)},
-                extra_text,
-            )
+            if sparse is not None:
+                fields["sparse_vector"] = {"indices": list(sparse.indices), "values": list(sparse.values)}
             if fields["source_store"] is None:
                 fields["source_store"] = "pinecone"
             fields["namespace"] = space or None
@@ -401,28 +394,6 @@ def pinecone_id(record_id: str) -> str | None:
     if record_id and record_id.isascii() and "\x00" not in record_id and not record_id.startswith(MAPPED_PREFIX):
         return record_id
     return MAPPED_PREFIX + str(uuid_for(record_id))
-
-
-def split_sparse(extra: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """A record's sparse vector (Pinecone's `sparse_values`) and the rest of its `extra`."""
-    if extra is None or SPARSE_KEY not in extra:
-        return None, extra
-    keys = orjson.loads(extra)
-    sparse = keys.pop(SPARSE_KEY, None)
-    rest = orjson.dumps(keys).decode() if keys else None
-    if not isinstance(sparse, dict):
-        return None, extra
-    return {"indices": sparse.get("indices", []), "values": sparse.get("values", [])}, rest
-
-
-def join_sparse(sparse: dict[str, Any] | None, extra: str | None) -> str | None:
-    """`split_sparse` undone: the sparse vector back among the record's other unknown keys."""
-    if sparse is None:
-        return extra
-    keys = orjson.loads(extra) if extra else {}
-    # float32, as Pinecone keeps them: printed in their shortest float32 form, the way dense vectors are
-    keys[SPARSE_KEY] = {"indices": sparse["indices"], "values": np.asarray(sparse["values"], dtype=np.float32)}
-    return orjson.dumps(keys, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _requests(items: list[Item]) -> Iterator[list[Item]]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from connectors.base import Connector, Cursor, Page
+from vmig import sparse
 from vmig.batch import concat_batches
 from vmig.errors import TransientError
 from vmig.rejects import Reject
@@ -58,7 +59,7 @@ class ChunkReader:
                 self._pages = None
                 self.cursor, self.remaining = start
                 raise
-            batch = page.batch
+            batch = page.batch if self.source.capabilities.sparse_column else sparse.unfold(page.batch)
             if self.remaining is not None:
                 batch = batch.slice(0, self.remaining)
                 self.remaining -= batch.num_rows

@@ -20,6 +20,7 @@ from connectors.base import Connector, LoadResult, WrittenFile
 from engine.chunks import Chunk, ChunkReader
 from engine.holding import TargetRule, filter_dimensions, most_common_dims
 from engine.verify import VerifyReport, verify_stores
+from vmig import sparse
 from vmig.errors import UsageError
 from vmig.lines import count_lines
 from vmig.paths import compression_of
@@ -129,6 +130,8 @@ def _refuse_a_target_nothing_fits(target: Connector, wish: TargetWish, dims: int
 def load(target: Connector, batch: pa.RecordBatch) -> LoadResult:
     """Idempotent upserts, in slices the store accepts; the result accounts for every record."""
     size = max(1, target.capabilities.max_batch)
+    if not target.capabilities.sparse_column:
+        batch = sparse.fold(batch)
     total = LoadResult(0)
     for start in range(0, batch.num_rows, size):
         result = target.load(batch.slice(start, size))

@@ -91,3 +91,38 @@ def test_pinecone_stores_them_as_sparse_values(pinecone_fake: FakePinecone, tmp_
     out = tmp_path / "out.vmig.jsonl"
     assert run_vex("export", "--from", "pinecone", *options, "--output", str(out), cwd=tmp_path).returncode == 0
     assert _lines_of(out)["hybrid"]["sparse_vector"] == SPARSE
+
+
+def test_the_batch_carries_a_typed_column_that_folds_into_extra_and_back(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from vmig.reader import read_batches
+    from vmig.schema import SPARSE_TYPE
+    from vmig.sparse import fold, unfold
+
+    source = _write(tmp_path / "in.vmig.jsonl", [{**_records()[0], "modality": "text"}, _records()[2]])
+    batch = next(iter(read_batches(source))).batch
+    assert batch.schema.field("sparse_vector").type == SPARSE_TYPE
+    column = batch.column("sparse_vector")
+    assert column.to_pylist()[1] is None
+    assert column.type.field("values").type == pa.list_(pa.float32())
+    assert json.loads(batch.column("extra")[0].as_py()) == {"modality": "text"}
+    folded = fold(batch)
+    assert folded.column("sparse_vector").null_count == 2
+    assert json.loads(folded.column("extra")[0].as_py())["sparse_vector"]["indices"] == SPARSE["indices"]
+    back = unfold(folded)
+    assert back.column("sparse_vector").to_pylist() == column.to_pylist()
+    assert back.column("extra").to_pylist() == batch.column("extra").to_pylist()
+
+
+def test_chroma_and_pgvector_keep_them(tmp_path: Path, pg_server: Any) -> None:
+    source = _write(tmp_path / "in.vmig.jsonl", _records())
+    for store, options in (
+        ("chroma", ["--path", str(tmp_path / "c")]),
+        ("pgvector", ["--url", pg_server.dsn(), "--table", "sparse_kept"]),
+    ):
+        assert run_vex("import", "--from", str(source), "--to", store, *options, cwd=tmp_path).returncode == 0
+        out = tmp_path / f"{store}.vmig.jsonl"
+        exported = run_vex("export", "--from", store, *options, "--output", str(out), cwd=tmp_path)
+        assert exported.returncode == 0, exported.stderr
+        assert _lines_of(out)["hybrid"]["sparse_vector"] == SPARSE, store

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vmig.schema import RECORD_SCHEMA
+from vmig.schema import RECORD_SCHEMA, SPARSE_TYPE
 
 VectorColumn: TypeAlias = np.ndarray | Sequence[Any] | pa.Array | None
 
@@ -60,6 +60,7 @@ def build_batch(
     score: Sequence[float | None] | pa.Array | None = None,
     source_store: Sequence[str | None] | pa.Array | str | None = None,
     extra: Sequence[str | None] | pa.Array | None = None,
+    sparse_vector: Sequence[dict[str, Any] | None] | pa.Array | None = None,
 ) -> pa.RecordBatch:
     """Assemble a canonical batch; missing columns are null, `dims` is derived."""
     length = len(ids)
@@ -87,6 +88,7 @@ def build_batch(
         column(score, pa.float64()),
         column(source_store, pa.string()),
         column(extra, pa.string()),
+        column(sparse_vector, SPARSE_TYPE),
     ]
     return pa.RecordBatch.from_arrays(columns, schema=RECORD_SCHEMA)
 
@@ -106,6 +108,7 @@ class RecordColumns:
         self.scores: list[float | None] = []
         self.sources: list[str | None] = []
         self.extras: list[str | None] = []
+        self.sparse: list[dict[str, Any] | None] = []
 
     def add(
         self,
@@ -120,6 +123,7 @@ class RecordColumns:
         score: float | None = None,
         source_store: str | None = None,
         extra: str | None = None,
+        sparse_vector: dict[str, Any] | None = None,
     ) -> None:
         """One record; `metadata` and `extra` are JSON text, `created_at` µs since the epoch."""
         self.ids.append(record_id)
@@ -132,6 +136,7 @@ class RecordColumns:
         self.scores.append(score)
         self.sources.append(source_store)
         self.extras.append(extra)
+        self.sparse.append(sparse_vector)
 
     def build(self, vectors: VectorColumn = None, texts: Sequence[str | None] | None = None) -> pa.RecordBatch:
         """The batch; `vectors` or `texts` given whole (a store that returns them as one array) replace the
@@ -147,6 +152,7 @@ class RecordColumns:
             score=self.scores,
             source_store=self.sources,
             extra=self.extras,
+            sparse_vector=self.sparse,
         )
 
 

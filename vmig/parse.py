@@ -215,6 +215,7 @@ def _record_fields(record: dict[str, Any], raw: bytes) -> dict[str, Any]:
         "score": None if score is None else float(score),
         "source_store": source,
         "extra": orjson.dumps(extra).decode() if extra else None,
+        "sparse_vector": sparse,
     }
 
 
@@ -240,7 +241,7 @@ def _refuse_wide_integers(raw: bytes) -> None:
             raise LineRejected(f"'{key}' {md.WideIntegerError(number)}")
 
 
-_PLAIN_KEYS = KNOWN_KEYS - {md.JSON_KEYS_FIELD}
+_PLAIN_KEYS = KNOWN_KEYS - {md.JSON_KEYS_FIELD, SPARSE_KEY}
 """The keys of a line whose fields need no decoding: what vex writes for flat metadata."""
 
 
@@ -287,6 +288,7 @@ def _plain_row(record: dict[str, Any]) -> tuple[Any, ...] | None:
         None if score is None else float(score),
         source,
         None,
+        None,
     )
 
 
@@ -331,6 +333,7 @@ def _vector_matrix(vectors: list[Any]) -> tuple[Any, dict[int, str]]:
 
 _BATCH_FIELDS = (
     "id", "vector", "text", "model", "namespace", "metadata", "created_at", "score", "source_store", "extra",
+    "sparse_vector",
 )  # fmt: skip
 _row_fields = operator.itemgetter(*_BATCH_FIELDS)
 _VECTOR_FIELD = _BATCH_FIELDS.index("vector")

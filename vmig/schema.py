@@ -13,6 +13,9 @@ from vmig.metadata import JSON_KEYS_FIELD
 FORMAT_VERSION = "1.0.0"
 """The `.vmig.jsonl` format version written on every record as `vex_version`."""
 
+SPARSE_TYPE = pa.struct([("indices", pa.list_(pa.uint32())), ("values", pa.list_(pa.float32()))])
+"""A sparse vector (`vmig.sparse`): Pinecone sparse values, hybrid-search indexes."""
+
 RECORD_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
@@ -33,6 +36,7 @@ RECORD_SCHEMA = pa.schema(
         # for (e.g. `modality` from later vex versions), as a JSON object, so
         # they are written back unchanged.
         pa.field("extra", pa.string()),
+        pa.field("sparse_vector", SPARSE_TYPE),
     ]
 )
 
@@ -52,6 +56,7 @@ KNOWN_KEYS = frozenset(
         "source_store",
         "vex_version",
         JSON_KEYS_FIELD,
+        "sparse_vector",
     }
 )
 """The top-level keys vex writes on a `.vmig.jsonl` line; any other key of a line travels in `extra`."""

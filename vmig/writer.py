@@ -27,6 +27,8 @@ from vmig.errors import StoreError
 from vmig.parallel import OneInFlight, warm_up, worker_count
 from vmig.paths import compression_of, temporary_path
 from vmig.schema import FORMAT_VERSION, KNOWN_KEYS
+from vmig.sparse import KEY as SPARSE_KEY
+from vmig.sparse import sparse_rows
 from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, write_lines
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
@@ -59,6 +61,7 @@ def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> li
     created = format_micros_column(batch.column("created_at"))
     sources = batch.column("source_store").to_pylist()
     extras = batch.column("extra").to_pylist()
+    sparse = sparse_rows(batch.column("sparse_vector"))
     vectors = vector_rows(batch)
     lines: list[bytes] = []
     for i in range(batch.num_rows):
@@ -78,6 +81,8 @@ def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> li
         }
         if encoded:
             record[md.JSON_KEYS_FIELD] = encoded
+        if sparse[i] is not None:
+            record[SPARSE_KEY] = sparse[i]
         if extras[i]:
             for key, value in orjson.loads(extras[i]).items():
                 if key not in KNOWN_KEYS:
