@@ -76,10 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--table, --api-key, --metric, ...; in migrate and verify, --source-X/--target-X pick a side "
         "(`vex stores`-style errors list what each store takes)"
     )
-    parser = argparse.ArgumentParser(
+    parser = _MainParser(
         prog=PROG,
         description="Move vector data between stores without losing a record.",
-        epilog=_stores_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version")
@@ -128,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     stores.add_argument("name", nargs="?", metavar="STORE", help="one store's options and capabilities")
     stores.add_argument("--json", action="store_true")
     return parser
+
+
+class _MainParser(argparse.ArgumentParser):
+    """`vex --help` names the stores; finding which are installed imports every connector, so only help does it
+    (every command would otherwise pay a quarter of a second for it)."""
+
+    def format_help(self) -> str:
+        self.epilog = _stores_epilog()
+        return super().format_help()
 
 
 def _stores_epilog() -> str:
