@@ -45,6 +45,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
 
+def _reembedding(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", help="re-embed from text with this model (all-MiniLM-L6-v2, all-mpnet-base-v2, a dir)"
+    )
+    parser.add_argument(
+        "--reembed", choices=("auto", "always", "never"), default="auto",
+        help="with --model: auto (records of another model or dims, the default), always, never",
+    )  # fmt: skip
+    parser.add_argument("--embed-cache-mb", type=int, default=1024, help="bound of the embedding cache (MiB)")
+
+
 def _job(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", help="only records of this namespace")
     parser.add_argument("--limit", type=int, help="stop after N records")
@@ -95,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--to", dest="target", required=True, metavar="STORE")
     imp.add_argument("--no-verify", action="store_true", help="skip the checksum and count check (says so)")
     imp.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
+    _reembedding(imp)
     _job(imp)
 
     migrate = sub.add_parser(
@@ -105,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
     migrate.add_argument("--rejects", metavar="FILE", help="where unreadable source records go")
     migrate.add_argument("--verify", action="store_true", help="compare source and target record by record at the end")
+    _reembedding(migrate)
     _job(migrate)
 
     verify = sub.add_parser("verify", help="compare two stores record by record", epilog=store_help, allow_abbrev=False)
@@ -180,15 +193,21 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
             target=single_side(args.target, pairs),
             check_sidecar=not args.no_verify,
             dims=args.dims,
+            **_reembed_flags(args),
             **common,
         )
         return Request("import", params, args.target, **shown)
     source, target = two_sides(args.source, args.target, pairs)
     rejects = None if args.rejects is None else _file_flag("--rejects", args.rejects)
     params = _params(
-        MigrateParams, source=source, target=target, dims=args.dims, rejects=rejects, verify=args.verify, **common
-    )
+        MigrateParams, source=source, target=target, dims=args.dims, rejects=rejects, verify=args.verify,
+        **_reembed_flags(args), **common,
+    )  # fmt: skip
     return Request("migrate", params, args.target, **shown)
+
+
+def _reembed_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {"model": args.model, "reembed": args.reembed, "embed_cache_mb": args.embed_cache_mb}
 
 
 def _file_flag(flag: str, text: str) -> Path:
@@ -198,10 +217,10 @@ def _file_flag(flag: str, text: str) -> Path:
     return Path(text)
 
 
-def _params(model: Any, **values: Any) -> Any:
+def _params(params_model: Any, /, **values: Any) -> Any:
     """Parameters from flags; a value out of range is one line naming the flag (not pydantic's report)."""
     try:
-        return model(**values)
+        return params_model(**values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -26,13 +26,11 @@ from typing import Any
 import orjson
 
 from engine.summary import RunSummary
+from vmig.paths import state_home
 
 
 def state_dir() -> Path:
-    base = os.environ.get("VEX_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "vex"
-    )
-    return Path(base) / "checkpoints"
+    return state_home() / "checkpoints"
 
 
 def job_key(description: dict[str, Any]) -> str:

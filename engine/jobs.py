@@ -13,11 +13,12 @@ from pathlib import Path
 import orjson
 
 from connectors.base import Connector, Location, StoreInfo
+from embed.plan import ReembedPlan
 from engine import steps
 from engine.checkpoint import Checkpoint
 from engine.interrupt import left_in_place
 from engine.overlap import refuse_overlap
-from engine.params import ExportParams, ImportParams, MigrateParams, StoreSpec, VerifyParams, open_store
+from engine.params import ExportParams, ImportParams, MigrateParams, ReembedParams, StoreSpec, VerifyParams, open_store
 from engine.pipeline import ProgressFn, Transfer, run_transfer
 from engine.steps import Runner, TargetWish
 from engine.summary import RunSummary
@@ -110,6 +111,7 @@ def _transfer(
     """One transfer, with what must hold before anything is written, and the file target's sidecar after."""
     _require(source, "source")
     _require(target, "target")
+    plan, plan_dims = _reembed_plan(params)
     writes = target.locations() + ([Location(rejects, "the rejects file")] if rejects is not None else [])
     refuse_overlap(source.locations(), writes)
     target.before_write()
@@ -122,10 +124,11 @@ def _transfer(
         namespace=params.namespace,
         limit=params.limit,
         chunk_rows=params.chunk_rows,
-        wish=TargetWish(dims=dims, dims_hint=info.dims, metric=info.metric),
+        wish=TargetWish(dims=dims, dims_hint=plan_dims or info.dims, metric=info.metric),
         expected_total=expected_total,
         rejects_path=rejects,
         checkpoint=_checkpoint(action, source, target, params),
+        reembed=plan,
     )
     summary = RunSummary(action=action, source=source.label(), target=target.label())
     left_in_place(_nothing_yet(target))
@@ -139,6 +142,16 @@ def _transfer(
         target.abort()  # a file target's data, complete or not, never stays without its sidecar
         raise
     return summary
+
+
+def _reembed_plan(params: JobParams) -> tuple[ReembedPlan | None, int | None]:
+    """The run's re-embedding, its model loaded before anything is written (an unknown name fails here), and the
+    model's dimension, which a new fixed-dimension target takes."""
+    if not isinstance(params, ReembedParams) or params.model is None or params.reembed == "never":
+        return None, None
+    from embed import encoder
+
+    return ReembedPlan(params.model, params.reembed, params.embed_cache_mb), encoder.dimension(params.model)
 
 
 def _nothing_yet(target: Connector) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 
@@ -53,7 +53,21 @@ class ExportParams(JobParams):
     force: bool = Field(default=False, description="replace an existing output that is not a .vmig.jsonl file")
 
 
-class ImportParams(JobParams):
+class ReembedParams(BaseModel):
+    model: str | None = Field(default=None, description="re-embed text with this model (e.g. all-mpnet-base-v2)")
+    reembed: Literal["auto", "always", "never"] = Field(
+        default="auto", description="auto: records of another model or dims; always; never"
+    )
+    embed_cache_mb: int = Field(default=1024, ge=1, description="bound of the on-disk embedding cache, MiB")
+
+    @model_validator(mode="after")
+    def _always_needs_a_model(self) -> ReembedParams:
+        if self.model is None and self.reembed == "always":
+            raise ValueError("--reembed always needs --model NAME")
+        return self
+
+
+class ImportParams(JobParams, ReembedParams):
     input: Path = Field(description="the .vmig.jsonl file to read")
     target: StoreSpec
     check_sidecar: bool = Field(default=True, description="check checksum and record count before writing")
@@ -69,7 +83,7 @@ class VerifyParams(BaseModel):
     report: Path | None = Field(default=None, description="where the JSON report is written")
 
 
-class MigrateParams(JobParams):
+class MigrateParams(JobParams, ReembedParams):
     source: StoreSpec
     target: StoreSpec
     dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")

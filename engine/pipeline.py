@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from connectors.base import Connector, WrittenFile
+from embed.plan import ReembedPlan
 from engine import steps
 from engine.checkpoint import Checkpoint, TargetMark, restore, saved_mark
 from engine.chunks import ChunkReader
@@ -64,6 +65,8 @@ class Transfer:
     rejects_path: Path | None = None
     checkpoint: Checkpoint | None = None
     """Where acknowledged progress is kept so that a re-run resumes (None: no resume)."""
+    reembed: ReembedPlan | None = None
+    """`--model`: records get vectors of that model on the way (None: vectors as they are)."""
     written: WrittenFile | None = None
     """What a file target handed back from `finish`, for its sidecar."""
 
@@ -154,7 +157,7 @@ def run_transfer(
         elif reason == SKIP_NULL_VECTOR:
             summary.warn(f"{count} records skipped: no vector, and {transfer.target.name} needs one")
     for what, count in summary.altered.items():
-        summary.warn(f"{count} records written to {transfer.target.name} with their {what}")
+        summary.warn(f"{count} records written to {transfer.target.name}: {what}")
     if summary.replaced:
         summary.warn(
             f"{summary.replaced} records replaced by a later record with the same id "
@@ -231,7 +234,10 @@ def _written_ids(transfer: Transfer, checkpoint: Checkpoint | None, resumed_at: 
 
 
 def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: RunSummary, seen: IdSet | None) -> None:
-    batch = runner.run(steps.REEMBED, batch)
+    reembedded = runner.run(steps.REEMBED, batch, state.transfer.reembed)
+    batch = reembedded.batch
+    summary.skipped.update(reembedded.skipped)
+    summary.reembedded.update(reembedded.counts)
     rule = state.rule_for(batch, runner)
     filtered = runner.run(steps.FILTER_DIMENSIONS, batch, rule)
     summary.skipped.update(filtered.skipped)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import Connector, LoadResult, WrittenFile
+from embed.plan import Reembedded, ReembedPlan
 from engine.chunks import Chunk, ChunkReader
 from engine.holding import TargetRule, filter_dimensions, most_common_dims
 from engine.verify import VerifyReport, verify_stores
@@ -89,9 +90,13 @@ def validate_input(path: Path, check_sidecar: bool) -> tuple[Sidecar | None, lis
     return sidecar, []
 
 
-def reembed(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Where records get vectors of the target's model; a pass-through until runs name a model."""
-    return batch
+def reembed(batch: pa.RecordBatch, plan: ReembedPlan | None) -> Reembedded:
+    """Records get vectors of the target's model (`--model`): `embed.reembedding`; without a plan, as they are."""
+    if plan is None:
+        return Reembedded(batch)
+    from embed.reembedding import reembed_batch  # torch and sentence-transformers only for runs that name a model
+
+    return reembed_batch(batch, plan)
 
 
 def ensure_target(target: Connector, wish: TargetWish, batch: pa.RecordBatch) -> PreparedTarget | None:

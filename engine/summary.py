@@ -53,6 +53,8 @@ class RunSummary:
     output_checksum: str | None = None
     verify: Any = None
     """The VerifyReport of `migrate --verify`, when it ran."""
+    reembedded: Counter[str] = field(default_factory=Counter)
+    """Records given vectors of `--model`, by how (encoded now, from the embedding cache)."""
     altered: Counter[str] = field(default_factory=Counter)
     """Records written changed by an option, by what was done (`--truncate-text`: "text truncated")."""
 
@@ -112,6 +114,7 @@ class RunSummary:
             "failed_sample": [{"id": i, "reason": r} for i, r in self.failed_sample],
             "replaced": self.replaced,
             "altered": dict(self.altered),
+            "reembedded": dict(self.reembedded),
             "rejected": self.rejected,
             "rejects_file": str(self.rejects_path) if self.rejects_path else None,
             "warnings": list(self.warnings),
@@ -129,6 +132,9 @@ class RunSummary:
             ("written" if self.action == "export" else "upserted", str(self.upserted)),
         ]
         rows.extend((f"  {what}", str(count)) for what, count in sorted(self.altered.items()))
+        if self.reembedded:
+            rows.append(("re-embedded", str(sum(self.reembedded.values()))))
+            rows.extend((f"  {how}", str(count)) for how, count in sorted(self.reembedded.items()))
         rows.append(("skipped", str(self.skipped_total)))
         rows.extend((f"  {reason}", str(count)) for reason, count in sorted(self.skipped.items()))
         rows.append(("failed", str(self.failed)))

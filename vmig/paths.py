@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _DATA_SUFFIXES = (".gz", ".zst", ".jsonl", ".ndjson", ".json", ".vmig")
@@ -40,3 +41,12 @@ def compression_of(data_path: Path) -> str | None:
     if data_path.name.endswith(".zst"):
         return "zstd"
     return None
+
+
+def state_home() -> Path:
+    """Where vex keeps what outlives a run (checkpoints, models, the embedding cache): VEX_STATE_DIR, else the
+    user's state directory."""
+    base = os.environ.get("VEX_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "vex"
+    )
+    return Path(base)
