@@ -224,7 +224,10 @@ def _params(params_model: Any, /, **values: Any) -> Any:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            flag = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "a flag"
+            if not error["loc"]:  # a rule between flags: its own words
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            flag = "--" + str(error["loc"][0]).replace("_", "-")
             problems.append(f"{flag}: {error['msg'].lower()} (got {error.get('input')!r})")
         raise UsageError("; ".join(problems)) from None
 
