@@ -15,11 +15,14 @@ DEFAULT_CACHE_MB = 1024
 
 @dataclass(frozen=True)
 class ReembedPlan:
-    model: str
-    """The target model, as the person named it."""
+    model: str | None
+    """The target model, as the person named it (None: the adapter's target model)."""
     mode: Mode = "auto"
     cache_mb: int = DEFAULT_CACHE_MB
     """Bound of the on-disk embedding cache."""
+    adapter: str | None = None
+    """A `.vxa` drift adapter: records of its source model without text (all of them, without `model`) are
+    mapped into the target model's space."""
 
 
 @dataclass
@@ -27,4 +30,6 @@ class Reembedded:
     batch: pa.RecordBatch
     skipped: Counter[str] = field(default_factory=Counter)
     counts: dict[str, int] = field(default_factory=dict)
+    quality: dict[str, float] | None = None
+    """The adapter's measured quality, where one was applied."""
     """Records re-embedded, by how: encoded now, or from the embedding cache."""

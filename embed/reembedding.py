@@ -9,12 +9,15 @@ first, so a resumed or repeated run encodes only what it has not seen.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from embed import encoder
+from embed.adapter import Adapter
+from embed.adapter import load as load_adapter
 from embed.cache import EmbeddingCache
 from embed.models import canonical
 from embed.plan import SKIP_NO_TEXT, Mode, Reembedded, ReembedPlan
@@ -26,23 +29,64 @@ _CACHES: dict[int, EmbeddingCache] = {}
 def reembed_batch(batch: pa.RecordBatch, plan: ReembedPlan | None) -> Reembedded:
     if plan is None or plan.mode == "never" or batch.num_rows == 0:
         return Reembedded(batch)
+    adapter = _adapter(plan.adapter) if plan.adapter is not None else None
+    if plan.model is None:
+        assert adapter is not None
+        return _adapted_only(batch, adapter)
     name = canonical(plan.model)
     size = encoder.dimension(plan.model)
     need = _needs(batch, name, size, plan.mode)
     has_text = pc.is_valid(batch.column("text")).to_numpy(zero_copy_only=False)
-    skipped = Counter({SKIP_NO_TEXT: int(np.sum(need & ~has_text))}) if np.any(need & ~has_text) else Counter()
+    mappable = _of_source(batch, adapter) if adapter is not None else np.zeros(batch.num_rows, dtype=bool)
+    adapt = need & ~has_text & mappable
+    lost = need & ~has_text & ~mappable
+    skipped = Counter({SKIP_NO_TEXT: int(np.sum(lost))}) if np.any(lost) else Counter()
     rows = np.flatnonzero(need & has_text)
-    if not len(rows) and not skipped:
+    if not len(rows) and not skipped and not np.any(adapt):
         return Reembedded(batch)
     texts = batch.column("text").take(pa.array(rows)).to_pylist()
     vectors, cached = _vectors(plan, texts, size)
     out = _with_vectors(batch, rows, vectors, name)
-    if skipped:
-        out = out.filter(pa.array(~(need & ~has_text)))
     counts = {"encoded": len(rows) - cached} if len(rows) - cached else {}
     if cached:
         counts["from the cache"] = cached
-    return Reembedded(out, skipped, counts)
+    if adapter is not None and np.any(adapt):
+        out = _with_vectors(out, np.flatnonzero(adapt), adapter.apply(_matrix(batch, adapt)), name)
+        counts["adapted (no text)"] = int(np.sum(adapt))
+    if skipped:
+        out = out.filter(pa.array(~lost))
+    return Reembedded(out, skipped, counts, adapter.quality if adapter is not None else None)
+
+
+def _adapted_only(batch: pa.RecordBatch, adapter: Adapter) -> Reembedded:
+    """`--adapter` without `--model`: every record of the adapter's source model is mapped."""
+    rows = _of_source(batch, adapter)
+    if not np.any(rows):
+        return Reembedded(batch, quality=adapter.quality)
+    mapped = adapter.apply(_matrix(batch, rows))
+    out = _with_vectors(batch, np.flatnonzero(rows), mapped, adapter.target_model)
+    return Reembedded(out, Counter(), {"adapted": int(np.sum(rows))}, adapter.quality)
+
+
+def _of_source(batch: pa.RecordBatch, adapter: Adapter) -> np.ndarray:
+    """Records the adapter can map: vectors of its source dimension, of its source model (or of no stated one)."""
+    dims = pc.fill_null(pc.equal(batch.column("dims"), pa.scalar(adapter.source_dims, pa.int32())), False)
+    model = pc.fill_null(pc.equal(batch.column("model"), pa.scalar(adapter.source_model)), True)
+    return np.asarray(pc.and_(dims, model).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _matrix(batch: pa.RecordBatch, rows: np.ndarray) -> np.ndarray:
+    vectors = batch.column("vector").filter(pa.array(rows))
+    return np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(len(vectors), -1)
+
+
+_ADAPTERS: dict[str, Adapter] = {}
+
+
+def _adapter(path: str) -> Adapter:
+    if path not in _ADAPTERS:
+        _ADAPTERS[path] = load_adapter(Path(path))
+    return _ADAPTERS[path]
 
 
 def _needs(batch: pa.RecordBatch, name: str, size: int, mode: Mode) -> np.ndarray:
@@ -56,6 +100,9 @@ def _needs(batch: pa.RecordBatch, name: str, size: int, mode: Mode) -> np.ndarra
 
 def _vectors(plan: ReembedPlan, texts: list[str], size: int) -> tuple[np.ndarray, int]:
     """Each text's vector, from the cache where it has one; and how many came from there."""
+    assert plan.model is not None
+    if not texts:
+        return np.zeros((0, size), dtype=np.float32), 0
     cache = _CACHES.get(plan.cache_mb)
     if cache is None:
         cache = _CACHES[plan.cache_mb] = EmbeddingCache(limit_mb=plan.cache_mb)

@@ -54,6 +54,9 @@ def _reembedding(parser: argparse.ArgumentParser) -> None:
         help="with --model: auto (records of another model or dims, the default), always, never",
     )  # fmt: skip
     parser.add_argument("--embed-cache-mb", type=int, default=1024, help="bound of the embedding cache (MiB)")
+    parser.add_argument(
+        "--adapter", metavar="FILE", help="a .vxa drift adapter (vex adapter fit): maps text-less records"
+    )
 
 
 def _job(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     counts = "a file or store: counts by namespace/model/dims, null vectors, metric, layout, sidecar"
     _looked_at(sub, "inspect", counts, store_help)
 
+    adapter = sub.add_parser("adapter", help="drift adapters: vex adapter fit ...")
+    action = adapter.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fit = action.add_parser("fit", help="learn a map between two models' spaces from the same texts")
+    fit.add_argument("--from", dest="source", required=True, metavar="FILE", help="a .vmig.jsonl, or 'corpus'")
+    fit.add_argument("--source-model", required=True, help="the model the vectors to map come from")
+    fit.add_argument("--target-model", required=True, help="the model to map them into")
+    fit.add_argument("--output", required=True, metavar="FILE", help="the .vxa adapter file to write")
+    fit.add_argument("--sample", type=int, default=2000, help="texts to fit and measure on (default 2000)")
+    fit.add_argument("--json", action="store_true")
+
     stores = sub.add_parser("stores", help="every store: installed or not, what it can do, its options")
     stores.add_argument("name", nargs="?", metavar="STORE", help="one store's options and capabilities")
     stores.add_argument("--json", action="store_true")
@@ -207,7 +220,8 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
 
 
 def _reembed_flags(args: argparse.Namespace) -> dict[str, Any]:
-    return {"model": args.model, "reembed": args.reembed, "embed_cache_mb": args.embed_cache_mb}
+    adapter = None if args.adapter is None else _file_flag("--adapter", args.adapter)
+    return {"model": args.model, "reembed": args.reembed, "embed_cache_mb": args.embed_cache_mb, "adapter": adapter}
 
 
 def _file_flag(flag: str, text: str) -> Path:

@@ -56,7 +56,7 @@ def main(
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if extra and args.command == "stores":
+    if extra and args.command in ("stores", "adapter"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     with stop_cleanly(restore=not whole_process):
         return _ended(lambda: _run(args, extra, flow_for, progress_for))
@@ -69,6 +69,10 @@ def _run(args: argparse.Namespace, extra: list[str], flow_for: FlowFor, progress
         return inspect_or_validate(args, extra)
     if args.command == "stores":
         return _stores(args)
+    if args.command == "adapter":
+        from engine.adapter_command import fit_command
+
+        return fit_command(args)
     wanted = request(args, extra)
     shown = not wanted.quiet and not wanted.json and sys.stderr.isatty()
     with progress_for(wanted.label, shown) as progress:

@@ -147,11 +147,27 @@ def _transfer(
 def _reembed_plan(params: JobParams) -> tuple[ReembedPlan | None, int | None]:
     """The run's re-embedding, its model loaded before anything is written (an unknown name fails here), and the
     model's dimension, which a new fixed-dimension target takes."""
-    if not isinstance(params, ReembedParams) or params.model is None or params.reembed == "never":
+    if not isinstance(params, ReembedParams) or params.reembed == "never":
         return None, None
-    from embed import encoder
+    if params.model is None and params.adapter is None:
+        return None, None
+    plan = ReembedPlan(
+        params.model, params.reembed, params.embed_cache_mb, None if params.adapter is None else str(params.adapter)
+    )
+    dims = None
+    if params.adapter is not None:
+        from embed.adapter import load
+        from embed.models import canonical
 
-    return ReembedPlan(params.model, params.reembed, params.embed_cache_mb), encoder.dimension(params.model)
+        adapter = load(params.adapter)
+        if params.model is not None and canonical(params.model) != adapter.target_model:
+            raise UsageError(f"{params.adapter} maps into {adapter.target_model}, not {canonical(params.model)}")
+        dims = adapter.target_dims
+    if params.model is not None:
+        from embed import encoder
+
+        dims = encoder.dimension(params.model)
+    return plan, dims
 
 
 def _nothing_yet(target: Connector) -> str:

@@ -59,10 +59,13 @@ class ReembedParams(BaseModel):
         default="auto", description="auto: records of another model or dims; always; never"
     )
     embed_cache_mb: int = Field(default=1024, ge=1, description="bound of the on-disk embedding cache, MiB")
+    adapter: Path | None = Field(
+        default=None, description="a .vxa drift adapter (vex adapter fit) for text-less records"
+    )
 
     @model_validator(mode="after")
     def _always_needs_a_model(self) -> ReembedParams:
-        if self.model is None and self.reembed == "always":
+        if self.model is None and self.adapter is None and self.reembed == "always":
             raise ValueError("--reembed always needs --model NAME")
         return self
 

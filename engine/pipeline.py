@@ -238,6 +238,8 @@ def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: R
     batch = reembedded.batch
     summary.skipped.update(reembedded.skipped)
     summary.reembedded.update(reembedded.counts)
+    if reembedded.quality is not None:
+        summary.adapter_quality = reembedded.quality
     rule = state.rule_for(batch, runner)
     filtered = runner.run(steps.FILTER_DIMENSIONS, batch, rule)
     summary.skipped.update(filtered.skipped)

@@ -55,6 +55,8 @@ class RunSummary:
     """The VerifyReport of `migrate --verify`, when it ran."""
     reembedded: Counter[str] = field(default_factory=Counter)
     """Records given vectors of `--model`, by how (encoded now, from the embedding cache)."""
+    adapter_quality: dict[str, float] | None = None
+    """The drift adapter's quality as measured when it was fitted, where a run applied one."""
     altered: Counter[str] = field(default_factory=Counter)
     """Records written changed by an option, by what was done (`--truncate-text`: "text truncated")."""
 
@@ -115,6 +117,7 @@ class RunSummary:
             "replaced": self.replaced,
             "altered": dict(self.altered),
             "reembedded": dict(self.reembedded),
+            "adapter_quality": self.adapter_quality,
             "rejected": self.rejected,
             "rejects_file": str(self.rejects_path) if self.rejects_path else None,
             "warnings": list(self.warnings),
@@ -135,6 +138,11 @@ class RunSummary:
         if self.reembedded:
             rows.append(("re-embedded", str(sum(self.reembedded.values()))))
             rows.extend((f"  {how}", str(count)) for how, count in sorted(self.reembedded.items()))
+        if self.adapter_quality is not None:
+            quality = self.adapter_quality
+            rows.append(
+                ("adapter", f"mean cosine {quality['mean_cosine']:.3f}, recall@10 {quality['recall_at_10']:.3f}")
+            )
         rows.append(("skipped", str(self.skipped_total)))
         rows.extend((f"  {reason}", str(count)) for reason, count in sorted(self.skipped.items()))
         rows.append(("failed", str(self.failed)))

@@ -147,3 +147,45 @@ def test_bad_model_flags_fail_before_anything_is_written(tmp_path: Path, flags: 
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr and "Traceback" not in result.stderr
     assert not target.exists()
+
+
+def test_an_adapter_fitted_from_the_corpus_maps_text_less_minilm_records_into_mpnet(tmp_path: Path) -> None:
+    adapter = tmp_path / "m2m.vxa"
+    models = ["--source-model", "all-MiniLM-L6-v2", "--target-model", "all-mpnet-base-v2"]
+    fitted = run_vex("adapter", "fit", "--from", "corpus", *models, "--output", str(adapter), "--sample", "300",
+                     "--json", cwd=tmp_path)  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    header = json.loads(fitted.stdout)
+    assert (header["kind"], header["source_dims"], header["target_dims"]) == ("ridge", 384, 768)
+    assert header["quality"]["held_out"] == 60 and header["quality"]["recall_at_10"] >= 0.8
+    texts = _texts(tmp_path.name, len(SENTENCES))  # distinct sentences: each has one right answer
+    db = _minilm_db(tmp_path / "m.db", texts)
+    with sqlite3.connect(db) as conn:  # the memories lost their text: only an adapter can bring them over
+        conn.execute("UPDATE memories SET content = NULL")
+    conn.close()
+    out = tmp_path / "out.vmig.jsonl"
+    moved = run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db), "--path", str(out),
+                    "--adapter", str(adapter), "--json", cwd=tmp_path)  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    summary = json.loads(moved.stdout)
+    assert summary["reembedded"] == {"adapted": len(texts)}
+    assert summary["adapter_quality"] == header["quality"]
+    truth = encoder.encode("all-mpnet-base-v2", texts)
+    lines = _lines(out)
+    assert all(
+        lines[f"m-{i}"]["model"] == "all-mpnet-base-v2" and lines[f"m-{i}"]["dims"] == 768 for i in range(len(texts))
+    )
+    adapted = np.asarray([lines[f"m-{i}"]["vector"] for i in range(len(texts))], np.float32)
+    nearest = np.argmax(adapted @ (truth / np.linalg.norm(truth, axis=1, keepdims=True)).T, axis=1)
+    assert np.mean(nearest == np.arange(len(texts))) >= 0.75  # an adapted vector finds its own text's mpnet embedding
+    mismatch = run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db), "--path",
+                       str(tmp_path / "x.vmig.jsonl"), "--adapter", str(adapter), "--model", "all-MiniLM-L6-v2",
+                       cwd=tmp_path)  # fmt: skip
+    assert mismatch.returncode == 2
+    assert "maps into all-mpnet-base-v2, not all-MiniLM-L6-v2" in mismatch.stderr
+    junk = tmp_path / "junk.vxa"
+    junk.write_text("not an adapter")
+    bad = run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db), "--path",
+                  str(tmp_path / "y.vmig.jsonl"), "--adapter", str(junk), cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and "is not a vex adapter file" in bad.stderr
+    assert not (tmp_path / "y.vmig.jsonl").exists()

@@ -1,0 +1,108 @@
+"""The drift adapter: a learned map from one embedding model's space to another's, for records without text.
+
+Fitted on paired embeddings of the same texts: an orthogonal Procrustes rotation when both models have the same
+dimension, ridge least squares (with a bias) when they differ. Its quality is measured on texts held out from
+the fit and travels in the file: the mean cosine between adapted vectors and the target model's own embeddings,
+recall@10 (the text's own target embedding among the 10 nearest of its adapted vector, searching all held-out
+target embeddings) and the overlap of the 10 nearest neighbours found with adapted and with true vectors.
+A `.vxa` file is a NumPy archive: the weights and a JSON header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from vmig.errors import UsageError
+
+RIDGE = 0.1
+HOLD_OUT = 0.2
+
+
+@dataclass
+class Adapter:
+    source_model: str
+    target_model: str
+    source_dims: int
+    target_dims: int
+    kind: str
+    """"procrustes" or "ridge"."""
+    sample: int
+    """Texts the map was fitted on."""
+    weights: np.ndarray = field(repr=False)
+    """(source_dims + 1) x target_dims: the last row is the bias."""
+    quality: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors of the source model mapped into the target model's space, unit length as both models give."""
+        if vectors.shape[1] != self.source_dims:
+            raise UsageError(f"the adapter maps {self.source_dims}-d vectors, not {vectors.shape[1]}-d")
+        mapped = _unit(vectors) @ self.weights[:-1] + self.weights[-1]
+        return _unit(mapped).astype(np.float32)
+
+    def header(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "weights"}
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as handle:
+            np.savez(handle, weights=self.weights, header=np.frombuffer(orjson.dumps(self.header()), np.uint8))
+
+
+def load(path: Path) -> Adapter:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            header = orjson.loads(archive["header"].tobytes())
+            weights = archive["weights"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{path} is not a vex adapter file ({exc})") from None
+    return Adapter(weights=weights, **header)
+
+
+def fit(source: np.ndarray, target: np.ndarray, source_model: str, target_model: str) -> Adapter:
+    """Fit on the first 80% of the pairs, measure on the rest, then refit on all of them."""
+    if len(source) != len(target) or len(source) < 20:
+        raise UsageError(f"an adapter needs at least 20 paired texts, got {len(source)}")
+    cut = int(len(source) * (1 - HOLD_OUT))
+    trial = _weights(source[:cut], target[:cut])
+    adapter = Adapter(source_model, target_model, source.shape[1], target.shape[1], _kind(source, target),
+                      len(source), trial)  # fmt: skip
+    adapter.quality = measure(adapter, source[cut:], target[cut:])
+    adapter.weights = _weights(source, target)
+    return adapter
+
+
+def measure(adapter: Adapter, source: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    adapted, truth = adapter.apply(source), _unit(target)
+    similarity = adapted @ truth.T
+    own = np.argsort(-similarity, axis=1)[:, :10]
+    recall = float(np.mean([row in own[row] for row in range(len(truth))]))
+    true_neighbours = np.argsort(-(truth @ truth.T), axis=1)[:, :10]
+    adapted_neighbours = np.argsort(-(adapted @ truth.T), axis=1)[:, :10]
+    overlap = float(
+        np.mean([len(set(a) & set(b)) / 10 for a, b in zip(adapted_neighbours, true_neighbours, strict=True)])
+    )
+    cosine = float(np.mean(np.sum(adapted * truth, axis=1)))
+    return {"mean_cosine": round(cosine, 4), "recall_at_10": round(recall, 4),
+            "neighbour_overlap_at_10": round(overlap, 4), "held_out": len(truth)}  # fmt: skip
+
+
+def _kind(source: np.ndarray, target: np.ndarray) -> str:
+    return "procrustes" if source.shape[1] == target.shape[1] else "ridge"
+
+
+def _weights(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    a, b = _unit(source).astype(np.float64), _unit(target).astype(np.float64)
+    if a.shape[1] == b.shape[1]:
+        u, _, vt = np.linalg.svd(a.T @ b)
+        return np.vstack([u @ vt, np.zeros((1, b.shape[1]))])
+    x = np.hstack([a, np.ones((len(a), 1))])
+    return np.linalg.solve(x.T @ x + RIDGE * np.eye(x.shape[1]), x.T @ b)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1)
