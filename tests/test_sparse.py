@@ -42,13 +42,14 @@ def test_damaged_sparse_vectors_are_rejected_with_their_line(tmp_path: Path) -> 
         {"id": "d", "text": "t", "sparse_vector": {"indices": [2**32], "values": [1.0]}},
         {"id": "e", "text": "t", "sparse_vector": [1, 2]},
         '{"id": "f", "text": "t", "vex_version": "1.0.0", "sparse_vector": {"indices": [1], "values": [NaN]}}',
+        {"id": "g", "text": "t", "sparse_vector": {"indices": [1, 2], "values": [0.5, 1e39]}},  # inf as float32
         {"id": "ok", "text": "t", "sparse_vector": {"indices": [], "values": []}},
     ]
     path = _write(tmp_path / "s.vmig.jsonl", bad)
     result = run_vex("validate", str(path), "--json", cwd=tmp_path)
     assert result.returncode == 3
     report = json.loads(result.stdout)
-    assert report["valid_records"] == 1 and report["damaged_lines"] == 6
+    assert report["valid_records"] == 1 and report["damaged_lines"] == 7
     rejects = [orjson.loads(line) for line in (tmp_path / "s.rejects.jsonl").read_bytes().splitlines()]
     reasons = {entry["line"]: entry["reason"] for entry in rejects}
     assert "has 2 indices but 1 values" in reasons[1]
@@ -56,6 +57,7 @@ def test_damaged_sparse_vectors_are_rejected_with_their_line(tmp_path: Path) -> 
     assert "from 0 to 4294967295" in reasons[3] and "from 0 to 4294967295" in reasons[4]
     assert "object of 'indices' and 'values'" in reasons[5]
     assert 6 in reasons
+    assert "not a finite float32" in reasons[7]
 
 
 def test_file_vektor_qdrant_file_keep_sparse_vectors_exactly(tmp_path: Path) -> None:

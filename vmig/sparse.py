@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 KEY = "sparse_vector"
 _UINT32_MAX = 2**32 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def sparse_problem(value: Any) -> str | None:
@@ -37,6 +38,8 @@ def sparse_problem(value: Any) -> str | None:
         return "'sparse_vector' indices must not repeat"
     if not all(type(v) in (int, float) and math.isfinite(v) for v in values):
         return "'sparse_vector' values must be finite numbers"
+    if values and max(map(abs, values)) > _FLOAT32_MAX:
+        return "'sparse_vector' holds a value that is not a finite float32"  # it would be carried as infinity
     return None
 
 
