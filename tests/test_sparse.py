@@ -65,8 +65,8 @@ def test_file_vektor_qdrant_file_keep_sparse_vectors_exactly(tmp_path: Path) -> 
     db, folder = tmp_path / "m.db", tmp_path / "q"
     assert run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(db), cwd=tmp_path).returncode == 0
     moved = run_vex("migrate", "--from", "vektor", "--to", "qdrant", "--db", str(db), "--path", str(folder),
-                    "--json", cwd=tmp_path)  # fmt: skip
-    assert moved.returncode == 0, moved.stderr
+                    "--json", "--verify", cwd=tmp_path)  # fmt: skip
+    assert moved.returncode == 0, moved.stderr  # verified: the sparse vectors compared and matched
     summary = json.loads(moved.stdout)
     assert summary["upserted"] == 2 and summary["skipped"] == {"null vector": 1}  # qdrant needs a dense vector
     out = tmp_path / "out.vmig.jsonl"
@@ -128,3 +128,61 @@ def test_chroma_and_pgvector_keep_them(tmp_path: Path, pg_server: Any) -> None:
         exported = run_vex("export", "--from", store, *options, "--output", str(out), cwd=tmp_path)
         assert exported.returncode == 0, exported.stderr
         assert _lines_of(out)["hybrid"]["sparse_vector"] == SPARSE, store
+
+
+def test_verify_compares_sparse_vectors(tmp_path: Path) -> None:
+    records = _records()
+    changed = [
+        {**records[0], "sparse_vector": {"indices": SPARSE["indices"], "values": [0.25, -1.5, 2e-7]}},
+        {**records[1], "sparse_vector": {"indices": [1], "values": [2.0]}},
+        {**records[2], "sparse_vector": {"indices": [0], "values": [1.0]}},
+    ]
+    reordered = [{**records[0], "sparse_vector": {"indices": [4_000_000_000, 9, 2], "values": [1e-7, -1.5, 0.25]}}]
+    for name, lines in (("a", records), ("b", changed), ("c", reordered + records[1:])):
+        source = _write(tmp_path / f"{name}.vmig.jsonl", lines)
+        imported = run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(tmp_path / f"{name}.db"))
+        assert imported.returncode == 0, imported.stderr
+
+    def verify(target: str) -> tuple[int, dict[str, Any]]:
+        report = tmp_path / f"verify-{target}.json"
+        result = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(tmp_path / "a.db"),
+                         "--target-db", str(tmp_path / f"{target}.db"), "--report", str(report))  # fmt: skip
+        return result.returncode, json.loads(report.read_text())
+
+    code, report = verify("b")
+    assert code == 3
+    assert report["mismatched_fields"] == {"sparse_vector": 2}
+    assert sorted(entry["id"] for entry in report["mismatches"]) == ["dense", "hybrid"]
+    code, report = verify("c")  # the same pairs in another order are the same sparse vector
+    assert code == 0 and report["matched"] == 3, report
+
+
+def test_float32_values_round_trip_exactly(tmp_path: Path) -> None:
+    """Every float32 printed in its shortest form comes back with the same bits, through a store and back."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**32, size=4000, dtype=np.uint64).astype(np.uint32)
+    values = bits.view(np.float32)
+    values = values[np.isfinite(values)][:2000]
+    values = np.concatenate([values, np.array([1e-45, -3.4028235e38, 0.1, 1 / 3, 0.0], dtype=np.float32)])
+    lines = []
+    for row in range(0, len(values), 100):
+        part = values[row : row + 100]
+        indices = rng.choice(2**32, size=len(part), replace=False).tolist()
+        lines.append({"id": f"r{row}", "text": "t", "sparse_vector": {"indices": indices, "values": part.tolist()}})
+    source = _write(tmp_path / "in.vmig.jsonl", lines)
+    db = tmp_path / "m.db"
+    assert run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(db)).returncode == 0
+    out = tmp_path / "out.vmig.jsonl"
+    assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(out)).returncode == 0
+    back = _lines_of(out)
+    for line in lines:
+        sparse = back[line["id"]]["sparse_vector"]
+        assert sparse["indices"] == line["sparse_vector"]["indices"]
+        expected = np.asarray(line["sparse_vector"]["values"], dtype=np.float32)
+        assert np.asarray(sparse["values"], dtype=np.float32).tobytes() == expected.tobytes()
+    again = tmp_path / "again.vmig.jsonl"
+    assert run_vex("import", "--from", str(out), "--to", "vektor", "--db", str(tmp_path / "n.db")).returncode == 0
+    assert run_vex("export", "--from", "vektor", "--db", str(tmp_path / "n.db"), "--output", str(again)).returncode == 0
+    assert again.read_bytes() == out.read_bytes()
