@@ -11,6 +11,12 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def _sparse(entry: StoreEntry) -> str:
+    """Every store keeps a record's sparse vector; one without the capability carries it beside the record
+    (folded into what vex keeps for it, `vmig.sparse`), not as a sparse vector it could search."""
+    return "yes" if entry.sparse_vectors else "carried"
+
+
 def _dims(entry: StoreEntry) -> str:
     if entry.max_dims is None:
         return "any"
@@ -32,7 +38,7 @@ def print_stores(entries: list[StoreEntry]) -> None:
                 _yes(entry.can_import),
                 _yes(entry.embedded),
                 entry.namespaces,
-                _yes(entry.sparse_vectors),
+                _sparse(entry),
                 _dims(entry),
             )
         )
@@ -54,7 +60,8 @@ def print_store(entry: StoreEntry) -> None:
     print(f"can       : {', '.join(directions) or 'nothing'}")
     print(f"embedded  : {_yes(entry.embedded)}")
     print(f"namespaces: {entry.namespaces}")
-    print(f"sparse    : {_yes(entry.sparse_vectors)}")
+    held = "held as the record's sparse vector" if entry.sparse_vectors else "kept beside the record, not searchable"
+    print(f"sparse    : {_sparse(entry)} ({held})")
     print(f"metrics   : {', '.join(entry.metrics)}")
     print(f"max dims  : {_dims(entry)}")
     print("options:")

@@ -5,7 +5,9 @@ however large the stores); the source is then streamed and each record looked
 up by id. Records the target was never meant to hold (skipped by the rules its
 capabilities imply) are accounted for, not reported as missing; values are
 compared after the target's documented transformation (`Connector.stored_form`)
-and vectors within the tolerance the target declares.
+and vectors within the tolerance the target declares. A sparse vector is compared as its set of
+(index, float32 value) pairs: every store keeps it (`vmig.sparse`), so one that changed or lost it is a
+mismatch.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from vmig.batch import vector_rows
 
 LISTED = 100
 """Ids listed per category in the report; all of them are counted."""
-COMPARED_FIELDS = ("vector", "text", "metadata", "namespace", "created_at", "model")
+COMPARED_FIELDS = ("vector", "text", "metadata", "namespace", "created_at", "model", "sparse_vector")
 
 
 @dataclass
@@ -121,14 +123,31 @@ def _canonical_metadata(text: str | None) -> str:
     return orjson.dumps(md.loads(text), option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _sparse_rows(batch: pa.RecordBatch) -> list[tuple[bytes, bytes] | None]:
+    """Each row's sparse vector as (uint32 indices, float32 values) bytes in index order, or None."""
+    column = batch.column("sparse_vector")
+    if column.null_count == len(column):
+        return [None] * len(column)
+    rows: list[tuple[bytes, bytes] | None] = []
+    for entry in column.to_pylist():
+        if entry is None:
+            rows.append(None)
+            continue
+        indices = np.asarray(entry["indices"], dtype="<u4")
+        order = np.argsort(indices, kind="stable")
+        rows.append((indices[order].tobytes(), np.asarray(entry["values"], dtype="<f4")[order].tobytes()))
+    return rows
+
+
 def _index_target(target: Connector, namespace: str | None, db: sqlite3.Connection, report: VerifyReport) -> None:
     db.execute(
         "CREATE TABLE t (id TEXT PRIMARY KEY, namespace TEXT, text TEXT, metadata TEXT, created_at INTEGER, "
-        "model TEXT, vector BLOB, seen INTEGER NOT NULL DEFAULT 0)"
+        "model TEXT, vector BLOB, sparse_indices BLOB, sparse_values BLOB, seen INTEGER NOT NULL DEFAULT 0)"
     )
     for batch in _pages(target, namespace):
         namespaces = batch.column("namespace").to_pylist()
         report.target_counts.update(_ns(n) for n in namespaces)
+        sparse = _sparse_rows(batch)
         rows = zip(
             batch.column("id").to_pylist(),
             namespaces,
@@ -137,27 +156,40 @@ def _index_target(target: Connector, namespace: str | None, db: sqlite3.Connecti
             batch.column("created_at").cast(pa.int64()).to_pylist(),
             batch.column("model").to_pylist(),
             [None if v is None else np.asarray(v, dtype="<f4").tobytes() for v in vector_rows(batch)],
+            [None if pair is None else pair[0] for pair in sparse],
+            [None if pair is None else pair[1] for pair in sparse],
             strict=True,
         )
-        db.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?, ?, ?, ?, ?, 0)", rows)
+        db.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)", rows)
+
+
+def _same_values(expected: np.ndarray | None, stored: np.ndarray | None, tolerance: float) -> bool:
+    if expected is None or stored is None:
+        return expected is None and stored is None
+    if expected.shape != stored.shape:
+        return False
+    if tolerance == 0.0:
+        return bool(np.array_equal(expected, stored))
+    return bool(np.allclose(expected, stored, atol=tolerance, rtol=0.0))
+
+
+def _same_sparse(expected: tuple[bytes, bytes] | None, indices: bytes | None, values: bytes | None) -> bool:
+    """Sparse vectors are equal as sets of (index, value) pairs, values exactly as float32."""
+    if expected is None or indices is None or values is None:
+        return expected is None and indices is None
+    return expected[0] == indices and np.array_equal(
+        np.frombuffer(expected[1], dtype="<f4"), np.frombuffer(values, dtype="<f4")
+    )  # array_equal, not bytes: -0.0 == 0.0 as the dense vector compares
 
 
 def _differences(
     expected: dict[str, Any], actual: tuple[Any, ...], vector: np.ndarray | None, tolerance: float
 ) -> list[str]:
-    _id, namespace, text, metadata, created_at, model, blob, _seen = actual
+    _id, namespace, text, metadata, created_at, model, blob, sparse_indices, sparse_values, _seen = actual
     fields = []
     stored = None if blob is None else np.frombuffer(blob, dtype="<f4")
-    if (vector is None) != (stored is None):
+    if not _same_values(vector, stored, tolerance):
         fields.append("vector")
-    elif vector is not None and stored is not None:
-        if vector.shape != stored.shape:
-            fields.append("vector")
-        elif tolerance == 0.0:
-            if not np.array_equal(vector, stored):
-                fields.append("vector")
-        elif not np.allclose(vector, stored, atol=tolerance, rtol=0.0):
-            fields.append("vector")
     if expected["text"] != text:
         fields.append("text")
     if _canonical_metadata(expected["metadata"]) != metadata:
@@ -168,6 +200,8 @@ def _differences(
         fields.append("created_at")
     if expected["model"] != model:
         fields.append("model")
+    if not _same_sparse(expected["sparse_vector"], sparse_indices, sparse_values):
+        fields.append("sparse_vector")
     return fields
 
 
@@ -252,6 +286,7 @@ def _compare(
     columns = {name: expected_batch.column(name).to_pylist() for name in ("text", "metadata", "namespace", "model")}
     created = expected_batch.column("created_at").cast(pa.int64()).to_pylist()
     vectors = vector_rows(expected_batch)
+    sparse = _sparse_rows(expected_batch)
     found: dict[str, tuple[Any, ...]] = {}
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
@@ -268,6 +303,7 @@ def _compare(
             continue
         expected = {name: values[index] for name, values in columns.items()}
         expected["created_at"] = created[index]
+        expected["sparse_vector"] = sparse[index]
         vector = vectors[index]
         fields = _differences(expected, actual, None if vector is None else np.asarray(vector), tolerance)
         if fields:

@@ -77,6 +77,7 @@ def to_batch(records: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
         namespace=[r["namespace"] for r in records],
         metadata=[orjson.dumps(r["metadata"]).decode() for r in records],
         created_at=[r["created_at"] for r in records],
+        sparse_vector=[r.get("sparse_vector") for r in records],
     )
 
 

@@ -55,6 +55,26 @@ def test_nested_vector_is_rejected_not_flattened(tmp_path: Path) -> None:
     assert reads[0].batch.column("id").to_pylist() == ["ok"]
 
 
+@pytest.mark.parametrize("other", [b"[1.0, 2.0]", b"[1.0, 2.0, 3.0]"], ids=["same dims", "other dims"])
+def test_the_largest_float32_is_a_value_and_beyond_it_is_not(other: bytes, tmp_path: Path) -> None:
+    """float32's largest prints shortest as 3.4028235e38, a little above it: read back, it is that float32,
+    whichever path reads the line (a file of mixed dims takes the row-by-row checks)."""
+    path = tmp_path / "edge.vmig.jsonl"
+    path.write_bytes(
+        b'{"id": "max", "text": "t", "vector": [3.4028235e38, -3.4028235e38]}\n'
+        b'{"id": "over", "text": "t", "vector": [3.40282357e38, 1.0]}\n'
+        b'{"id": "other", "text": "t", "vector": ' + other + b"}\n"
+    )
+    reads = list(read_batches(path))
+    assert [(r.line, r.reason) for r in reads[0].rejects] == [
+        (2, "'vector' holds a value that is not a finite float32")
+    ]
+    batch = reads[0].batch
+    assert batch.column("id").to_pylist() == ["max", "other"]
+    largest = float(np.finfo(np.float32).max)
+    assert batch.column("vector")[0].as_py() == [largest, -largest]
+
+
 _WRITTEN = (
     b'{"id":"m-1","text":"t","vector":[0.5,-0.25],"model":null,"dims":2,"namespace":"n","score":null,'
     b'"metadata":{"k":1},"created_at":"2025-01-15T10:23:00.000Z","source_store":"s","vex_version":"1.0.0"}'

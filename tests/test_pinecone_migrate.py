@@ -1,4 +1,5 @@
-"""`vex migrate` to and from Pinecone with every other store, each run verified record by record."""
+"""`vex migrate` to and from Pinecone with every other store, each run verified record by record (sparse
+vectors included)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def _flags(options: dict[str, str], side: str) -> list[str]:
 
 @pytest.mark.parametrize("store", ["vektor", "jsonl", "qdrant", "chroma", "pgvector"])
 def test_migrate_both_ways_with_verify(store: str, pinecone_fake: FakePinecone, tmp_path: Path, pg_server: Any) -> None:
-    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=25, odd_ones=False))
+    records = sample_records(count=25, odd_ones=False)
+    for i, record in enumerate(records[::2]):  # sparse vectors too: verify compares them on both sides
+        record["sparse_vector"] = {"indices": [i, 1000 + i, 2**32 - 1 - i], "values": [0.5, -1.25, 1e-7 * (i + 1)]}
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
     first = _store(store, tmp_path, pg_server, "first")
     if store == "jsonl":
         first = {"path": str(source)}

@@ -49,6 +49,7 @@ def test_the_table_shows_each_store_on_one_line() -> None:
     assert lines["pgvector"][:5] == ["pgvector", "yes", "yes", "yes", "no"]
     assert "16,000" in " ".join(lines["pgvector"])
     assert lines["qdrant"][1] == "yes"
+    assert lines["qdrant"][6] == "carried" and lines["jsonl"][6] == "yes"  # every store keeps sparse vectors
     assert "vex stores NAME" in result.stdout
 
 

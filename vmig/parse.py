@@ -20,12 +20,11 @@ import pyarrow as pa
 from vmig import metadata as md
 from vmig.batch import build_batch
 from vmig.rejects import Reject
-from vmig.schema import KNOWN_KEYS
+from vmig.schema import FLOAT32_OVERFLOW, KNOWN_KEYS
 from vmig.sparse import KEY as SPARSE_KEY
 from vmig.sparse import sparse_problem
 from vmig.timefmt import TimestampError, to_micros
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMBER_TYPES = {int, float}
 
 
@@ -45,13 +44,13 @@ def _text(record: dict[str, Any], key: str) -> str | None:
 def _strict_vector_check(value: list[Any] | np.ndarray) -> None:
     """The exact reason a vector is not a finite float32 array (slow path, per row)."""
     if isinstance(value, np.ndarray):
-        if not np.isfinite(value).all() or np.abs(value).max() > _FLOAT32_MAX:
+        if not np.isfinite(value).all() or np.abs(value).max() >= FLOAT32_OVERFLOW:
             raise LineRejected("'vector' holds a value that is not a finite float32")
         return
     if not set(map(type, value)) <= _NUMBER_TYPES:
         raise LineRejected("'vector' holds a value that is not a number")
     peak = max(abs(min(value)), abs(max(value)))
-    if math.isnan(peak) or peak > _FLOAT32_MAX:
+    if math.isnan(peak) or peak >= FLOAT32_OVERFLOW:
         raise LineRejected("'vector' holds a value that is not a finite float32")
 
 

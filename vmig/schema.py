@@ -13,6 +13,11 @@ from vmig.metadata import JSON_KEYS_FIELD
 FORMAT_VERSION = "1.0.0"
 """The `.vmig.jsonl` format version written on every record as `vex_version`."""
 
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+"""The least magnitude that float32 rounds to infinity: the largest float32 plus half its spacing. A number
+below it is a finite float32 (float32's largest, 3.4028234663852886e38, prints shortest as 3.4028235e38, a
+little above it, and reads back as that float32)."""
+
 SPARSE_TYPE = pa.struct([("indices", pa.list_(pa.uint32())), ("values", pa.list_(pa.float32()))])
 """A sparse vector (`vmig.sparse`): Pinecone sparse values, hybrid-search indexes."""
 

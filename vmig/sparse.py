@@ -18,6 +18,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vmig.schema import FLOAT32_OVERFLOW
+
 KEY = "sparse_vector"
 _UINT32_MAX = 2**32 - 1
 
@@ -37,6 +39,8 @@ def sparse_problem(value: Any) -> str | None:
         return "'sparse_vector' indices must not repeat"
     if not all(type(v) in (int, float) and math.isfinite(v) for v in values):
         return "'sparse_vector' values must be finite numbers"
+    if values and max(map(abs, values)) >= FLOAT32_OVERFLOW:
+        return "'sparse_vector' holds a value that is not a finite float32"  # it would be carried as infinity
     return None
 
 
