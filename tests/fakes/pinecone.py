@@ -3,12 +3,13 @@ API version 2026-07) calls them, with Pinecone's documented limits and injectabl
 
 No Pinecone server installs here, so vex's Pinecone connector is tested against this. It follows the REST API the
 SDK speaks: `GET/POST /indexes`, `GET/DELETE /indexes/{name}` on the control plane; `POST /vectors/upsert`,
-`GET /vectors/fetch`, `GET /vectors/list`, `POST /vectors/delete`, `POST /describe_index_stats` on the index's
-own host (here: its own port, as Pinecone Local does). Limits enforced as Pinecone documents them: at most 1,000
-vectors and 2 MB per upsert request, ids of 1-512 ASCII characters, metadata of at most 40 KB per record whose
-values are strings, numbers, booleans or lists of strings (no nulls, no nesting), vectors of the index's
-dimension, at most 1,000 ids per fetch, 100 per list page. Numbers come back as doubles (`5` reads `5.0`), vector
-values as float32, as Pinecone stores them. A pod-based index cannot list ids, as on Pinecone.
+`GET /vectors/fetch`, `GET /vectors/list`, `POST /vectors/delete`, `POST /describe_index_stats` and a brute-force
+`POST /query` (no filters) on the index's own host (here: its own port, as Pinecone Local does). Limits enforced as
+Pinecone documents them: at most 1,000 vectors and 2 MB per upsert request, ids of 1-512 ASCII characters, metadata
+of at most 40 KB per record whose values are strings, numbers, booleans or lists of strings (no nulls, no nesting),
+vectors of the index's dimension, at most 1,000 ids per fetch, 100 per list page. Numbers come back as doubles
+(`5` reads `5.0`), vector values as float32, as Pinecone stores them. A pod-based index cannot list ids, as on
+Pinecone.
 
 Run it standalone to try the CLI against it: `python -m tests.fakes.pinecone --port 5080`.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import base64
 import threading
-import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +34,7 @@ MAX_METADATA_BYTES = 40 * 1024
 MAX_ID_LENGTH = 512
 MAX_FETCH_IDS = 1000
 MAX_LIST_LIMIT = 100
+MAX_TOP_K = 10_000
 DEFAULT_NAMESPACE = "__default__"
 
 
@@ -190,6 +191,8 @@ class FakePinecone:
             return self._fetch(index, query)
         if path == "/vectors/list" and method == "GET":
             return self._list(index, query)
+        if path == "/query" and method == "POST":
+            return self._query(index, orjson.loads(raw or b"{}"))
         if path == "/vectors/delete" and method == "POST":
             return self._delete(index, orjson.loads(raw or b"{}"))
         if path == "/describe_index_stats" and method == "POST":
@@ -252,6 +255,47 @@ class FakePinecone:
             answer["pagination"] = {"next": base64.urlsafe_b64encode(page[-1].encode()).decode()}
         return answer
 
+    def _query(self, index: FakeIndex, body: dict[str, Any]) -> Any:
+        """A brute-force nearest-neighbour search of one namespace, without metadata filters: enough to see that
+        what was written is searchable. Scores as Pinecone gives them: cosine similarity, dot product (higher is
+        closer), squared euclidean distance (lower is closer)."""
+        top_k = body.get("topK")
+        if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+            raise ApiFailure(400, f"topK must be between 1 and {MAX_TOP_K}")
+        if body.get("filter"):
+            raise ApiFailure(400, "this fake does not evaluate metadata filters")
+        namespace = body.get("namespace") or DEFAULT_NAMESPACE
+        with self.lock:
+            space = dict(index.namespaces.get(namespace, {}))
+        if isinstance(body.get("id"), str):
+            stored = space.get(body["id"])
+            query = None if stored is None else stored["values"]
+        elif isinstance(body.get("vector"), list):
+            query = np.asarray(body["vector"], dtype=np.float32)
+            if len(query) != index.dimension:
+                raise ApiFailure(400, f"Vector dimension {len(query)} does not match the dimension of the index "
+                                      f"{index.dimension}")  # fmt: skip
+        else:
+            raise ApiFailure(400, "a query needs a vector or an id")
+        matches: list[dict[str, Any]] = []
+        if query is not None and space:
+            ids = list(space)
+            matrix = np.stack([space[record_id]["values"] for record_id in ids]).astype(np.float64)
+            scores = _scores(index.metric, matrix, np.asarray(query, dtype=np.float64))
+            order = np.argsort(scores if index.metric == "euclidean" else -scores, kind="stable")[:top_k]
+            for row in order:
+                shown = _shown(ids[row], space[ids[row]])
+                match: dict[str, Any] = {"id": ids[row], "score": float(scores[row])}
+                if body.get("includeValues"):
+                    match["values"] = shown["values"]
+                    if "sparseValues" in shown:
+                        match["sparseValues"] = shown["sparseValues"]
+                if body.get("includeMetadata") and "metadata" in shown:
+                    match["metadata"] = shown["metadata"]
+                matches.append(match)
+        return {"matches": matches, "namespace": "" if namespace == DEFAULT_NAMESPACE else namespace,
+                "usage": {"readUnits": 1}}  # fmt: skip
+
     def _delete(self, index: FakeIndex, body: dict[str, Any]) -> Any:
         namespace = body.get("namespace") or DEFAULT_NAMESPACE
         with self.lock:
@@ -301,6 +345,15 @@ def _checked(index: FakeIndex, vector: dict[str, Any]) -> dict[str, Any]:
                                       f"'{shown}' for field '{key}'")  # fmt: skip
         stored["metadata"] = kept
     return stored
+
+
+def _scores(metric: str, matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    if metric == "dotproduct":
+        return matrix @ query
+    if metric == "euclidean":
+        return np.sum((matrix - query) ** 2, axis=1)
+    norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
+    return np.divide(matrix @ query, norms, out=np.zeros(len(matrix)), where=norms > 0)
 
 
 def _shown(record_id: str, stored: dict[str, Any]) -> dict[str, Any]:
@@ -389,8 +442,7 @@ def main() -> None:
         print(f"try: vex import --from FILE --to pinecone --index demo --controller-host {fake.url} "
               f"--api-key {fake.api_key} --cloud aws --region us-east-1")  # fmt: skip
         try:
-            while True:
-                time.sleep(3600)
+            threading.Event().wait()  # until Ctrl-C
         except KeyboardInterrupt:
             pass
 
