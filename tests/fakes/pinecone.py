@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import sys
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class Fault:
     """"data", "control" or "any"."""
     retry_after: float | None
     path: str | None
+    after: int = 0
+    """Matching requests still to answer normally before this fault."""
 
 
 @dataclass
@@ -89,11 +92,18 @@ class FakePinecone:
     # -- switches tests use ------------------------------------------------------------------------------
 
     def fail_next(
-        self, status: int, times: int = 1, plane: str = "data", retry_after: float | None = 0, path: str | None = None
+        self,
+        status: int,
+        times: int = 1,
+        plane: str = "data",
+        retry_after: float | None = 0,
+        path: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` requests (of a plane, or to a path) answer `status` (429 with `Retry-After`)."""
+        """The next `times` requests (of a plane, or to a path), once `after` more of them have been answered,
+        answer `status` (with `Retry-After`)."""
         with self.lock:
-            self.faults.extend(Fault(status, plane, retry_after, path) for _ in range(times))
+            self.faults.extend(Fault(status, plane, retry_after, path, after if n == 0 else 0) for n in range(times))
 
     def fail_requests_with(self, record_id: str, message: str = "simulated refusal") -> None:
         """Every upsert request that carries this id answers 400 with `message` (a per-request failure)."""
@@ -143,6 +153,9 @@ class FakePinecone:
             if self.faults:
                 fault = self.faults[0]
                 if fault.plane in (plane, "any") and (fault.path is None or fault.path == path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return
                     self.faults.popleft()
                     reason = "Too Many Requests" if fault.status == 429 else "Service Unavailable"
                     raise ApiFailure(fault.status, f"simulated {reason}", "UNAVAILABLE", fault.retry_after)
@@ -384,9 +397,19 @@ def _model(index: FakeIndex) -> dict[str, Any]:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away with its connections open (a CLI run ending) is no error of the fake's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _server(fake: FakePinecone, plane: str, index: FakeIndex | None, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -426,8 +449,7 @@ def _server(fake: FakePinecone, plane: str, index: FakeIndex | None, port: int) 
         def do_DELETE(self) -> None:
             self._handle("DELETE")
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
