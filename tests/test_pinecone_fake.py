@@ -5,6 +5,7 @@ reach the SDK as Pinecone's would; and it runs standalone."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -188,9 +189,10 @@ def test_it_runs_standalone() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}  # as a pipe gets it
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.pinecone", "--port", str(port), "--api-key", "standalone-key"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -202,3 +204,13 @@ def test_it_runs_standalone() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_latency_stands_in_for_the_network() -> None:
+    import time
+
+    with FakePinecone(latency=0.2) as slow:
+        index = _index(slow)
+        started = time.perf_counter()
+        index.describe_index_stats()
+        assert time.perf_counter() - started >= 0.2

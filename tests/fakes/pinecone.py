@@ -20,6 +20,7 @@ import argparse
 import base64
 import sys
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,8 +80,11 @@ class FakeIndex:
 class FakePinecone:
     """The fake's state, servers and fault switches; a context manager that starts and stops it."""
 
-    def __init__(self, api_key: str = "pclocal-test-key", port: int = 0) -> None:
+    def __init__(self, api_key: str = "pclocal-test-key", port: int = 0, latency: float = 0.0) -> None:
         self.api_key = api_key
+        self.latency = latency
+        """Seconds each data-plane request waits before it is answered: a stand-in for the network and the
+        server's own time, which a local fake otherwise lacks (0: answer as fast as the fake can)."""
         self.indexes: dict[str, FakeIndex] = {}
         self.lock = threading.Lock()
         self.faults: deque[Fault] = deque()
@@ -159,6 +163,8 @@ class FakePinecone:
                     self.faults.popleft()
                     reason = "Too Many Requests" if fault.status == 429 else "Service Unavailable"
                     raise ApiFailure(fault.status, f"simulated {reason}", "UNAVAILABLE", fault.retry_after)
+        if plane == "data" and self.latency > 0:
+            time.sleep(self.latency)
 
     def control_request(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         parts = [unquote(part) for part in path.strip("/").split("/")]
@@ -458,11 +464,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A local fake of Pinecone's API for trying vex")
     parser.add_argument("--port", type=int, default=5080)
     parser.add_argument("--api-key", default="pclocal-test-key")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="wait this long before each data-plane answer")
     args = parser.parse_args()
-    with FakePinecone(args.api_key, args.port) as fake:
+    with FakePinecone(args.api_key, args.port, args.latency_ms / 1000) as fake:
         print(f"fake Pinecone at {fake.url} (api key {fake.api_key}); each index gets its own port. Ctrl-C stops.")
         print(f"try: vex import --from FILE --to pinecone --index demo --controller-host {fake.url} "
-              f"--api-key {fake.api_key} --cloud aws --region us-east-1")  # fmt: skip
+              f"--api-key {fake.api_key} --cloud aws --region us-east-1", flush=True)  # fmt: skip
         try:
             threading.Event().wait()  # until Ctrl-C
         except KeyboardInterrupt:
