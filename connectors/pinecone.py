@@ -19,7 +19,8 @@ stopped. A pod-based index cannot list its ids: `--ids-from FILE` (one id per li
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -39,6 +40,8 @@ from vmig.sparse import sparse_rows
 
 Item = tuple[str, dict[str, Any], int]
 """A record on its way: its id, its upsert JSON object, that object's size in bytes."""
+Run = tuple[str, list[str], Cursor]
+"""Ids an export fetches in one request: their namespace, the ids, the cursor after them."""
 METRICS = {"cosine": "cosine", "dot": "dotproduct", "euclid": "euclidean"}
 """vex's metric names and Pinecone's."""
 MAX_VECTORS_PER_REQUEST = 1000
@@ -49,6 +52,8 @@ MAX_METADATA_BYTES = 40 * 1024
 MAX_ID_LENGTH = 512
 REQUESTS_IN_FLIGHT = 4
 """Upsert requests sent at once."""
+FETCHES_IN_FLIGHT = 3
+"""Fetch requests an export keeps going at once."""
 LIST_PAGE = 100
 """Most ids one `list` page returns."""
 MAPPED_PREFIX = "vex:u:"
@@ -316,15 +321,20 @@ class PineconeConnector(Connector[PineconeOptions]):
         else:
             stats = self.guarded("reading the index stats", index.describe_index_stats)
             spaces = sorted(_api_namespace(name) for name in stats.namespaces)
+        yield from self._fetched_in_flight(index, self._listed_runs(index, spaces, cursor))
+
+    def _listed_runs(self, index: Any, spaces: list[str], cursor: Cursor | None) -> Iterator[Run]:
+        """Each namespace's ids through `list`, in runs of at most one fetch, each with the cursor after it."""
         start_space, token = (cursor["namespace"], cursor["token"]) if cursor else (None, None)
         if start_space is not None:
             spaces = [space for space in spaces if space >= start_space]
-        per_list = max(1, min(LIST_PAGE, self.page_size))
+        per_fetch = max(1, min(MAX_VECTORS_PER_REQUEST, self.page_size))
+        per_list = min(LIST_PAGE, per_fetch)
         for position, space in enumerate(spaces):
             token = token if space == start_space else None
             while True:
                 ids: list[str] = []
-                while len(ids) + per_list <= max(self.page_size, per_list):
+                while len(ids) + per_list <= per_fetch:
                     listed = self.guarded(
                         "listing ids", index.list_paginated, namespace=space, limit=per_list, pagination_token=token
                     )
@@ -332,12 +342,11 @@ class PineconeConnector(Connector[PineconeOptions]):
                     token = listed.pagination.next if listed.pagination else None
                     if token is None:
                         break
-                batch = self._fetched(index, space, ids)
                 if token is not None:
-                    yield Page(batch, {"namespace": space, "token": token})
+                    yield space, ids, {"namespace": space, "token": token}
                     continue
                 later = spaces[position + 1 :]
-                yield Page(batch, {"namespace": later[0], "token": None} if later else None)
+                yield space, ids, {"namespace": later[0], "token": None} if later else None
                 break
 
     def _extract_listed(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
@@ -347,12 +356,30 @@ class PineconeConnector(Connector[PineconeOptions]):
         ids = [line.strip() for line in self.opts.ids_from.read_text().splitlines() if line.strip()]
         index, space = self._data(), namespace or ""
         start = int(cursor or 0)
-        step = min(self.page_size, MAX_VECTORS_PER_REQUEST)
-        for begin in range(start, len(ids), step):
-            end = begin + step
-            yield Page(self._fetched(index, space, ids[begin:end]), end if end < len(ids) else None)
-        if start >= len(ids):
-            yield Page(self._fetched(index, space, []), None)
+        step = max(1, min(self.page_size, MAX_VECTORS_PER_REQUEST))
+        runs: list[Run] = [
+            (space, ids[begin : begin + step], begin + step if begin + step < len(ids) else None)
+            for begin in range(start, len(ids), step)
+        ]
+        yield from self._fetched_in_flight(index, runs or [(space, [], None)])
+
+    def _fetched_in_flight(self, index: Any, runs: Iterable[Run]) -> Iterator[Page]:
+        """A page per run, fetched by a few threads while the next ids are listed and the pages before are written:
+        the SDK's and the server's work overlap, as for the upserts. Pages come out in order, each with its
+        cursor, so a stop resumes after the last page written; pages fetched ahead of a stop are dropped."""
+        pending: deque[tuple[Future[pa.RecordBatch], Cursor]] = deque()
+        pool = ThreadPoolExecutor(max_workers=FETCHES_IN_FLIGHT)
+        try:
+            for space, ids, after in runs:
+                pending.append((pool.submit(self._fetched, index, space, ids), after))
+                if len(pending) >= FETCHES_IN_FLIGHT:
+                    fetched, cursor = pending.popleft()
+                    yield Page(fetched.result(), cursor)
+            while pending:
+                fetched, cursor = pending.popleft()
+                yield Page(fetched.result(), cursor)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _fetched(self, index: Any, space: str, ids: list[str]) -> pa.RecordBatch:
         records = RecordColumns()

@@ -233,3 +233,30 @@ def test_export_walks_list_pages_and_resumes_from_the_token(
     rest = [page.batch for page in connector.extract(None, first.next_cursor)]
     seen = first.batch.column("id").to_pylist() + [i for batch in rest for i in batch.column("id").to_pylist()]
     assert sorted(seen) == sorted(r["id"] for r in records) and len(seen) == count
+
+
+def test_an_export_whose_requests_fail_past_the_sdk_s_retries_writes_every_record_once(
+    pinecone_fake: FakePinecone, tmp_path: Path
+) -> None:
+    """Fetches run a few at once, ahead of the pages written. A list request answered 503 4 times (the SDK's 4
+    tries) mid-way, with fetches in flight, ends the step's first attempt, and the second reads the chunk again;
+    4 503s on the fetches, however they fall among the fetches in flight, end the same. Each record is in the
+    file once."""
+    records = sample_records(count=2400, odd_ones=False)
+    for record in records:
+        record["namespace"] = None  # one namespace: runs of 1,000, 1,000 and 400 ids, 24 list pages
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    options = _options(pinecone_fake, "refetched")
+    assert run_vex("import", "--from", str(source), "--to", "pinecone", *options, cwd=tmp_path).returncode == 0
+    faults = {"/vectors/list": 15, "/vectors/fetch": 0}
+    for path, after in faults.items():
+        lists = pinecone_fake.requests["data /vectors/list"]
+        pinecone_fake.fail_next(503, times=4, retry_after=0, path=path, after=after)
+        out = tmp_path / f"o{after}.vmig.jsonl"
+        exported = run_vex("export", "--from", "pinecone", *options, "--output", str(out), cwd=tmp_path)
+        assert exported.returncode == 0, exported.stderr
+        assert not pinecone_fake.faults
+        if path == "/vectors/list":  # 15 answered, 4 refused, then from the start again: 24 more
+            assert pinecone_fake.requests["data /vectors/list"] - lists == 15 + 4 + 24
+        ids = [orjson.loads(line)["id"] for line in out.read_bytes().splitlines()]
+        assert len(ids) == len(records) and set(ids) == {r["id"] for r in records}

@@ -3,12 +3,13 @@ API version 2026-07) calls them, with Pinecone's documented limits and injectabl
 
 No Pinecone server installs here, so vex's Pinecone connector is tested against this. It follows the REST API the
 SDK speaks: `GET/POST /indexes`, `GET/DELETE /indexes/{name}` on the control plane; `POST /vectors/upsert`,
-`GET /vectors/fetch`, `GET /vectors/list`, `POST /vectors/delete`, `POST /describe_index_stats` on the index's
-own host (here: its own port, as Pinecone Local does). Limits enforced as Pinecone documents them: at most 1,000
-vectors and 2 MB per upsert request, ids of 1-512 ASCII characters, metadata of at most 40 KB per record whose
-values are strings, numbers, booleans or lists of strings (no nulls, no nesting), vectors of the index's
-dimension, at most 1,000 ids per fetch, 100 per list page. Numbers come back as doubles (`5` reads `5.0`), vector
-values as float32, as Pinecone stores them. A pod-based index cannot list ids, as on Pinecone.
+`GET /vectors/fetch`, `GET /vectors/list`, `POST /vectors/delete`, `POST /describe_index_stats` and a brute-force
+`POST /query` (no filters) on the index's own host (here: its own port, as Pinecone Local does). Limits enforced as
+Pinecone documents them: at most 1,000 vectors and 2 MB per upsert request, ids of 1-512 ASCII characters, metadata
+of at most 40 KB per record whose values are strings, numbers, booleans or lists of strings (no nulls, no nesting),
+vectors of the index's dimension, at most 1,000 ids per fetch, 100 per list page. Numbers come back as doubles
+(`5` reads `5.0`), vector values as float32, as Pinecone stores them. A pod-based index cannot list ids, as on
+Pinecone.
 
 Run it standalone to try the CLI against it: `python -m tests.fakes.pinecone --port 5080`.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -34,6 +36,7 @@ MAX_METADATA_BYTES = 40 * 1024
 MAX_ID_LENGTH = 512
 MAX_FETCH_IDS = 1000
 MAX_LIST_LIMIT = 100
+MAX_TOP_K = 10_000
 DEFAULT_NAMESPACE = "__default__"
 
 
@@ -53,6 +56,8 @@ class Fault:
     """"data", "control" or "any"."""
     retry_after: float | None
     path: str | None
+    after: int = 0
+    """Matching requests still to answer normally before this fault."""
 
 
 @dataclass
@@ -75,8 +80,11 @@ class FakeIndex:
 class FakePinecone:
     """The fake's state, servers and fault switches; a context manager that starts and stops it."""
 
-    def __init__(self, api_key: str = "pclocal-test-key", port: int = 0) -> None:
+    def __init__(self, api_key: str = "pclocal-test-key", port: int = 0, latency: float = 0.0) -> None:
         self.api_key = api_key
+        self.latency = latency
+        """Seconds each data-plane request waits before it is answered: a stand-in for the network and the
+        server's own time, which a local fake otherwise lacks (0: answer as fast as the fake can)."""
         self.indexes: dict[str, FakeIndex] = {}
         self.lock = threading.Lock()
         self.faults: deque[Fault] = deque()
@@ -88,11 +96,18 @@ class FakePinecone:
     # -- switches tests use ------------------------------------------------------------------------------
 
     def fail_next(
-        self, status: int, times: int = 1, plane: str = "data", retry_after: float | None = 0, path: str | None = None
+        self,
+        status: int,
+        times: int = 1,
+        plane: str = "data",
+        retry_after: float | None = 0,
+        path: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` requests (of a plane, or to a path) answer `status` (429 with `Retry-After`)."""
+        """The next `times` requests (of a plane, or to a path), once `after` more of them have been answered,
+        answer `status` (with `Retry-After`)."""
         with self.lock:
-            self.faults.extend(Fault(status, plane, retry_after, path) for _ in range(times))
+            self.faults.extend(Fault(status, plane, retry_after, path, after if n == 0 else 0) for n in range(times))
 
     def fail_requests_with(self, record_id: str, message: str = "simulated refusal") -> None:
         """Every upsert request that carries this id answers 400 with `message` (a per-request failure)."""
@@ -142,9 +157,14 @@ class FakePinecone:
             if self.faults:
                 fault = self.faults[0]
                 if fault.plane in (plane, "any") and (fault.path is None or fault.path == path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return
                     self.faults.popleft()
                     reason = "Too Many Requests" if fault.status == 429 else "Service Unavailable"
                     raise ApiFailure(fault.status, f"simulated {reason}", "UNAVAILABLE", fault.retry_after)
+        if plane == "data" and self.latency > 0:
+            time.sleep(self.latency)
 
     def control_request(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         parts = [unquote(part) for part in path.strip("/").split("/")]
@@ -190,6 +210,8 @@ class FakePinecone:
             return self._fetch(index, query)
         if path == "/vectors/list" and method == "GET":
             return self._list(index, query)
+        if path == "/query" and method == "POST":
+            return self._query(index, orjson.loads(raw or b"{}"))
         if path == "/vectors/delete" and method == "POST":
             return self._delete(index, orjson.loads(raw or b"{}"))
         if path == "/describe_index_stats" and method == "POST":
@@ -252,6 +274,47 @@ class FakePinecone:
             answer["pagination"] = {"next": base64.urlsafe_b64encode(page[-1].encode()).decode()}
         return answer
 
+    def _query(self, index: FakeIndex, body: dict[str, Any]) -> Any:
+        """A brute-force nearest-neighbour search of one namespace, without metadata filters: enough to see that
+        what was written is searchable. Scores as Pinecone gives them: cosine similarity, dot product (higher is
+        closer), squared euclidean distance (lower is closer)."""
+        top_k = body.get("topK")
+        if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+            raise ApiFailure(400, f"topK must be between 1 and {MAX_TOP_K}")
+        if body.get("filter"):
+            raise ApiFailure(400, "this fake does not evaluate metadata filters")
+        namespace = body.get("namespace") or DEFAULT_NAMESPACE
+        with self.lock:
+            space = dict(index.namespaces.get(namespace, {}))
+        if isinstance(body.get("id"), str):
+            stored = space.get(body["id"])
+            query = None if stored is None else stored["values"]
+        elif isinstance(body.get("vector"), list):
+            query = np.asarray(body["vector"], dtype=np.float32)
+            if len(query) != index.dimension:
+                raise ApiFailure(400, f"Vector dimension {len(query)} does not match the dimension of the index "
+                                      f"{index.dimension}")  # fmt: skip
+        else:
+            raise ApiFailure(400, "a query needs a vector or an id")
+        matches: list[dict[str, Any]] = []
+        if query is not None and space:
+            ids = list(space)
+            matrix = np.stack([space[record_id]["values"] for record_id in ids]).astype(np.float64)
+            scores = _scores(index.metric, matrix, np.asarray(query, dtype=np.float64))
+            order = np.argsort(scores if index.metric == "euclidean" else -scores, kind="stable")[:top_k]
+            for row in order:
+                shown = _shown(ids[row], space[ids[row]])
+                match: dict[str, Any] = {"id": ids[row], "score": float(scores[row])}
+                if body.get("includeValues"):
+                    match["values"] = shown["values"]
+                    if "sparseValues" in shown:
+                        match["sparseValues"] = shown["sparseValues"]
+                if body.get("includeMetadata") and "metadata" in shown:
+                    match["metadata"] = shown["metadata"]
+                matches.append(match)
+        return {"matches": matches, "namespace": "" if namespace == DEFAULT_NAMESPACE else namespace,
+                "usage": {"readUnits": 1}}  # fmt: skip
+
     def _delete(self, index: FakeIndex, body: dict[str, Any]) -> Any:
         namespace = body.get("namespace") or DEFAULT_NAMESPACE
         with self.lock:
@@ -303,6 +366,15 @@ def _checked(index: FakeIndex, vector: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+def _scores(metric: str, matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    if metric == "dotproduct":
+        return matrix @ query
+    if metric == "euclidean":
+        return np.sum((matrix - query) ** 2, axis=1)
+    norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
+    return np.divide(matrix @ query, norms, out=np.zeros(len(matrix)), where=norms > 0)
+
+
 def _shown(record_id: str, stored: dict[str, Any]) -> dict[str, Any]:
     shown: dict[str, Any] = {"id": record_id, "values": [float(x) for x in stored["values"]]}
     if "sparse" in stored:
@@ -331,9 +403,19 @@ def _model(index: FakeIndex) -> dict[str, Any]:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away with its connections open (a CLI run ending) is no error of the fake's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _server(fake: FakePinecone, plane: str, index: FakeIndex | None, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -373,8 +455,7 @@ def _server(fake: FakePinecone, plane: str, index: FakeIndex | None, port: int) 
         def do_DELETE(self) -> None:
             self._handle("DELETE")
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
@@ -383,14 +464,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="A local fake of Pinecone's API for trying vex")
     parser.add_argument("--port", type=int, default=5080)
     parser.add_argument("--api-key", default="pclocal-test-key")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="wait this long before each data-plane answer")
     args = parser.parse_args()
-    with FakePinecone(args.api_key, args.port) as fake:
+    with FakePinecone(args.api_key, args.port, args.latency_ms / 1000) as fake:
         print(f"fake Pinecone at {fake.url} (api key {fake.api_key}); each index gets its own port. Ctrl-C stops.")
         print(f"try: vex import --from FILE --to pinecone --index demo --controller-host {fake.url} "
-              f"--api-key {fake.api_key} --cloud aws --region us-east-1")  # fmt: skip
+              f"--api-key {fake.api_key} --cloud aws --region us-east-1", flush=True)  # fmt: skip
         try:
-            while True:
-                time.sleep(3600)
+            threading.Event().wait()  # until Ctrl-C
         except KeyboardInterrupt:
             pass
 
