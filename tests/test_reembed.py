@@ -121,14 +121,18 @@ def test_a_repeated_run_takes_every_vector_from_the_cache(tmp_path: Path) -> Non
 
 
 def test_the_cache_stays_within_its_bound(tmp_path: Path) -> None:
-    cache = EmbeddingCache(tmp_path / "c.sqlite3", limit_mb=1)
+    path = tmp_path / "c.sqlite3"
+    cache = EmbeddingCache(path, limit_mb=2)
     rng = np.random.default_rng(0)
-    for batch in range(6):
-        vectors = rng.standard_normal((100, 768)).astype(np.float32)  # 300 KiB a batch
-        cache.put("m", [EmbeddingCache.digest(f"{batch}-{i}") for i in range(100)], vectors)
-        assert cache.size_bytes() <= 1024 * 1024
-    newest = cache.get("m", [EmbeddingCache.digest("5-99")])
-    assert len(newest) == 1 and not cache.get("m", [EmbeddingCache.digest("0-0")])
+    for size, batch in [(100, n) for n in range(11)] + [(2000, 11)]:  # 300 KiB a batch, then 6 MiB at once
+        vectors = rng.standard_normal((size, 768)).astype(np.float32)
+        cache.put("m", [EmbeddingCache.digest(f"{batch}-{i}") for i in range(size)], vectors)
+        assert path.stat().st_size <= 2 * 1024 * 1024 and cache.size_bytes() <= 2 * 1024 * 1024
+        if batch == 10:
+            assert len(cache.get("m", [EmbeddingCache.digest("10-99")])) == 1
+            assert not cache.get("m", [EmbeddingCache.digest("0-0")])  # the oldest went first
+    newest = cache.get("m", [EmbeddingCache.digest(f"11-{i}") for i in range(2000)])
+    assert 300 < len(newest) < 2000 and EmbeddingCache.digest("11-1999") in newest  # the last ones that fit
     cache.close()
 
 
