@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 from embed import encoder
 from embed.adapter import Adapter
 from embed.adapter import load as load_adapter
-from embed.cache import EmbeddingCache
+from embed.cache import EmbeddingCache, default_path
 from embed.models import canonical
 from embed.plan import SKIP_NO_TEXT, Mode, Reembedded, ReembedPlan
 
-_CACHES: dict[int, EmbeddingCache] = {}
+_CACHES: dict[tuple[Path, int], EmbeddingCache] = {}
 _LIST = pa.list_(pa.float32())
 
 
@@ -121,9 +121,10 @@ def _vectors(plan: ReembedPlan, texts: list[str], size: int) -> tuple[np.ndarray
     assert plan.model is not None
     if not texts:
         return np.zeros((0, size), dtype=np.float32), 0
-    cache = _CACHES.get(plan.cache_mb)
+    key = (default_path(), plan.cache_mb)  # the state directory as it is now (tests and benchmarks change it)
+    cache = _CACHES.get(key)
     if cache is None:
-        cache = _CACHES[plan.cache_mb] = EmbeddingCache(limit_mb=plan.cache_mb)
+        cache = _CACHES[key] = EmbeddingCache(key[0], plan.cache_mb)
     name = canonical(plan.model)
     digests = [EmbeddingCache.digest(text) for text in texts]
     first: dict[bytes, int] = {}
