@@ -1,6 +1,6 @@
 """Re-embedding through vex against the raw `SentenceTransformer.encode` floor, on this machine's device.
 
-The texts are distinct real English sentences (`bench/corpus.py`). The same texts go through a bare
+The texts are distinct real English sentences (`embed/corpus.py`). The same texts go through a bare
 `encode` call with vex's batch size (the floor) and through `vex import --model --reembed always` (read a
 `.vmig.jsonl`, re-embed with a cold embedding cache, write a `.vmig.jsonl`); then vex again on the same texts,
 served by the cache: in this process, and as a new `vex` process (which never imports torch). The model is
@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    from bench.corpus import sentences
     from embed import encoder
+    from embed.corpus import sentences
     from engine.jobs import import_job
     from engine.local import LocalRunner
     from engine.params import ImportParams, StoreSpec

