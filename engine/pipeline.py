@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from connectors.base import Connector, WrittenFile
-from embed.plan import ReembedPlan
+from embed.plan import SKIP_NO_TEXT, ReembedPlan
 from engine import steps
 from engine.checkpoint import Checkpoint, TargetMark, restore, saved_mark
 from engine.chunks import ChunkReader
@@ -156,6 +156,8 @@ def run_transfer(
             summary.warn(f"{count} records skipped: their dims differ from the target's {summary.target_dims}")
         elif reason == SKIP_NULL_VECTOR:
             summary.warn(f"{count} records skipped: no vector, and {transfer.target.name} needs one")
+        elif reason == SKIP_NO_TEXT and transfer.reembed is not None:
+            summary.warn(f"{count} records skipped: they need vectors of {transfer.reembed.model} and have no text")
     for what, count in summary.altered.items():
         summary.warn(f"{count} records written to {transfer.target.name}: {what}")
     if summary.replaced:
