@@ -1,5 +1,7 @@
-"""Weaviate, on the official `weaviate-client` (4.x), both directions: HTTP for the schema and tenants, gRPC for
-objects (the client's `fixed_size` batches in, its cursor read out).
+"""Weaviate, on the official `weaviate-client` 4.x, both directions; a namespace is a property or a tenant.
+
+The client speaks HTTP for the schema and tenants and gRPC for objects: its fixed-size batches write them, its
+cursor reads them back.
 
 How a record is held. The object's UUID is the record's id when that is a UUID in its canonical spelling, else
 the UUIDv5 of the id (`connectors.ids`); the original id is always kept in the property `vex_id` and restored

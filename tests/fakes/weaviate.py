@@ -262,12 +262,13 @@ class FakeWeaviate:
     def _key_ok(self, presented: str | None) -> bool:
         return self.api_key is None or presented == f"Bearer {self.api_key}"
 
-    def _rest_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, kind: str, path: str | None = None) -> Fault | None:
+        """The first fault queued for this kind of call (and path), taken off the queue."""
         with self.lock:
-            if self.faults:
-                fault = self.faults[0]
-                if fault.kind == "rest" and (fault.path is None or path.startswith(fault.path)):
-                    return self.faults.popleft()
+            for fault in self.faults:
+                if fault.kind == kind and (path is None or fault.path is None or path.startswith(fault.path)):
+                    self.faults.remove(fault)
+                    return fault
         return None
 
     def grpc_guard(self, method: str, context: grpc.ServicerContext) -> None:
@@ -276,13 +277,7 @@ class FakeWeaviate:
         metadata = dict(context.invocation_metadata())
         if method != "Check" and not self._key_ok(metadata.get("authorization")):  # the health check is open
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "unauthorized: invalid api key")
-        kind = _GRPC_KINDS[method]
-        with self.lock:
-            fault = self.faults[0] if self.faults else None
-            if fault is not None and fault.kind == kind:
-                self.faults.popleft()
-            else:
-                fault = None
+        fault = self._take_fault(_GRPC_KINDS[method])
         if fault is not None:
             context.abort(fault.code, fault.message)
 
@@ -303,7 +298,7 @@ class FakeWeaviate:
             return 200, None
         if not self._key_ok(headers.get("Authorization")):
             raise RestFailure(401, "unauthorized: invalid api key")
-        fault = self._rest_fault(path)
+        fault = self._take_fault("rest", path)
         if fault is not None:
             raise RestFailure(int(fault.code), fault.message)
         parts = [unquote(part) for part in path.strip("/").split("/")][1:]
