@@ -522,12 +522,15 @@ class FakeWeaviate:
         named = collection.schema.get("vectorConfig") or {}
         if "" in given and named:
             if len(named) != 1:
-                raise _Refused(f"collection {collection.name} has several named vectors: "
-                               "a vector without a name was given")  # fmt: skip
-            given[next(iter(named))] = given.pop("")  # the only named vector takes an unnamed one
+                raise _Refused(f"collection {collection.name} is configured with multiple named vectors "
+                               f"{sorted(named)}, but received a single vector")  # fmt: skip
+            given[next(iter(named))] = given.pop("")  # the only named vector takes an unnamed one, as Weaviate does
         for name, values in given.items():
+            if name and not named:
+                raise _Refused(f"collection {collection.name} is configured without multiple named vectors, "
+                               f"but received named vectors: [{name}]")  # fmt: skip
             if name and name not in named:
-                raise _Refused(f'target vector "{name}" not found in class "{collection.name}"')
+                raise _Refused(f"collection {collection.name} does not have configuration for vector {name}")
             length = values.shape[-1]
             expected = collection.dims.setdefault(name, length)
             if length != expected:
