@@ -47,7 +47,9 @@ import hashlib
 import logging
 import math
 import os
+import queue
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,6 +94,8 @@ NULL_TENANT = "vex-none"
 MAPPED_TENANT = "vex-b64-"
 EXACT_INT = 2**53
 """Integers the client sends exactly (it sends every number as a double)."""
+READ_AHEAD = 3
+"""Pages an export reads ahead of the one being converted."""
 RESENDS = 3
 """Rounds in which one load sends again the objects Weaviate failed for a transient reason."""
 _TRANSIENT = re.compile(
@@ -422,21 +426,49 @@ class WeaviateConnector(Connector[WeaviateOptions]):
                     yield Page(batch, {"tenant": later[0], "after": None} if later else None)
 
     def _read_ahead(self, handle: Any, after: str | None, size: int) -> Iterator[list[Any]]:
-        """A shard's objects a page at a time, in UUID order from `after`: each page is asked for as soon as the
-        one before it arrives, so Weaviate prepares it while vex turns the one before into records."""
+        """A shard's objects a page at a time, in UUID order from `after`, read by a thread of their own up to
+        `READ_AHEAD` pages ahead: Weaviate prepares the next pages while vex turns the last into records and the
+        run writes them. Closing the generator stops the thread (after the request it is waiting for)."""
+        pages: queue.Queue[list[Any] | BaseException | None] = queue.Queue(maxsize=READ_AHEAD)
+        stop = threading.Event()
 
-        def fetch(last: str | None) -> list[Any]:
-            found = self.guarded("reading objects", handle.query.fetch_objects, limit=size, after=last,
-                                 include_vector=True)  # fmt: skip
-            return list(found.objects)
+        def put(item: list[Any] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            coming: Future[list[Any]] | None = pool.submit(fetch, after)
-            while coming is not None:
-                objects = coming.result()
-                coming = pool.submit(fetch, str(objects[-1].uuid)) if len(objects) == size else None
-                if objects:
-                    yield objects
+        def read() -> None:
+            last = after
+            try:
+                while not stop.is_set():
+                    found = self.guarded("reading objects", handle.query.fetch_objects, limit=size, after=last,
+                                         include_vector=True)  # fmt: skip
+                    objects = list(found.objects)
+                    if not put(objects) or len(objects) < size:
+                        break
+                    last = str(objects[-1].uuid)
+                put(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader of the pages, which raises it
+                put(exc)
+
+        reader = threading.Thread(target=read, name="weaviate-read-ahead", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = pages.get(timeout=self.opts.timeout + 30)
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                if item:
+                    yield item
+        finally:
+            stop.set()
+            reader.join(timeout=self.opts.timeout + 5)
 
     def _shards_to_read(self, layout: _Layout, namespace: str | None) -> list[str | None]:
         """The tenants an export reads, in order (None: the collection is single-tenant)."""
