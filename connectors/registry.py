@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "chroma": "connectors.chroma:ChromaConnector",
     "pgvector": "connectors.pgvector:PgvectorConnector",
     "pinecone": "connectors.pinecone:PineconeConnector",
+    "weaviate": "connectors.weaviate:WeaviateConnector",
 }
 
 

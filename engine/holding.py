@@ -39,11 +39,14 @@ def filter_dimensions(batch: pa.RecordBatch, rule: TargetRule) -> Filtered:
     else:
         keep = pa.array([True] * batch.num_rows)
     if rule.dims is not None:
-        wrong = pc.and_(pc.is_valid(vectors), pc.not_equal(batch.column("dims"), pa.scalar(rule.dims, pa.int32())))
+        # Kleene logic: a null vector's dims are null, and "valid and of other dims" must be false for it, not
+        # null (a null would drop the record from the filter uncounted, where the target keeps null vectors).
+        other = pc.not_equal(batch.column("dims"), pa.scalar(rule.dims, pa.int32()))
+        wrong = pc.and_kleene(pc.is_valid(vectors), other)
         mismatched = pc.sum(wrong).as_py() or 0
         if mismatched:
             skipped[SKIP_DIMS] = mismatched
-            keep = pc.and_(keep, pc.invert(wrong))
+            keep = pc.and_kleene(keep, pc.invert(wrong))
     if not skipped:
         return Filtered(batch, skipped)
     return Filtered(batch.filter(keep), skipped)

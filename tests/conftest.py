@@ -61,5 +61,14 @@ def pinecone_fake() -> Iterator[Any]:
         yield fake
 
 
+@pytest.fixture(scope="session")
+def weaviate_fake() -> Iterator[Any]:
+    """The local fake of Weaviate's REST and gRPC API (tests/fakes/weaviate.py), for the whole session."""
+    from tests.fakes.weaviate import FakeWeaviate
+
+    with FakeWeaviate() as fake:
+        yield fake
+
+
 from tests.chroma_server import chroma_server  # noqa: E402,F401 - a session fixture for every test module
 from tests.pg_server import pg_server  # noqa: E402,F401 - a session fixture for every test module

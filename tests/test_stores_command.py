@@ -155,6 +155,7 @@ def test_a_registered_connector_is_listed_from_its_own_declarations(
         ("chroma", "chromadb", ["--path", "c"]),
         ("pgvector", "psycopg", ["--url", "postgresql://vex@127.0.0.1:1/vex"]),
         ("pinecone", "pinecone", ["--index", "i", "--api-key", "k"]),
+        ("weaviate", "weaviate", ["--collection", "Memories"]),
     ],
 )
 def test_a_run_with_a_missing_client_is_one_line_naming_the_extra(
