@@ -94,6 +94,8 @@ NULL_TENANT = "vex-none"
 MAPPED_TENANT = "vex-b64-"
 EXACT_INT = 2**53
 """Integers the client sends exactly (it sends every number as a double)."""
+PAGE = 1000
+"""Objects an export reads a request (the cursor's page)."""
 READ_AHEAD = 3
 """Pages an export reads ahead of the one being converted."""
 RESENDS = 3
@@ -162,15 +164,19 @@ class _Object:
 class WeaviateConnector(Connector[WeaviateOptions]):
     name: ClassVar[str] = "weaviate"
     Options: ClassVar[type[StoreOptions]] = WeaviateOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(max_batch=1000, needs_vector=False, metrics=tuple(METRICS))
+    # One load call takes up to 10,000 records and cuts them into requests of --batch-size, so its requests keep
+    # flowing (the last ones of a call go out with fewer in flight); an export reads pages of PAGE objects.
+    capabilities: ClassVar[Capabilities] = Capabilities(max_batch=10_000, needs_vector=False, metrics=tuple(METRICS))
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("weaviate", "weaviate", "weaviate-client")
 
     def __init__(self, options: WeaviateOptions) -> None:
         super().__init__(options)
         # The client logs every failed batch on its own logger; vex counts and reports them itself.
         client_log = logging.getLogger("weaviate-client")
-        client_log.addHandler(logging.NullHandler())
+        if not any(isinstance(handler, logging.NullHandler) for handler in client_log.handlers):
+            client_log.addHandler(logging.NullHandler())
         client_log.propagate = False
+        self.page_size = PAGE
         self._client: Any = None
         self._layout_cache: _Layout | None = None
         self._handles: dict[str | None, Any] = {}
