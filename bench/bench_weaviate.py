@@ -181,13 +181,13 @@ def main() -> None:
     args = parser.parse_args()
     import weaviate  # noqa: F401 - imported once, before any clock starts (it takes about a second)
 
-    from connectors.weaviate import WeaviateConnector, WeaviateOptions
+    from connectors.weaviate import PAGE, WeaviateOptions
 
     defaults = WeaviateOptions()
     batch, concurrency, page = (
         defaults.batch_size,
         defaults.concurrent_requests,
-        WeaviateConnector.capabilities.max_batch,
+        PAGE,
     )
     process, port, grpc_port = start_fake()
     rows: list[tuple[str, int, float, float]] = []

@@ -94,6 +94,8 @@ NULL_TENANT = "vex-none"
 MAPPED_TENANT = "vex-b64-"
 EXACT_INT = 2**53
 """Integers the client sends exactly (it sends every number as a double)."""
+PAGE = 1000
+"""Objects an export reads a request (the cursor's page)."""
 READ_AHEAD = 3
 """Pages an export reads ahead of the one being converted."""
 RESENDS = 3
@@ -162,15 +164,19 @@ class _Object:
 class WeaviateConnector(Connector[WeaviateOptions]):
     name: ClassVar[str] = "weaviate"
     Options: ClassVar[type[StoreOptions]] = WeaviateOptions
-    capabilities: ClassVar[Capabilities] = Capabilities(max_batch=1000, needs_vector=False, metrics=tuple(METRICS))
+    # One load call takes up to 10,000 records and cuts them into requests of --batch-size, so its requests keep
+    # flowing (the last ones of a call go out with fewer in flight); an export reads pages of PAGE objects.
+    capabilities: ClassVar[Capabilities] = Capabilities(max_batch=10_000, needs_vector=False, metrics=tuple(METRICS))
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("weaviate", "weaviate", "weaviate-client")
 
     def __init__(self, options: WeaviateOptions) -> None:
         super().__init__(options)
         # The client logs every failed batch on its own logger; vex counts and reports them itself.
         client_log = logging.getLogger("weaviate-client")
-        client_log.addHandler(logging.NullHandler())
+        if not any(isinstance(handler, logging.NullHandler) for handler in client_log.handlers):
+            client_log.addHandler(logging.NullHandler())
         client_log.propagate = False
+        self.page_size = PAGE
         self._client: Any = None
         self._layout_cache: _Layout | None = None
         self._handles: dict[str | None, Any] = {}
@@ -242,18 +248,15 @@ class WeaviateConnector(Connector[WeaviateOptions]):
         """Weaviate's gRPC health check, once, with a short deadline: the client would retry a closed port's
         UNAVAILABLE with backoff for a long time before saying so."""
         import grpc
-        from weaviate.proto.v1 import health_weaviate_pb2
 
         target = f"{self._grpc_host}:{self._grpc_port}"
         secured = grpc.ssl_channel_credentials() if secure else None
         channel = grpc.secure_channel(target, secured) if secured else grpc.insecure_channel(target)
         try:
-            check = channel.unary_unary(
-                "/grpc.health.v1.Health/Check",
-                request_serializer=health_weaviate_pb2.WeaviateHealthCheckRequest.SerializeToString,
-                response_deserializer=health_weaviate_pb2.WeaviateHealthCheckResponse.FromString,
-            )
-            check(health_weaviate_pb2.WeaviateHealthCheckRequest(), timeout=min(self.opts.timeout, 10))
+            # The standard grpc.health.v1 messages as bytes (no client module needed): an empty request, and
+            # `status: SERVING` (field 1, value 1) in the answer.
+            check = channel.unary_unary("/grpc.health.v1.Health/Check")
+            answer = check(b"", timeout=min(self.opts.timeout, 10))
         except grpc.RpcError as exc:
             code = exc.code().name if hasattr(exc, "code") else "no answer"
             raise TransientError(
@@ -261,6 +264,8 @@ class WeaviateConnector(Connector[WeaviateOptions]):
             ) from None
         finally:
             channel.close()
+        if answer != b"\x08\x01":
+            raise TransientError(f"weaviate {self._where}: its gRPC API at {target} is not serving yet")
 
     def classify(self, exc: Exception, doing: str) -> Exception:
         """Sort the client's exceptions into transient (retried) and permanent ones."""
@@ -746,13 +751,15 @@ class WeaviateConnector(Connector[WeaviateOptions]):
 
     def _insert(self, handle: Any, part: list[_Object]) -> tuple[list[tuple[str, str]], dict[str, str]]:
         """One batch request (`insert_many`: the client's gRPC batch call) and what Weaviate said of each object."""
+        from weaviate import exceptions as wx
         from weaviate.classes.data import DataObject
-        from weaviate.exceptions import WeaviateInsertManyAllFailedError
+
+        all_failed = getattr(wx, "WeaviateInsertManyAllFailedError", ())  # older clients return every error
 
         data = [DataObject(properties=obj.properties, uuid=obj.uuid, vector=obj.vector) for obj in part]
         try:
             answer = handle.data.insert_many(data)
-        except WeaviateInsertManyAllFailedError as exc:
+        except all_failed as exc:
             reasons = _all_failed_reasons(exc)
             if len(part) == 1 or len(reasons) == 1:
                 return self._sorted(part, dict.fromkeys(range(len(part)), reasons[0] if reasons else str(exc)))

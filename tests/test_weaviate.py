@@ -330,3 +330,20 @@ def test_inspect_and_stores_know_weaviate(fake: FakeWeaviate, tmp_path: Path) ->
     assert report["layout"] == "single-tenant collection, named vectors ['default'], cosine"
     entry = json.loads(run_vex("stores", "weaviate", "--json").stdout)
     assert entry["installed"] is True and "--namespace-mode" in [option["flag"] for option in entry["options"]]
+
+
+def test_one_tenant_of_a_multi_tenant_collection_in_property_mode(fake: FakeWeaviate, tmp_path: Path) -> None:
+    records = sample_records(count=9, odd_ones=False)
+    source = write_vmig(tmp_path / "s.vmig.jsonl", records)
+    for tenant in ("alpha", "beta"):
+        options = _options(fake, "Shared", "--tenant", tenant)
+        imported = run_vex("import", "--from", str(source), "--to", "weaviate", *options, "--json", cwd=tmp_path)
+        assert imported.returncode == 0, imported.stderr
+    shared = fake.collection("Shared")
+    assert shared.multi_tenant and sorted(shared.tenants) == ["alpha", "beta"]
+    assert len(shared.objects("alpha")) == len(shared.objects("beta")) == 9
+    out = tmp_path / "alpha.vmig.jsonl"
+    options = _options(fake, "Shared", "--tenant", "alpha")
+    assert run_vex("export", "--from", "weaviate", *options, "--output", str(out), cwd=tmp_path).returncode == 0
+    back = read_vmig(out)
+    assert {r["id"]: r["namespace"] for r in back.values()} == {r["id"]: r["namespace"] for r in records}
