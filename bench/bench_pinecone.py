@@ -1,11 +1,14 @@
 """vex against the floor on Pinecone, served by the local fake of its API (tests/fakes/pinecone.py).
 
-No Pinecone server installs here: the fake runs in its own process, and both sides talk to it through the
-official SDK over HTTP. Import: `vex import` of a `.vmig.jsonl` (read, validate, filter, flatten metadata, batch
-by size, upsert) against a bare loop of `index.upsert` with records already in memory and the same batch size,
-and against the SDK's own batched upsert with as many requests in flight as vex sends. Export: `vex export` to a
-`.vmig.jsonl` (list, fetch, restore metadata, write) against a bare loop of `list_paginated` and `fetch` with the
-same page sizes. Modules are imported and the SDK's client made once before anything is timed.
+No Pinecone server installs here: the fake runs in its own process, and both sides talk to it through the official
+SDK over HTTP. Import: `vex import` of a `.vmig.jsonl` (read, validate, filter, flatten metadata, batch by size,
+upsert) against a bare loop of `index.upsert` with records already in memory (vectors as a numpy matrix, turned
+into the SDK's float lists inside the timing) and the largest batch size the SDK's spelling fits in 2 MB, and
+against the SDK's own batched upsert with as many requests in flight as vex sends. vex encodes the records itself
+(float32's shortest form), so its requests hold nearly twice as many records. Export: `vex export` to a
+`.vmig.jsonl` (list, fetch, restore metadata, write with its checksum) against a bare loop of `list_paginated` and
+`fetch` with the same page sizes that writes each record as a JSON line. Modules are imported and the SDK's client
+made once before anything is timed.
 
 Each setting of `--latency-ms` runs on a fake that waits that long before each data-plane answer. At 0 the
 fake answers as fast as it can, so the figures compare vex's CPU work around the SDK with the SDK's alone; a
@@ -116,13 +119,14 @@ def floor_import(url: str, index: str, count: int, batch: int, in_flight: int = 
     from pinecone import Pinecone
 
     vectors, ids, texts, metas = _floor_data(count)
-    values = vectors.tolist()
     pc = Pinecone(api_key=API_KEY, host=url)
     deployment = {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"}
     model = pc.indexes.create(name=index, dimension=vectors.shape[1], metric="cosine", deployment=deployment)
     target = pc.index(host=model.host)
-    records = [(ids[i], values[i], {**metas[i], "text": texts[i]}) for i in range(count)]
+    metadatas = [{**metas[i], "text": texts[i]} for i in range(count)]
     started = time.perf_counter()
+    values = vectors.tolist()  # the SDK takes lists of floats; one call is the fastest way to them from numpy
+    records = [(ids[i], values[i], metadatas[i]) for i in range(count)]
     if in_flight:
         answer = target.upsert(vectors=records, namespace="bench", batch_size=batch, max_concurrency=in_flight)
         assert answer.upserted_count == count, answer
@@ -132,25 +136,31 @@ def floor_import(url: str, index: str, count: int, batch: int, in_flight: int = 
     return time.perf_counter() - started
 
 
-def floor_export(url: str, index: str) -> tuple[float, int]:
+def floor_export(url: str, index: str, output: Path) -> tuple[float, int]:
+    """A bare loop of `list_paginated` and `fetch`, writing each record as a JSON line, as a hand-written export
+    would (no checks, no metadata restored, no checksum)."""
     from pinecone import Pinecone
 
     pc = Pinecone(api_key=API_KEY, host=url)
     target = pc.index(host=pc.indexes.describe(index).host)
     started = time.perf_counter()
     fetched, token = 0, None
-    while True:
-        ids: list[str] = []
-        while len(ids) < 1000:
-            page = target.list_paginated(namespace="bench", limit=100, pagination_token=token)
-            ids.extend(item.id for item in page.vectors)
-            token = page.pagination.next if page.pagination else None
+    with open(output, "wb") as out:
+        while True:
+            ids: list[str] = []
+            while len(ids) < 1000:
+                page = target.list_paginated(namespace="bench", limit=100, pagination_token=token)
+                ids.extend(item.id for item in page.vectors)
+                token = page.pagination.next if page.pagination else None
+                if token is None:
+                    break
+            if ids:
+                for vector in target.fetch(ids=ids, namespace="bench").vectors.values():
+                    out.write(orjson.dumps({"id": vector.id, "vector": vector.values, "metadata": vector.metadata}))
+                    out.write(b"\n")
+                    fetched += 1
             if token is None:
                 break
-        if ids:
-            fetched += len(target.fetch(ids=ids, namespace="bench").vectors)
-        if token is None:
-            break
     return time.perf_counter() - started, fetched
 
 
@@ -177,7 +187,7 @@ def main() -> None:
                     floor_in = floor_import(url, floor_index, args.records, batch)
                     sdk_in = floor_import(url, f"sdk-{round_number}", args.records, batch, REQUESTS_IN_FLIGHT)
                     vex_out = vex_export(url, vex_index, Path(tmp) / f"out-{round_number}.vmig.jsonl")
-                    floor_out, fetched = floor_export(url, floor_index)
+                    floor_out, fetched = floor_export(url, floor_index, Path(tmp) / f"floor-{round_number}.jsonl")
                     assert fetched == args.records, fetched
                     rows.append(("import", latency, batch, args.records / vex_in, args.records / floor_in))
                     rows.append((f"import*{REQUESTS_IN_FLIGHT}", latency, batch, args.records / vex_in,

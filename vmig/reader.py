@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from vmig.decompress import READ_BUFFER, open_data
 from vmig.lines import LineChunk, has_lines, line_chunks, read_line, skip_bytes
-from vmig.parallel import OrderedWorkers, warm_up, worker_count
+from vmig.parallel import OrderedWorkers, read_ahead, warm_up, worker_count
 from vmig.parse import FastParser, LineRejected, rows_to_batch
 from vmig.paths import compression_of
 from vmig.rejects import Reject
@@ -98,6 +98,10 @@ def _renumber(read: ReadBatch, before: int) -> ReadBatch:
     return read
 
 
+IN_PROCESS_AHEAD = 2
+"""Batches a file parsed in this process is read ahead of its consumer: while a load waits on the network
+(a store's answer), the next batches are parsed instead of after it."""
+
 RANGE_BYTES = 8 << 20
 """Share of an uncompressed file one worker reads and parses at a time."""
 
@@ -153,11 +157,15 @@ def read_batches(
         if start_offset:
             skip_bytes(stream, start_offset)
         chunks = filter(has_lines, line_chunks(path, stream, batch_rows, start_offset, start_line))
-        parsed = OrderedWorkers(_parse_lines, workers).map(chunks)
+        parsed: Iterator[ReadBatch]
+        if workers > 1:
+            parsed = OrderedWorkers(_parse_lines, workers).map(chunks)
+        else:  # a thread parses the next batches while the consumer waits on its store
+            parsed = read_ahead(map(_parse_lines, chunks), depth=IN_PROCESS_AHEAD)
         try:
             yield from parsed
         finally:
-            parsed.close()
+            parsed.close()  # type: ignore[attr-defined]
     finally:
         stream.close()
 

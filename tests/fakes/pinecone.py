@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
+import itertools
 import sys
 import threading
 import time
@@ -70,6 +72,17 @@ class FakeIndex:
     writes: Counter[str] = field(default_factory=Counter)
     """How many times each id was written by an upsert that succeeded."""
     server: ThreadingHTTPServer | None = None
+    version: int = 0
+    """Bumped by every write, so `list` sorts a namespace's ids once per change, not once per page."""
+    sorted_ids: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+
+    def ids_in_order(self, namespace: str) -> list[str]:
+        """The namespace's ids sorted (the caller holds the fake's lock)."""
+        cached = self.sorted_ids.get(namespace)
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, sorted(self.namespaces.get(namespace, {})))
+            self.sorted_ids[namespace] = cached
+        return cached[1]
 
     @property
     def host(self) -> str:
@@ -240,6 +253,7 @@ class FakePinecone:
             space = index.namespaces.setdefault(namespace, {})
             space.update(rows)
             index.writes.update(rows.keys())
+            index.version += 1
         return {"upsertedCount": len(rows)}
 
     def _fetch(self, index: FakeIndex, query: dict[str, list[str]]) -> Any:
@@ -264,10 +278,16 @@ class FakePinecone:
         token = (query.get("paginationToken") or [None])[0]
         after = base64.urlsafe_b64decode(token.encode()).decode() if token else None
         with self.lock:
-            ids = sorted(i for i in index.namespaces.get(namespace, {}) if i.startswith(prefix))
-        if after is not None:
-            ids = [i for i in ids if i > after]
-        page, more = ids[:limit], len(ids) > limit
+            ordered = index.ids_in_order(namespace)
+            start = bisect.bisect_right(ordered, after) if after is not None else 0
+            page, more = [], False
+            for record_id in itertools.islice(ordered, start, None):
+                if not record_id.startswith(prefix):
+                    continue
+                if len(page) == limit:
+                    more = True
+                    break
+                page.append(record_id)
         answer: dict[str, Any] = {"vectors": [{"id": i} for i in page], "namespace": query.get("namespace", [""])[0],
                                   "usage": {"readUnits": 1}}  # fmt: skip
         if more:
@@ -323,6 +343,7 @@ class FakePinecone:
                 space.clear()
             for record_id in body.get("ids") or []:
                 space.pop(record_id, None)
+            index.version += 1
         return {}
 
 
@@ -376,10 +397,12 @@ def _scores(metric: str, matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def _shown(record_id: str, stored: dict[str, Any]) -> dict[str, Any]:
-    shown: dict[str, Any] = {"id": record_id, "values": [float(x) for x in stored["values"]]}
+    # float32 arrays, printed in float32's shortest form as Pinecone prints them (`0.1`, not float64's
+    # `0.10000000149011612`)
+    shown: dict[str, Any] = {"id": record_id, "values": stored["values"]}
     if "sparse" in stored:
         indices, values = stored["sparse"]
-        shown["sparseValues"] = {"indices": indices, "values": [float(x) for x in values]}
+        shown["sparseValues"] = {"indices": indices, "values": values}
     if "metadata" in stored:
         shown["metadata"] = stored["metadata"]
     return shown
@@ -437,7 +460,7 @@ def _server(fake: FakePinecone, plane: str, index: FakeIndex | None, port: int) 
                 self._send(failure.status, body, extra)
 
         def _send(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
-            payload = b"" if answer is None else orjson.dumps(answer)
+            payload = b"" if answer is None else orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
