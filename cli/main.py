@@ -28,6 +28,10 @@ def flow_for(command: str) -> Any:
         from flows.migrate import migrate_flow
 
         return migrate_flow
+    if command == "sync":
+        from flows.sync import sync_flow
+
+        return sync_flow
     from flows.verify import verify_flow
 
     return verify_flow

@@ -65,6 +65,8 @@ class Capabilities:
     """Largest vector dimension the store takes (None: no limit of its own)."""
     max_dims_indexed: int | None = None
     """Largest dimension the store can build its vector index for, where lower than `max_dims`."""
+    deletes: bool = False
+    """Can delete records by id (`Connector.delete`): what `vex sync --delete` needs of its target."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,11 @@ class Connector(ABC, Generic[OptionsT]):
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         raise NotImplementedError(f"{self.name} cannot be imported into")
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        """Remove these records (ids as the records carry them) where they are; ids it does not hold are no
+        error, so a delete that is repeated after a stop does no harm. Stores with `capabilities.deletes`."""
+        raise NotImplementedError(f"{self.name} cannot delete records")
 
     def classify(self, exc: Exception, doing: str) -> Exception:
         """Sort a client exception into TransientError (retried) or a permanent error; stores override."""

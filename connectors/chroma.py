@@ -95,7 +95,9 @@ class ChromaConnector(Connector[ChromaOptions]):
     Options: ClassVar[type[StoreOptions]] = ChromaOptions
     # A cosine collection gives vectors back within a float32 rounding step (Chroma normalises them internally
     # and scales back); l2 and ip collections give them back bit for bit.
-    capabilities: ClassVar[Capabilities] = Capabilities(metrics=tuple(_SPACES), vector_tolerance=1e-5, embedded=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        deletes=True, metrics=tuple(_SPACES), vector_tolerance=1e-5, embedded=True
+    )
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("chroma", "chromadb", "chromadb")
     _client: Any = None
     _collection: Any = None
@@ -340,6 +342,14 @@ class ChromaConnector(Connector[ChromaOptions]):
         if delete:
             self.guarded("deleting records to replace them", collection.delete, ids=delete)
         return replacing
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        collection = self._collection or self._existing()
+        if collection is None:
+            return  # no collection: none of the records is there
+        step = self._max_batch()
+        for start in range(0, len(ids), step):
+            self.guarded("deleting records", collection.delete, ids=ids[start : start + step])
 
     def _upsert(self, collection: Any, part: pa.RecordBatch, metadatas: list[dict[str, Any] | None]) -> None:
         self.guarded(

@@ -96,6 +96,7 @@ class PineconeConnector(Connector[PineconeOptions]):
     name: ClassVar[str] = "pinecone"
     Options = PineconeOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
+        deletes=True,
         max_batch=10_000,  # one load call cuts its requests by bytes (fewer part-filled requests than 1,000s would)
         metrics=tuple(METRICS),
         namespaces="native",
@@ -311,6 +312,13 @@ class PineconeConnector(Connector[PineconeOptions]):
                 f"pinecone index '{self.opts.index}': {answer.upserted_count} of {len(items)} vectors acknowledged"
             )
         return len(items), []
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        index = self._data()
+        stored = [stored_id for stored_id in map(pinecone_id, ids) if stored_id is not None]
+        for start in range(0, len(stored), MAX_VECTORS_PER_REQUEST):
+            part = stored[start : start + MAX_VECTORS_PER_REQUEST]
+            self.guarded("deleting vectors", index.delete, ids=part, namespace=_api_namespace(namespace or ""))
 
     # -- export -----------------------------------------------------------------
 

@@ -81,7 +81,7 @@ class QdrantConnector(Connector[QdrantOptions]):
     name: ClassVar[str] = "qdrant"
     Options: ClassVar[type[StoreOptions]] = QdrantOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
-        metrics=tuple(_DISTANCES), vector_tolerance=1e-6, embedded=True, max_dims=65_536
+        deletes=True, metrics=tuple(_DISTANCES), vector_tolerance=1e-6, embedded=True, max_dims=65_536
     )
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("qdrant", "qdrant_client", "qdrant-client")
     _client: Any = None
@@ -288,6 +288,13 @@ class QdrantConnector(Connector[QdrantOptions]):
             points = models.Batch(ids=point_ids, vectors=vectors, payloads=_payloads(batch))
             self.guarded("upserting points", self.client().upsert, self.collection, points=points, wait=True)
         return LoadResult(written=batch.num_rows, failed=failed)
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        from qdrant_client import models
+
+        points: list[Any] = [point_id(record_id) for record_id in ids]
+        selector = models.PointIdsList(points=points)
+        self.guarded("deleting points", self.client().delete, self.collection, points_selector=selector, wait=True)
 
     def _holders(self, point_ids: list[int | str]) -> dict[int | str, str]:
         """The original id each of these points already holds, for those that exist: one request, the

@@ -91,6 +91,7 @@ class VektorConnector(Connector[VektorOptions]):
     name: ClassVar[str] = "vektor"
     Options: ClassVar[type[StoreOptions]] = VektorOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
+        deletes=True,
         max_batch=5000,
         fixed_dims=False,
         needs_vector=False,
@@ -394,6 +395,12 @@ class VektorConnector(Connector[VektorOptions]):
             with conn:
                 conn.executemany(_UPSERT, rows)
         return LoadResult(written=len(rows))
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        conn = self._connect(create=False)
+        with self.translated("deleting rows"):
+            with conn:
+                conn.executemany("DELETE FROM memories WHERE id = ?", [(record_id,) for record_id in ids])
 
     def close(self) -> None:
         if self._conn is not None:

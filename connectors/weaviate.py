@@ -73,6 +73,8 @@ from vmig.timefmt import TimestampError, format_micros_column, to_micros
 METRICS = {"cosine": "cosine", "dot": "dot", "euclid": "l2-squared", "manhattan": "manhattan", "hamming": "hamming"}
 """vex's metric names and Weaviate's distances."""
 ID_PROPERTY = "vex_id"
+DELETE_PER_REQUEST = 1000
+"""Objects one delete_many request names (Weaviate deletes at most 10,000 a request by default)."""
 FIELDS_PROPERTY = "vex_fields"
 META_PROPERTY = "vex_meta"
 OWN_PROPERTIES = {
@@ -166,7 +168,9 @@ class WeaviateConnector(Connector[WeaviateOptions]):
     Options: ClassVar[type[StoreOptions]] = WeaviateOptions
     # One load call takes up to 10,000 records and cuts them into requests of --batch-size, so its requests keep
     # flowing (the last ones of a call go out with fewer in flight); an export reads pages of PAGE objects.
-    capabilities: ClassVar[Capabilities] = Capabilities(max_batch=10_000, needs_vector=False, metrics=tuple(METRICS))
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        deletes=True, max_batch=10_000, needs_vector=False, metrics=tuple(METRICS)
+    )
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("weaviate", "weaviate", "weaviate-client")
 
     def __init__(self, options: WeaviateOptions) -> None:
@@ -722,6 +726,20 @@ class WeaviateConnector(Connector[WeaviateOptions]):
         except BaseException:
             self._layout_cache = None  # it names properties that were not added
             raise
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        from weaviate.classes.query import Filter
+
+        if self._layout() is None:
+            return  # no collection: none of the records is there
+        tenant = tenant_for(namespace) if self.opts.namespace_mode == "tenant" else self.opts.tenant
+        if self.opts.namespace_mode == "tenant" and tenant not in self._tenant_names():
+            return
+        uuids = [object_uuid(record_id) for record_id in ids]
+        handle = self._handle(tenant)
+        for start in range(0, len(uuids), DELETE_PER_REQUEST):
+            where = Filter.by_id().contains_any(uuids[start : start + DELETE_PER_REQUEST])
+            self.guarded("deleting objects", handle.data.delete_many, where=where)
 
     def _property_for(self, key: str, layout: _Layout) -> str | None:
         """The property a metadata key is kept in (None: it goes into `vex_meta`)."""

@@ -17,7 +17,15 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from connectors.registry import get_connector
-from engine.params import SECRET_FIELDS, ExportParams, ImportParams, MigrateParams, StoreSpec, VerifyParams
+from engine.params import (
+    SECRET_FIELDS,
+    ExportParams,
+    ImportParams,
+    MigrateParams,
+    StoreSpec,
+    SyncParams,
+    VerifyParams,
+)
 from engine.redact import register_secret, register_url
 from vmig.errors import UsageError
 
@@ -84,10 +92,21 @@ def _looked_at(sub: Any, command: str, summary: str, store_help: str) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
+def _store_to_store(parser: argparse.ArgumentParser) -> None:
+    """What migrate and sync take."""
+    parser.add_argument("--from", dest="source", required=True, metavar="STORE")
+    parser.add_argument("--to", dest="target", required=True, metavar="STORE")
+    parser.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
+    parser.add_argument("--rejects", metavar="FILE", help="where unreadable source records go")
+    parser.add_argument("--verify", action="store_true", help="compare source and target record by record at the end")
+    _reembedding(parser)
+    _job(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     store_help = (
         "store options: --db FILE (vektor), --path (jsonl file; qdrant/chroma directory), --url, --collection, "
-        "--table, --api-key, --metric, ...; in migrate and verify, --source-X/--target-X pick a side "
+        "--table, --api-key, --metric, ...; in migrate, sync and verify, --source-X/--target-X pick a side "
         "(`vex stores`-style errors list what each store takes)"
     )
     parser = _MainParser(
@@ -115,13 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser(
         "migrate", help="store -> store, no intermediate file", epilog=store_help, allow_abbrev=False
     )
-    migrate.add_argument("--from", dest="source", required=True, metavar="STORE")
-    migrate.add_argument("--to", dest="target", required=True, metavar="STORE")
-    migrate.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
-    migrate.add_argument("--rejects", metavar="FILE", help="where unreadable source records go")
-    migrate.add_argument("--verify", action="store_true", help="compare source and target record by record at the end")
-    _reembedding(migrate)
-    _job(migrate)
+    _store_to_store(migrate)
+
+    sync = sub.add_parser(
+        "sync", help="store -> store again: only new and changed records, deletes with --delete", epilog=store_help,
+        allow_abbrev=False,
+    )  # fmt: skip
+    _store_to_store(sync)
+    sync.add_argument("--delete", action="store_true", help="delete from the target what left the source")
+    sync.add_argument(
+        "--state", metavar="FILE", help="the sync's state (default: one file per pair in the user's data directory)"
+    )
 
     verify = sub.add_parser("verify", help="compare two stores record by record", epilog=store_help, allow_abbrev=False)
     verify.add_argument("--from", dest="source", required=True, metavar="STORE")
@@ -212,10 +235,12 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
         return Request("import", params, args.target, **shown)
     source, target = two_sides(args.source, args.target, pairs)
     rejects = None if args.rejects is None else _file_flag("--rejects", args.rejects)
-    params = _params(
-        MigrateParams, source=source, target=target, dims=args.dims, rejects=rejects, verify=args.verify,
-        **_reembed_flags(args), **common,
-    )  # fmt: skip
+    both = {"source": source, "target": target, "dims": args.dims, "rejects": rejects, "verify": args.verify}
+    if args.command == "sync":
+        state = None if args.state is None else _file_flag("--state", args.state)
+        params = _params(SyncParams, delete=args.delete, state=state, **both, **_reembed_flags(args), **common)
+        return Request("sync", params, args.target, **shown)
+    params = _params(MigrateParams, **both, **_reembed_flags(args), **common)
     return Request("migrate", params, args.target, **shown)
 
 

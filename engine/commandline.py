@@ -30,7 +30,7 @@ from engine.summary import RunEndedBadly
 from vmig.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, VexError
 
 FlowFor = Callable[[str], Any]
-"""The Prefect flow that runs a command ("export", "import", "migrate", "verify")."""
+"""The Prefect flow that runs a command ("export", "import", "migrate", "sync", "verify")."""
 ProgressFor = Callable[[str, bool], AbstractContextManager[ProgressFn | None]]
 """A progress display for a label, shown or not."""
 
@@ -99,13 +99,14 @@ def _run_request(wanted: Request, flow_for: FlowFor, progress: ProgressFn | None
         flow = flow_for(wanted.command)
         quiet_prefect_console()
         return run_tracked(flow, wanted.params)
-    from engine.jobs import export_job, import_job, migrate_job, verify_job
+    from engine.jobs import export_job, import_job, migrate_job, sync_job, verify_job
     from engine.local import LocalRunner
 
     jobs: dict[str, Callable[..., Any]] = {
         "export": export_job,
         "import": import_job,
         "migrate": migrate_job,
+        "sync": sync_job,
         "verify": verify_job,
     }
     return jobs[wanted.command](wanted.params, LocalRunner(), progress)

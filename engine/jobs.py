@@ -18,10 +18,20 @@ from engine import steps
 from engine.checkpoint import Checkpoint
 from engine.interrupt import left_in_place
 from engine.overlap import refuse_overlap
-from engine.params import ExportParams, ImportParams, MigrateParams, ReembedParams, StoreSpec, VerifyParams, open_store
-from engine.pipeline import ProgressFn, Transfer, run_transfer
+from engine.params import (
+    ExportParams,
+    ImportParams,
+    MigrateParams,
+    ReembedParams,
+    StoreSpec,
+    SyncParams,
+    VerifyParams,
+    open_store,
+)
+from engine.pipeline import ProgressFn, SyncRun, Transfer, run_transfer
 from engine.steps import Runner, TargetWish
 from engine.summary import RunSummary
+from engine.syncstate import SyncState, default_state_path
 from engine.verify import VerifyReport
 from vmig.errors import IntegrityError, UsageError
 from vmig.paths import rejects_path
@@ -72,11 +82,42 @@ def migrate_job(params: MigrateParams, runner: Runner, progress: ProgressFn | No
         rejects = params.rejects or Path(f"{source.name}-to-{target.name}.rejects.jsonl")
         summary = _transfer("migrate", source, target, params, runner, progress, dims=params.dims, rejects=rejects)
     if params.verify:
-        if params.limit is not None:
-            summary.warn("--verify skipped: a --limit run copies part of the source on purpose")
-        else:
-            comparison = VerifyParams(source=params.source, target=params.target, namespace=params.namespace)
-            summary.verify = verify_job(comparison, runner)
+        _verify_after(params, summary, runner)
+    return summary
+
+
+def _verify_after(params: MigrateParams, summary: RunSummary, runner: Runner) -> None:
+    """`--verify`: the two stores compared record by record once the run is done."""
+    if params.limit is not None:
+        summary.warn("--verify skipped: a --limit run copies part of the source on purpose")
+        return
+    comparison = VerifyParams(source=params.source, target=params.target, namespace=params.namespace)
+    summary.verify = verify_job(comparison, runner)
+
+
+def sync_job(params: SyncParams, runner: Runner, progress: ProgressFn | None = None) -> RunSummary:
+    """Store -> store again: only records new or changed since the last run are written; with `delete`, those
+    that left the source are deleted from the target. The first run of a pair copies everything."""
+    with open_store(params.source) as source, open_store(params.target) as target:
+        caps = target.capabilities
+        if caps.writes_file or not caps.one_record_per_id:
+            raise UsageError(f"{target.name} cannot be synced into: sync needs a store that keeps one record per id")
+        if params.delete and not caps.deletes:
+            raise UsageError(f"{target.name} cannot delete records: run the sync without --delete")
+        pair = {"source": source.label(), "target": target.label(), "namespace": params.namespace,
+                "model": params.model}  # fmt: skip
+        state = SyncState(params.state or default_state_path(pair), pair)
+        try:
+            state.begin()
+            rejects = params.rejects or Path(f"{source.name}-to-{target.name}.rejects.jsonl")
+            summary = _transfer(
+                "sync", source, target, params, runner, progress, dims=params.dims, rejects=rejects,
+                sync=SyncRun(state, params.delete),
+            )  # fmt: skip
+        finally:
+            state.close()
+    if params.verify:
+        _verify_after(params, summary, runner)
     return summary
 
 
@@ -107,6 +148,7 @@ def _transfer(
     *,
     dims: int | None = None,
     rejects: Path | None = None,
+    sync: SyncRun | None = None,
 ) -> RunSummary:
     """One transfer, with what must hold before anything is written, and the file target's sidecar after."""
     _require(source, "source")
@@ -127,8 +169,9 @@ def _transfer(
         wish=TargetWish(dims=dims, dims_hint=plan_dims or info.dims, metric=info.metric),
         expected_total=expected_total,
         rejects_path=rejects,
-        checkpoint=_checkpoint(action, source, target, params),
+        checkpoint=None if sync is not None else _checkpoint(action, source, target, params),
         reembed=plan,
+        sync=sync,
     )
     summary = RunSummary(action=action, source=source.label(), target=target.label())
     left_in_place(_nothing_yet(target))

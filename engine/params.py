@@ -94,6 +94,16 @@ class MigrateParams(JobParams, ReembedParams):
     verify: bool = Field(default=False, description="compare source and target record by record at the end")
 
 
+class SyncParams(MigrateParams):
+    delete: bool = Field(
+        default=False, description="delete from the target the records that left the source since the last run"
+    )
+    state: Path | None = Field(
+        default=None,
+        description="the sync's state file (default: one per source/target pair in the user's data directory)",
+    )
+
+
 def _flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 

@@ -29,6 +29,7 @@ from engine.interrupt import left_in_place
 from engine.retry import with_retries
 from engine.steps import PreparedTarget, Runner, TargetWish
 from engine.summary import SKIP_DIMS, SKIP_NULL_VECTOR, RunSummary
+from engine.syncstate import Key, SyncState, keys_of
 from vmig.errors import VexError
 from vmig.idset import IdSet
 from vmig.rejects import RejectsWriter
@@ -69,6 +70,15 @@ class Transfer:
     """`--model`: records get vectors of that model on the way (None: vectors as they are)."""
     written: WrittenFile | None = None
     """What a file target handed back from `finish`, for its sidecar."""
+    sync: SyncRun | None = None
+    """A sync: only new and changed records are written, and those that left the source may be deleted."""
+
+
+@dataclass
+class SyncRun:
+    state: SyncState
+    delete: bool
+    """Delete from the target what left the source (`--delete`); else count it and say so."""
 
 
 class _TargetState:
@@ -135,6 +145,8 @@ def run_transfer(
                 )
             if progress is not None:
                 progress(summary.read, transfer.expected_total)
+        if transfer.sync is not None:
+            _settle_sync(transfer, transfer.sync, runner, summary)
         transfer.written = runner.run(steps.FINISH, transfer.target)
         if checkpoint is not None:
             checkpoint.clear()
@@ -235,7 +247,36 @@ def _written_ids(transfer: Transfer, checkpoint: Checkpoint | None, resumed_at: 
     return IdSet(checkpoint.ids_folder, persistent=True, keep_below=resumed_at)
 
 
+def _settle_sync(transfer: Transfer, sync: SyncRun, runner: Runner, summary: RunSummary) -> None:
+    """After a read of the whole source: what the state holds and this run did not see has left the source."""
+    if transfer.limit is not None:
+        summary.warn("--limit: the source was not read to its end, so no record is taken as deleted")
+        return
+    if not sync.delete:
+        left = sync.state.gone_count(transfer.namespace)
+        if left:
+            summary.warn(
+                f"{left} records of {transfer.target.name} left the source since an earlier run: --delete removes them"
+            )
+    else:
+        while gone := sync.state.gone(transfer.namespace):
+            for namespace, ids in gone.items():
+                runner.run(steps.DELETE, transfer.target, namespace or None, ids)
+                sync.state.forget(namespace, ids)
+                summary.deleted += len(ids)
+    sync.state.complete()
+
+
 def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: RunSummary, seen: IdSet | None) -> None:
+    first = summary.read - batch.num_rows
+    sync = state.transfer.sync
+    prints: dict[Key, bytes] = {}
+    if sync is not None:
+        changed = runner.run(steps.SELECT_CHANGED, sync.state, batch)
+        summary.unchanged += batch.num_rows - changed.batch.num_rows
+        batch, prints = changed.batch, changed.prints
+        if not batch.num_rows:
+            return
     reembedded = runner.run(steps.REEMBED, batch, state.transfer.reembed)
     batch = reembedded.batch
     summary.skipped.update(reembedded.skipped)
@@ -252,10 +293,17 @@ def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: R
         replaced = 0
         if seen is not None:
             written = _without_failed(filtered.batch.column("id"), result.failed)
-            first = summary.read - batch.num_rows
             replaced = len(seen.add(written, np.arange(first, first + len(written)))[0])
+        if sync is not None:
+            runner.run(steps.RECORD_SYNCED, sync.state, _acknowledged(filtered.batch, result.failed), prints)
         summary.upserted += result.written - replaced
         summary.replaced += replaced
+
+
+def _acknowledged(batch: pa.RecordBatch, failed: list[tuple[str, str]]) -> list[Key]:
+    """The sync state's keys of the records the target took."""
+    refused = {record_id for record_id, _ in failed}
+    return [key for key in keys_of(batch) if key[1] not in refused]
 
 
 def _without_failed(ids: pa.Array, failed: list[tuple[str, str]]) -> pa.Array:

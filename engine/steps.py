@@ -20,6 +20,7 @@ from connectors.base import Connector, LoadResult, WrittenFile
 from embed.plan import Reembedded, ReembedPlan
 from engine.chunks import Chunk, ChunkReader
 from engine.holding import TargetRule, filter_dimensions, most_common_dims
+from engine.syncstate import Key, SyncState
 from engine.verify import VerifyReport, verify_stores
 from vmig import sparse
 from vmig.errors import UsageError
@@ -147,6 +148,30 @@ def load(target: Connector, batch: pa.RecordBatch) -> LoadResult:
     return total
 
 
+@dataclass(frozen=True)
+class Changed:
+    """A sync's chunk cut to the records that are new or changed, with their fingerprints."""
+
+    batch: pa.RecordBatch
+    prints: dict[Key, bytes]
+
+
+def select_changed(state: SyncState, batch: pa.RecordBatch) -> Changed:
+    """Only what changed since the target last acknowledged it goes on (`engine.syncstate`)."""
+    mask, prints = state.changed(batch)
+    return Changed(batch.filter(pa.array(mask)), prints)
+
+
+def record_synced(state: SyncState, written: list[Key], prints: dict[Key, bytes]) -> None:
+    """Fingerprints of the records the target acknowledged, kept for the next run."""
+    state.acknowledged(written, prints)
+
+
+def delete(target: Connector, namespace: str | None, ids: list[str]) -> None:
+    """Records that left the source, deleted from the target (idempotent: a retry deletes nothing twice)."""
+    target.delete(namespace, ids)
+
+
 def finish(target: Connector) -> WrittenFile | None:
     """Make what was loaded durable (index builds); a file target hands back its sealed file."""
     return target.finish()
@@ -176,6 +201,9 @@ REEMBED = Step("reembed", reembed, retried=False)
 FILTER_DIMENSIONS = Step("filter-dimensions", filter_dimensions, retried=False)
 ENSURE_TARGET = Step("ensure-target", ensure_target, retried=True)
 LOAD = Step("load", load, retried=True)
+SELECT_CHANGED = Step("select-changed", select_changed, retried=False)
+RECORD_SYNCED = Step("record-synced", record_synced, retried=False)
+DELETE = Step("delete", delete, retried=True)
 FINISH = Step("finish", finish, retried=True)
 WRITE_SIDECAR = Step("write-sidecar", write_sidecar, retried=False)
 RECORD_IMPORT = Step("record-import", record_import_entry, retried=False)
@@ -184,10 +212,13 @@ VERIFY = Step("verify", verify, retried=True)
 STEPS: tuple[Step[Any, Any], ...] = (
     EXTRACT,
     VALIDATE,
+    SELECT_CHANGED,
     REEMBED,
     FILTER_DIMENSIONS,
     ENSURE_TARGET,
     LOAD,
+    RECORD_SYNCED,
+    DELETE,
     FINISH,
     WRITE_SIDECAR,
     RECORD_IMPORT,

@@ -59,6 +59,10 @@ class RunSummary:
     """The drift adapter's quality as measured when it was fitted, where a run applied one."""
     altered: Counter[str] = field(default_factory=Counter)
     """Records written changed by an option, by what was done (`--truncate-text`: "text truncated")."""
+    unchanged: int = 0
+    """A sync's records the target already holds as they are: not written again."""
+    deleted: int = 0
+    """A sync's records deleted from the target because they left the source (`--delete`)."""
 
     def add_failed(self, failures: list[tuple[str, str]]) -> None:
         self.failed += len(failures)
@@ -80,7 +84,7 @@ class RunSummary:
 
     def balanced(self) -> bool:
         """Every record read is upserted, replaced by a later one, skipped or failed: nothing unaccounted."""
-        return self.upserted + self.replaced + self.skipped_total + self.failed == self.read
+        return self.upserted + self.unchanged + self.replaced + self.skipped_total + self.failed == self.read
 
     def problems(self) -> list[str]:
         """Why the exit code is not 0, in words (empty when it is)."""
@@ -111,6 +115,8 @@ class RunSummary:
             "target": self.target,
             "total": self.read,
             "upserted": self.upserted,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
             "skipped": dict(self.skipped),
             "failed": self.failed,
             "failed_sample": [{"id": i, "reason": r} for i, r in self.failed_sample],
@@ -134,6 +140,8 @@ class RunSummary:
             ("total records", str(self.read)),
             ("written" if self.action == "export" else "upserted", str(self.upserted)),
         ]
+        if self.action == "sync":
+            rows += [("unchanged", str(self.unchanged)), ("deleted", str(self.deleted))]
         rows.extend((f"  {what}", str(count)) for what, count in sorted(self.altered.items()))
         if self.reembedded:
             rows.append(("re-embedded", str(sum(self.reembedded.values()))))

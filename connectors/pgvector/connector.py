@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
 from connectors.clients import ClientLibrary
-from connectors.pgvector import catalog, target
+from connectors.pgvector import catalog, statements, target
 from connectors.pgvector.options import PgvectorOptions, table_name
 from connectors.pgvector.read import PageReader
 from connectors.pgvector.session import PSYCOPG, Session, psycopg_module
@@ -23,6 +23,7 @@ class PgvectorConnector(Connector[PgvectorOptions]):
     name: ClassVar[str] = "pgvector"
     Options: ClassVar[type[StoreOptions]] = PgvectorOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
+        deletes=True,
         max_batch=5000,
         fixed_dims=True,
         needs_vector=True,
@@ -123,6 +124,16 @@ class PgvectorConnector(Connector[PgvectorOptions]):
             raise UsageError(f"pgvector {self.session.where()}: {what} not found (check --table/--collection)")
         reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name)
         yield from reader.pages(namespace, cursor)
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        def run() -> None:
+            mapping = self._table(create=False)
+            if mapping is not None:
+                conn = self.session.conn()
+                conn.execute(*statements.delete_ids(mapping, ids))
+                conn.commit()
+
+        self.session.run("deleting rows", run)
 
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
         if self.opts.metric is None and metric is not None:

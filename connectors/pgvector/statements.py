@@ -128,6 +128,24 @@ def delete_staged(mapping: TableMap) -> Any:
     )
 
 
+def delete_ids(mapping: TableMap, ids: list[str]) -> tuple[Any, list[Any]]:
+    """`DELETE` of the rows of these record ids, as `record_id` reads them (or as a row's `_vex` id keeps an
+    id its id column could not hold), in the collection's scope; and its parameters."""
+    from psycopg import sql
+
+    match = sql.SQL("{} = ANY(%s)").format(record_id(mapping))
+    params: list[Any] = [ids]
+    if mapping.metadata is not None:
+        kept = sql.SQL("{m} -> {k} ->> 'id' = ANY(%s)").format(
+            m=sql.Identifier(mapping.metadata), k=sql.Literal(RESERVED_KEY)
+        )
+        match = sql.SQL("({} OR {})").format(match, kept)
+        params.append(ids)
+    scope, scope_params = and_in_scope(mapping)
+    statement = sql.SQL("DELETE FROM {t} WHERE {m}").format(t=sql.Identifier(*mapping.table), m=match) + scope
+    return statement, params + scope_params
+
+
 def original_id(mapping: TableMap, row: Any) -> Any:
     """SQL for the record id a row of `row` (a table name or EXCLUDED) stands for: its `_vex` id, else its key."""
     from psycopg import sql

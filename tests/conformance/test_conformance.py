@@ -194,3 +194,42 @@ def test_verify_after_import_accounts_for_every_record(
     expected = expected_after(kind, records)
     assert report["matched"] == len(expected)
     assert sum(report["skipped_by_rule"].values()) == len(records) - len(expected)
+
+
+def test_sync_writes_only_changes_and_deletes_what_left(
+    kind: StoreKind, store_options: dict[str, str], tmp_path: Path
+) -> None:
+    caps = get_connector(kind.store).capabilities
+    if caps.writes_file or not caps.deletes:
+        pytest.skip(f"{kind.store} is not a sync target (a file, or a store that cannot delete)")
+    records = sample_records(count=30, odd_ones=False)
+    source = tmp_path / "source.vmig.jsonl"
+    state = tmp_path / "state.sqlite"
+
+    def sync(*extra: str) -> dict[str, Any]:
+        target = flags(store_options, "target-")
+        result = run_vex(
+            "sync", "--from", "jsonl", "--source-path", str(source), "--to", kind.store, *target,
+            "--state", str(state), "--json", *extra, cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return summary_of(result)
+
+    write_vmig(source, records)
+    first = sync()
+    assert (first["upserted"], first["unchanged"], first["deleted"]) == (30, 0, 0)
+
+    changed = [dict(records[3], text="rewritten"), dict(records[7], metadata={"k": "new"})]
+    added = [dict(records[0], id=f"new-{n}", namespace=records[n]["namespace"]) for n in range(2)]
+    removed = {records[5]["id"], records[11]["id"]}
+    kept = [r for r in records if r["id"] not in removed and r["id"] not in {records[3]["id"], records[7]["id"]}]
+    write_vmig(source, kept + changed + added)
+    second = sync("--delete")
+    assert (second["upserted"], second["unchanged"], second["deleted"]) == (4, len(kept), 2)
+
+    exported = read_vmig(export_store(tmp_path, kind, store_options))
+    assert sorted(exported) == sorted(r["id"] for r in kept + changed + added)
+    assert exported[records[3]["id"]]["text"] == "rewritten"
+    assert exported[records[7]["id"]]["metadata"] == {"k": "new"}
+    third = sync("--delete")
+    assert (third["upserted"], third["unchanged"], third["deleted"]) == (0, 30, 0)
