@@ -17,6 +17,8 @@ from tasks import PrefectRunner
 
 @flow(name="vex-export", validate_parameters=True)
 def export_flow(params: ExportParams) -> RunSummary | State:
+    """Export a store to a `.vmig.jsonl` file and its sidecar (checksum, counts): every record, each field kept,
+    damaged source records set aside with their reason."""
     summary = export_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("export")))
     publish_summary(summary)
     return final_state(summary, summary.problems())

@@ -21,6 +21,9 @@ from tasks import PrefectRunner
 
 @flow(name="vex-import", validate_parameters=True)
 def import_flow(params: ImportParams) -> RunSummary | State:
+    """Load a `.vmig.jsonl` file into a store, checked against its sidecar before the first write; re-embed on
+    the way with a model; every record accounted for (upserted, skipped by reason, failed with the store's
+    reason)."""
     summary = import_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("import")))
     publish_summary(summary)
     return final_state(summary, summary.problems())

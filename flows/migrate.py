@@ -17,6 +17,8 @@ from tasks import PrefectRunner
 
 @flow(name="vex-migrate", validate_parameters=True)
 def migrate_flow(params: MigrateParams) -> RunSummary | State:
+    """Copy every record of one store into another, with no file between them; re-embed on the way with a
+    model; compare the two record by record at the end with verify."""
     summary = migrate_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("migrate")))
     publish_summary(summary)
     if summary.verify is not None:

@@ -17,6 +17,8 @@ from tasks import PrefectRunner
 
 @flow(name="vex-verify", validate_parameters=True)
 def verify_flow(params: VerifyParams) -> VerifyReport | State:
+    """Compare two stores record by record: matched, missing, extra and mismatched records, the first ids of
+    each in an artifact; the run ends Failed when they differ."""
     report = verify_job(params, PrefectRunner(), TERMINAL_PROGRESS.get())
     publish_verify(report)
     return final_state(report, [] if report.ok else [f"the stores differ: {report.difference()}"])
