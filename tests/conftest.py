@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +41,26 @@ def run_vex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+DEMO_DB = ROOT / "demo" / "memory.db"
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The `--json` summary: the last line a command prints (log lines may come before it)."""
+    return json.loads(stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def migrate_to_jsonl(db: Path, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`vex migrate` from a vektor database into a .vmig.jsonl file, the move many CLI tests start from."""
+    return run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db), "--path", str(path), *extra)
+
+
+def copy_vektor(source: Path, target: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`vex migrate` from one vektor database into another: the two sides need prefixed `--db` options."""
+    return run_vex(
+        "migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(source), "--target-db", str(target), *extra
     )
 
 
