@@ -52,6 +52,19 @@ def last_json(stdout: str) -> dict[str, Any]:
     return json.loads(stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The `--json` summary of a command; where it printed none, the failure shows its stderr."""
+    assert result.stdout.strip(), result.stderr
+    return last_json(result.stdout)
+
+
+def one_line_error(stderr: str) -> str:
+    """The one line a refused command prints: a user sees a reason, never a traceback or a wall of text."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
 def migrate_to_jsonl(db: Path, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`vex migrate` from a vektor database into a .vmig.jsonl file, the move many CLI tests start from."""
     return run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db), "--path", str(path), *extra)
