@@ -77,6 +77,19 @@ def copy_vektor(source: Path, target: Path, *extra: str) -> subprocess.Completed
     )
 
 
+def export_to_a_demo_copy(store: str, options: list[str], where: Path) -> dict[str, Any]:
+    """`store` exported to a file, that file imported into a fresh vektor database, and that database verified
+    against the demo one: the round trip that proves a store gave back every record. The verify report."""
+    out, copy, report = where / "back.vmig.jsonl", where / "copy.db", where / "v.json"
+    exported = run_vex("export", "--from", store, *options, "--output", str(out), cwd=where)
+    assert exported.returncode == 0, exported.stderr
+    assert run_vex("import", "--from", str(out), "--to", "vektor", "--db", str(copy), cwd=where).returncode == 0
+    same = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db",
+                   str(copy), "--report", str(report), cwd=where)  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
+    return json.loads(report.read_text())  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     """A throwaway Prefect API for tests that run the tracked flows."""

@@ -11,11 +11,9 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.conftest import ROOT, one_line_error, run_vex, summary_of
+from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, summary_of
 from tests.fakes.pinecone import FakePinecone
 from tests.records import read_vmig, sample_records, write_lines, write_vmig
-
-DEMO_DB = ROOT / "demo" / "memory.db"
 
 
 def _options(fake: FakePinecone, index: str, *, create: bool = True) -> list[str]:
@@ -32,14 +30,7 @@ def test_vektor_to_pinecone_to_file_to_vektor_keeps_every_record(pinecone_fake: 
     assert summary_of(moved)["upserted"] == 300 and summary_of(moved)["verify"]["matched"] == 300
     stored = pinecone_fake.indexes[index]
     assert sorted(stored.namespaces) == ["personal", "research", "trading"]  # vex namespaces are Pinecone's
-    out = tmp_path / "back.vmig.jsonl"
-    exported = run_vex("export", "--from", "pinecone", *options, "--output", str(out), cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    copy = tmp_path / "copy.db"
-    assert run_vex("import", "--from", str(out), "--to", "vektor", "--db", str(copy), cwd=tmp_path).returncode == 0
-    same = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db",
-                   str(copy), "--report", str(tmp_path / "v.json"), cwd=tmp_path)  # fmt: skip
-    assert same.returncode == 0, same.stdout + same.stderr
+    assert export_to_a_demo_copy("pinecone", options, tmp_path)["matched"] == 300
 
 
 def test_metadata_ids_and_sparse_vectors_come_back_exactly(pinecone_fake: FakePinecone, tmp_path: Path) -> None:

@@ -16,11 +16,9 @@ import pytest
 pytest.importorskip("weaviate")
 
 from connectors.weaviate import WeaviateConnector, WeaviateOptions, object_uuid
-from tests.conftest import ROOT, one_line_error, run_vex, summary_of
+from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, summary_of
 from tests.fakes.weaviate import FakeWeaviate
 from tests.records import read_vmig, sample_records, write_lines, write_vmig
-
-DEMO_DB = ROOT / "demo" / "memory.db"
 
 
 @pytest.fixture
@@ -50,15 +48,7 @@ def test_vektor_to_weaviate_to_file_to_vektor_keeps_every_record(fake: FakeWeavi
     shard = next(iter(stored.shards))
     one = next(iter(stored.objects(shard).values()))
     assert set(one["properties"]) >= {"vex_id", "text", "created_at", "agent_id", "importance", "vex_meta"}
-    out = tmp_path / "back.vmig.jsonl"
-    exported = run_vex("export", "--from", "weaviate", *options, "--output", str(out), cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    copy = tmp_path / "copy.db"
-    assert run_vex("import", "--from", str(out), "--to", "vektor", "--db", str(copy), cwd=tmp_path).returncode == 0
-    same = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db",
-                   str(copy), "--report", str(tmp_path / "v.json"), cwd=tmp_path)  # fmt: skip
-    assert same.returncode == 0, same.stdout + same.stderr
-    assert json.loads((tmp_path / "v.json").read_text())["matched"] == 300
+    assert export_to_a_demo_copy("weaviate", options, tmp_path)["matched"] == 300
 
 
 def test_what_weaviate_cannot_take_as_it_is_comes_back_exactly(fake: FakeWeaviate, tmp_path: Path) -> None:
