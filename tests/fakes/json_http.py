@@ -1,9 +1,9 @@
 """The HTTP side the fakes share: a handler that answers JSON, a server that runs it in a thread.
 
 Each fake (tests/fakes/pinecone.py, tests/fakes/weaviate.py) keeps only what its API says; how a body is
-read, how an answer goes out and how the server is started is written here once. The module is not
-named `http` so that running a fake as a script (its folder first on sys.path) still finds the standard
-library's.
+read, how an answer goes out and how the server is started is written here once. A fake runs on its own
+as `python -m tests.fakes.NAME` from the repository root. The module is not named `http`: with this folder
+on sys.path, that name would hide the standard library's.
 """
 
 from __future__ import annotations
