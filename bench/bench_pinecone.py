@@ -21,7 +21,6 @@ real Pinecone is never that close, and a latency stands in for the network and t
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,31 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_stores import _floor_data, make_data  # noqa: E402 - importable once the path is set
+from bench.fakes import free_port  # noqa: E402
+from bench.fakes import start_fake as start_fake_process  # noqa: E402
 
 API_KEY = "bench-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_fake(latency_ms: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.pinecone", "--port", str(port), "--api-key", API_KEY, "--latency-ms",
-         str(latency_ms)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the fake Pinecone did not start")
+    port = free_port()
+    args = ["--port", str(port), "--api-key", API_KEY, "--latency-ms", str(latency_ms)]
+    return start_fake_process("tests.fakes.pinecone", args, [port]), f"http://127.0.0.1:{port}"
 
 
 def options(url: str, index: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ properties back to records, write) against a bare loop of `fetch_objects(after=.
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,32 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_stores import _floor_data, make_data  # noqa: E402 - importable once the path is set
+from bench.fakes import free_port  # noqa: E402
+from bench.fakes import start_fake as start_fake_process  # noqa: E402
 
 API_KEY = "bench-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_fake() -> tuple[subprocess.Popen[bytes], int, int]:
-    port, grpc_port = _free_port(), _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.weaviate", "--port", str(port), "--grpc-port", str(grpc_port),
-         "--api-key", API_KEY],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(400):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            socket.create_connection(("127.0.0.1", grpc_port), timeout=0.1).close()
-            return process, port, grpc_port
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the fake Weaviate did not start")
+    port, grpc_port = free_port(), free_port()
+    args = ["--port", str(port), "--grpc-port", str(grpc_port), "--api-key", API_KEY]
+    return start_fake_process("tests.fakes.weaviate", args, [port, grpc_port]), port, grpc_port
 
 
 def options(port: int, grpc_port: int, collection: str) -> dict[str, str]:

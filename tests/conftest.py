@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -41,6 +42,52 @@ def run_vex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=timeout,
     )
+
+
+DEMO_DB = ROOT / "demo" / "memory.db"
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    """The `--json` summary: the last line a command prints (log lines may come before it)."""
+    return json.loads(stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The `--json` summary of a command; where it printed none, the failure shows its stderr."""
+    assert result.stdout.strip(), result.stderr
+    return last_json(result.stdout)
+
+
+def one_line_error(stderr: str) -> str:
+    """The one line a refused command prints: a user sees a reason, never a traceback or a wall of text."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def migrate_to_jsonl(db: Path, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`vex migrate` from a vektor database into a .vmig.jsonl file, the move many CLI tests start from."""
+    return run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db), "--path", str(path), *extra)
+
+
+def copy_vektor(source: Path, target: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`vex migrate` from one vektor database into another: the two sides need prefixed `--db` options."""
+    return run_vex(
+        "migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(source), "--target-db", str(target), *extra
+    )
+
+
+def export_to_a_demo_copy(store: str, options: list[str], where: Path) -> dict[str, Any]:
+    """`store` exported to a file, that file imported into a fresh vektor database, and that database verified
+    against the demo one: the round trip that proves a store gave back every record. The verify report."""
+    out, copy, report = where / "back.vmig.jsonl", where / "copy.db", where / "v.json"
+    exported = run_vex("export", "--from", store, *options, "--output", str(out), cwd=where)
+    assert exported.returncode == 0, exported.stderr
+    assert run_vex("import", "--from", str(out), "--to", "vektor", "--db", str(copy), cwd=where).returncode == 0
+    same = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db",
+                   str(copy), "--report", str(report), cwd=where)  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
+    return json.loads(report.read_text())  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ rule, and the tests check exactly which.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,24 @@ def read_vmig(path: Path) -> dict[str, dict[str, Any]]:
             row["metadata"] = md.loads(row["metadata"])
             out[row["id"]] = row
     return out
+
+
+def write_lines(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
+    """A `.vmig.jsonl` written line by line with no sidecar, as a user or another tool would.
+
+    Unlike `write_vmig` it goes around the record schema: keys it has no column for (such as
+    sparse_vector) stay as given, and a str is written as the raw line, for damaged input.
+    """
+    with path.open("wb") as handle:
+        for line in lines:
+            if isinstance(line, str):
+                data = line.encode()
+            else:
+                data = orjson.dumps({"vex_version": "1.0.0", **line}, option=orjson.OPT_SERIALIZE_NUMPY)
+            handle.write(data + b"\n")
+    return path
+
+
+def read_lines(path: Path) -> dict[str, dict[str, Any]]:
+    """The lines of a `.vmig.jsonl` by id, as written: metadata left encoded, every key kept."""
+    return {line["id"]: line for line in map(orjson.loads, path.read_bytes().splitlines())}

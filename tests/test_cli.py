@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_vex
+from tests.conftest import DEMO_DB, ROOT, copy_vektor, last_json, migrate_to_jsonl, run_vex
 from tests.records import read_vmig, sample_records, write_vmig
 from tests.vektor_layouts import make_layout1
-
-DEMO_DB = ROOT / "demo" / "memory.db"
-
-
-def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def test_export_of_the_demo_database(tmp_path: Path) -> None:
@@ -76,27 +70,14 @@ def test_namespace_and_limit_on_export_import_and_migrate(tmp_path: Path) -> Non
     )
     assert last_json(result.stdout)["upserted"] == 25
 
-    result = run_vex(
-        "migrate",
-        "--from",
-        "vektor",
-        "--to",
-        "jsonl",
-        "--db",
-        str(DEMO_DB),
-        "--path",
-        str(tmp_path / "m.vmig.jsonl"),
-        "--namespace",
-        "personal",
-        "--json",
-    )
+    result = migrate_to_jsonl(DEMO_DB, tmp_path / "m.vmig.jsonl", "--namespace", "personal", "--json")
     assert last_json(result.stdout)["upserted"] == 100
 
 
 def test_seed_style_migrate_routes_unprefixed_options(tmp_path: Path) -> None:
     """`--db` goes to the vektor side, `--path` to the jsonl side, as the seed writes it."""
     out = tmp_path / "x.vmig.jsonl.gz"
-    result = run_vex("migrate", "--from", "vektor", "--to", "jsonl", "--db", str(DEMO_DB), "--path", str(out))
+    result = migrate_to_jsonl(DEMO_DB, out)
     assert result.returncode == 0, result.stderr
     assert len(read_vmig(out)) == 300
 
@@ -105,18 +86,7 @@ def test_migrate_needs_a_side_for_an_option_both_take(tmp_path: Path) -> None:
     result = run_vex("migrate", "--from", "vektor", "--to", "vektor", "--db", str(DEMO_DB))
     assert result.returncode == 2
     assert "--source-db" in result.stderr and "--target-db" in result.stderr
-    result = run_vex(
-        "migrate",
-        "--from",
-        "vektor",
-        "--to",
-        "vektor",
-        "--source-db",
-        str(DEMO_DB),
-        "--target-db",
-        str(tmp_path / "copy.db"),
-        "--json",
-    )
+    result = copy_vektor(DEMO_DB, tmp_path / "copy.db", "--json")
     assert result.returncode == 0 and last_json(result.stdout)["upserted"] == 300
 
 
@@ -354,18 +324,7 @@ def test_file_that_is_not_a_database(tmp_path: Path) -> None:
 def test_new_fixed_dims_rule_and_dims_flag(tmp_path: Path) -> None:
     """A vektor file keeps every record (archive): odd dims and null vectors are not skipped."""
     db = make_layout1(tmp_path / "m.db")
-    result = run_vex(
-        "migrate",
-        "--from",
-        "vektor",
-        "--to",
-        "jsonl",
-        "--db",
-        str(db),
-        "--path",
-        str(tmp_path / "o.vmig.jsonl"),
-        "--json",
-    )
+    result = migrate_to_jsonl(db, tmp_path / "o.vmig.jsonl", "--json")
     summary = last_json(result.stdout)
     assert summary["upserted"] == 50 and summary["skipped"] == {}
 

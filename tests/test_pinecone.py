@@ -11,35 +11,14 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.conftest import ROOT, run_vex
+from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, summary_of
 from tests.fakes.pinecone import FakePinecone
-from tests.records import read_vmig, sample_records, write_vmig
-
-DEMO_DB = ROOT / "demo" / "memory.db"
+from tests.records import read_vmig, sample_records, write_lines, write_vmig
 
 
 def _options(fake: FakePinecone, index: str, *, create: bool = True) -> list[str]:
     options = ["--index", index, "--api-key", fake.api_key, "--controller-host", fake.url]
     return options + (["--cloud", "aws", "--region", "us-east-1"] if create else [])
-
-
-def _summary(result: Any) -> dict[str, Any]:
-    assert result.stdout.strip(), result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _one_line(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
-
-
-def _lines(path: Path, records: list[dict[str, Any]]) -> Path:
-    """A `.vmig.jsonl` written line by line (keys the record schema has no column for, such as sparse_vector)."""
-    with path.open("wb") as handle:
-        for record in records:
-            handle.write(orjson.dumps({"vex_version": "1.0.0", **record}, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-    return path
 
 
 def test_vektor_to_pinecone_to_file_to_vektor_keeps_every_record(pinecone_fake: FakePinecone, tmp_path: Path) -> None:
@@ -48,17 +27,10 @@ def test_vektor_to_pinecone_to_file_to_vektor_keeps_every_record(pinecone_fake: 
     moved = run_vex("migrate", "--from", "vektor", "--to", "pinecone", "--db", str(DEMO_DB), *options, "--verify",
                     "--json", cwd=tmp_path)  # fmt: skip
     assert moved.returncode == 0, moved.stderr
-    assert _summary(moved)["upserted"] == 300 and _summary(moved)["verify"]["matched"] == 300
+    assert summary_of(moved)["upserted"] == 300 and summary_of(moved)["verify"]["matched"] == 300
     stored = pinecone_fake.indexes[index]
     assert sorted(stored.namespaces) == ["personal", "research", "trading"]  # vex namespaces are Pinecone's
-    out = tmp_path / "back.vmig.jsonl"
-    exported = run_vex("export", "--from", "pinecone", *options, "--output", str(out), cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    copy = tmp_path / "copy.db"
-    assert run_vex("import", "--from", str(out), "--to", "vektor", "--db", str(copy), cwd=tmp_path).returncode == 0
-    same = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db",
-                   str(copy), "--report", str(tmp_path / "v.json"), cwd=tmp_path)  # fmt: skip
-    assert same.returncode == 0, same.stdout + same.stderr
+    assert export_to_a_demo_copy("pinecone", options, tmp_path)["matched"] == 300
 
 
 def test_metadata_ids_and_sparse_vectors_come_back_exactly(pinecone_fake: FakePinecone, tmp_path: Path) -> None:
@@ -74,7 +46,7 @@ def test_metadata_ids_and_sparse_vectors_come_back_exactly(pinecone_fake: FakePi
         {"id": "vex:u:looks-mapped", "text": "x", "vector": rng.standard_normal(4).astype(np.float32).tolist(),
          "namespace": "ns", "metadata": {"k": True}},
     ]  # fmt: skip
-    source = _lines(tmp_path / "in.vmig.jsonl", records)
+    source = write_lines(tmp_path / "in.vmig.jsonl", records)
     options = _options(pinecone_fake, "exact")
     imported = run_vex("import", "--from", str(source), "--to", "pinecone", *options, "--json", cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
@@ -107,7 +79,7 @@ def test_injected_429s_end_with_every_record_written_exactly_once(pinecone_fake:
     pinecone_fake.fail_next(429, times=2, retry_after=0, path="/vectors/upsert")
     result = run_vex("import", "--from", str(source), "--to", "pinecone", *options, "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert _summary(result)["upserted"] == 30
+    assert summary_of(result)["upserted"] == 30
     writes = pinecone_fake.indexes["throttled"].writes
     assert len(writes) == 30 and set(writes.values()) == {1}
     assert pinecone_fake.requests["data /vectors/upsert"] >= 5  # 3 namespaces, 2 of the requests answered 429
@@ -120,7 +92,7 @@ def test_503s_past_the_sdk_s_retries_are_retried_by_the_step(pinecone_fake: Fake
     pinecone_fake.fail_next(503, times=5, retry_after=0, path="/vectors/upsert")  # the SDK tries 4 times
     again = run_vex("import", "--from", str(source), "--to", "pinecone", *options, "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert _summary(again)["upserted"] == 12
+    assert summary_of(again)["upserted"] == 12
 
 
 def test_limits_give_failed_records_with_the_reason(pinecone_fake: FakePinecone, tmp_path: Path) -> None:
@@ -133,7 +105,7 @@ def test_limits_give_failed_records_with_the_reason(pinecone_fake: FakePinecone,
     options = _options(pinecone_fake, "limits")
     result = run_vex("import", "--from", str(source), "--to", "pinecone", *options, "--json", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
-    summary = _summary(result)
+    summary = summary_of(result)
     reasons = {entry["id"]: entry["reason"] for entry in summary["failed_sample"]}
     assert summary["upserted"] == 2 and summary["failed"] == 4
     assert "600 characters: Pinecone takes at most 512" in reasons["x" * 600]
@@ -143,7 +115,7 @@ def test_limits_give_failed_records_with_the_reason(pinecone_fake: FakePinecone,
     pinecone_fake.failing_ids.clear()
     cut = run_vex("import", "--from", str(source), "--to", "pinecone", *options, "--truncate-text", "--json",
                   cwd=tmp_path)  # fmt: skip
-    summary = _summary(cut)
+    summary = summary_of(cut)
     assert summary["upserted"] == 4 and summary["failed"] == 2  # the long id; the blob is metadata, not text
     assert summary["altered"] == {"text truncated to fit 40 KB of metadata": 1}
     assert any("text truncated" in warning for warning in summary["warnings"])
@@ -177,7 +149,7 @@ def test_bad_input_is_one_line_with_its_exit_code(pinecone_fake: FakePinecone, t
     for name, (args, code, fragment) in cases.items():
         result = run_vex(*args, cwd=tmp_path, env={"PINECONE_API_KEY": ""})
         assert result.returncode == code, (name, result.stderr)
-        assert fragment in _one_line(result.stderr), (name, result.stderr)
+        assert fragment in one_line_error(result.stderr), (name, result.stderr)
         assert "wrong" not in result.stderr
 
 
@@ -193,7 +165,7 @@ def test_a_pod_index_is_exported_from_a_list_of_ids(pinecone_fake: FakePinecone,
     out = tmp_path / "o.vmig.jsonl"
     refused = run_vex("export", "--from", "pinecone", *options, "--output", str(out), cwd=tmp_path)
     assert refused.returncode == 2
-    assert "is pod-based and cannot list its ids: pass --ids-from FILE" in _one_line(refused.stderr)
+    assert "is pod-based and cannot list its ids: pass --ids-from FILE" in one_line_error(refused.stderr)
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(r["id"] for r in records[:7]) + "\n")
     listed = run_vex("export", "--from", "pinecone", *options, "--ids-from", str(ids), "--output", str(out),

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.chroma_server import free_port
 from tests.conftest import ROOT
 from tests.fakes.pinecone import FakePinecone
 
@@ -184,11 +185,7 @@ def test_a_pod_index_cannot_list(fake: FakePinecone) -> None:
 
 
 def test_it_runs_standalone() -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}  # as a pipe gets it
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.pinecone", "--port", str(port), "--api-key", "standalone-key"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from connectors.ids import uuid_for
 from connectors.qdrant import ID_FIELD, QdrantConnector, QdrantOptions, point_id
+from tests.chroma_server import free_port
 from tests.conftest import ROOT, run_vex
 from tests.records import DIMS, read_vmig, sample_records, write_vmig
 
@@ -130,9 +130,7 @@ def test_input_of_other_dims_is_refused_before_writing(tmp_path: Path) -> None:
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=3, odd_ones=False))
     result = run_vex("import", "--from", str(source), "--to", "qdrant", "--url", f"http://127.0.0.1:{port}",
                      "--api-key", "s3cr3t-key-value", "--collection", "c")  # fmt: skip

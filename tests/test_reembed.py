@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pytest
 
 from connectors.vektor import LAYOUT1_DDL
@@ -23,6 +22,7 @@ from embed import encoder, reembedding
 from embed.cache import EmbeddingCache
 from embed.corpus import sentences
 from tests.conftest import run_vex
+from tests.records import read_lines, write_lines
 
 MINILM, MPNET = "all-MiniLM-L6-v2", "all-mpnet-base-v2"
 
@@ -58,15 +58,6 @@ def _minilm_db(path: Path, texts: list[str]) -> Path:
     return path
 
 
-def _lines(path: Path) -> dict[str, dict[str, Any]]:
-    return {line["id"]: line for line in map(orjson.loads, path.read_bytes().splitlines())}
-
-
-def _write(path: Path, records: list[dict[str, Any]]) -> Path:
-    path.write_bytes(b"".join(orjson.dumps({"vex_version": "1.0.0", **r}) + b"\n" for r in records))
-    return path
-
-
 def _cosines(got: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.sum(got * truth, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(truth, axis=1))
 
@@ -87,7 +78,7 @@ def test_a_minilm_database_re_embedded_into_a_768_d_target_with_mpnet(
     code, _, err = vex(capsys, "export", "--from", "qdrant", "--path", str(folder), "--collection", "mpnet",
                        "--output", str(out))  # fmt: skip
     assert code == 0, err
-    lines = _lines(out)
+    lines = read_lines(out)
     assert {(line["model"], line["dims"]) for line in lines.values()} == {(MPNET, 768)}  # a new 768-d collection
     assert [lines[f"m-{i}"]["text"] for i in range(200)] == texts
     sample = list(range(0, 200, 5))  # mpnet's own encode of every fifth text, in this process
@@ -106,7 +97,7 @@ def test_auto_re_embeds_only_records_of_another_model_and_never_keeps_vectors(
     records.append({"id": "same-model-other-dims", "text": texts[5], "vector": [0.5, 0.5], "model": MINILM})
     records.append({"id": "no-text", "text": None, "vector": [0.5, 0.5, 0.5], "model": "tiny"})
     records.append({"id": "blank-text", "text": "   ", "vector": [0.5, 0.5, 0.5], "model": "tiny"})
-    source = _write(tmp_path / "in.vmig.jsonl", records)
+    source = write_lines(tmp_path / "in.vmig.jsonl", records)
     auto_out = tmp_path / "auto.vmig.jsonl"
     code, summary, err = vex(capsys, "import", "--from", str(source), "--to", "jsonl", "--path", str(auto_out),
                              "--model", MINILM, "--no-verify")  # fmt: skip
@@ -114,7 +105,7 @@ def test_auto_re_embeds_only_records_of_another_model_and_never_keeps_vectors(
     assert summary["skipped"] == {"no text to re-embed": 2} and summary["upserted"] == 6
     assert summary["reembedded"] == {"encoded": 3}
     assert "2 records skipped" in " ".join(summary["warnings"])
-    lines = _lines(auto_out)
+    lines = read_lines(auto_out)
     for i in range(3):
         assert np.array_equal(np.asarray(lines[f"own-{i}"]["vector"], np.float32), own[i])  # kept as they were
     truth = encoder.encode(MINILM, texts[3:6])
@@ -125,7 +116,7 @@ def test_auto_re_embeds_only_records_of_another_model_and_never_keeps_vectors(
     code, summary, _ = vex(capsys, "import", "--from", str(source), "--to", "jsonl", "--path", str(never_out),
                            "--model", MINILM, "--reembed", "never", "--no-verify")  # fmt: skip
     assert code == 0 and summary["reembedded"] == {} and summary["skipped"] == {}
-    assert _lines(never_out)["other-3"]["vector"] == [0.1, 0.2, 0.3]
+    assert read_lines(never_out)["other-3"]["vector"] == [0.1, 0.2, 0.3]
 
 
 def test_a_repeated_run_takes_every_vector_from_the_cache(
@@ -133,7 +124,7 @@ def test_a_repeated_run_takes_every_vector_from_the_cache(
 ) -> None:
     texts = corpus[570:590]
     records = [{"id": f"r-{i}", "text": t} for i, t in enumerate(texts)] + [{"id": "again", "text": texts[0]}]
-    source = _write(tmp_path / "in.vmig.jsonl", records)
+    source = write_lines(tmp_path / "in.vmig.jsonl", records)
     first_out, second_out = tmp_path / "a.vmig.jsonl", tmp_path / "b.vmig.jsonl"
     code, first, err = vex(capsys, "import", "--from", str(source), "--to", "jsonl", "--path", str(first_out),
                            "--model", MINILM, "--reembed", "always", "--no-verify")  # fmt: skip
@@ -144,7 +135,7 @@ def test_a_repeated_run_takes_every_vector_from_the_cache(
     # another process, which finds every vector in the cache on disk
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["reembedded"] == {"from the cache": 21}  # the encoder was not called
-    a, b = _lines(first_out), _lines(second_out)
+    a, b = read_lines(first_out), read_lines(second_out)
     assert all(a[key]["vector"] == b[key]["vector"] for key in a)
 
 
@@ -177,7 +168,7 @@ def test_the_cache_stays_within_its_bound(tmp_path: Path) -> None:
     ],
 )
 def test_bad_model_flags_fail_before_anything_is_written(tmp_path: Path, flags: list[str], fragment: str) -> None:
-    source = _write(tmp_path / "in.vmig.jsonl", [{"id": "x", "text": "hello"}])
+    source = write_lines(tmp_path / "in.vmig.jsonl", [{"id": "x", "text": "hello"}])
     target = tmp_path / "t.db"
     result = run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(target), *flags, "--no-verify",
                      cwd=tmp_path)  # fmt: skip
@@ -208,7 +199,7 @@ def test_an_adapter_fitted_from_the_corpus_maps_text_less_minilm_records_into_mp
     assert summary["reembedded"] == {"adapted": len(texts)}
     assert summary["adapter_quality"] == header["quality"]
     truth = encoder.encode(MPNET, texts)
-    lines = _lines(out)
+    lines = read_lines(out)
     assert all(lines[f"m-{i}"]["model"] == MPNET and lines[f"m-{i}"]["dims"] == 768 for i in range(len(texts)))
     adapted = np.asarray([lines[f"m-{i}"]["vector"] for i in range(len(texts))], np.float32)
     nearest = np.argmax(adapted @ (truth / np.linalg.norm(truth, axis=1, keepdims=True)).T, axis=1)
@@ -233,7 +224,7 @@ def test_a_model_that_does_not_load_fails_before_anything_is_written(
     (damaged / "1_Pooling").mkdir(parents=True)
     for name in ("modules.json", "config.json", "1_Pooling/config.json"):
         (damaged / name).write_bytes((shipped / name).read_bytes())  # everything but the weights
-    source = _write(tmp_path / "in.vmig.jsonl", [{"id": "x", "text": "A sentence no cache has seen yet, 7f3a."}])
+    source = write_lines(tmp_path / "in.vmig.jsonl", [{"id": "x", "text": "A sentence no cache has seen yet, 7f3a."}])
     target = tmp_path / "t.db"
     code, _, err = vex(capsys, "import", "--from", str(source), "--to", "vektor", "--db", str(target), "--model",
                        str(damaged), "--no-verify")  # fmt: skip
@@ -252,7 +243,7 @@ def test_in_prefect_mode_each_chunk_is_a_reembed_task_run_and_the_model_loads_on
     from flows.import_file import import_flow
 
     texts = corpus[600:660]
-    source = _write(tmp_path / "in.vmig.jsonl", [{"id": f"p-{i}", "text": t} for i, t in enumerate(texts)])
+    source = write_lines(tmp_path / "in.vmig.jsonl", [{"id": f"p-{i}", "text": t} for i, t in enumerate(texts)])
     loads: list[str] = []
     in_task: list[bool] = []
     real_load, real_step = encoder._load, reembedding.reembed_batch
@@ -269,7 +260,7 @@ def test_in_prefect_mode_each_chunk_is_a_reembed_task_run_and_the_model_loads_on
     summary = import_flow(params)
     assert summary.upserted == 60 and dict(summary.reembedded) == {"encoded": 60}
     assert in_task == [True, True, True] and loads == [MINILM]
-    lines = _lines(out)
+    lines = read_lines(out)
     got = np.asarray([lines[f"p-{i}"]["vector"] for i in range(60)], np.float32)
     assert _cosines(got, encoder.encode(MINILM, texts)).min() > 0.9999
 

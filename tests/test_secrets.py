@@ -30,23 +30,19 @@ def test_no_output_contains_a_secret(tmp_path: Path, pg_server: PgServer, chroma
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=30))
     password = pg_server.password
     bare_url = pg_server.dsn().replace(f":{password}@", "@")
+
+    def to_pg(url: str, table: str, *extra: str):  # type: ignore[no-untyped-def]
+        return run_vex("import", "--from", str(source), "--to", "pgvector", "--url", url, "--table", table, *extra)
+
+    # the same two stores for migrate and verify, with the API key as a flag
+    source_side = ("--from", "pgvector", "--source-url", pg_server.dsn(), "--table", "sec_a")
+    target_side = ("--to", "chroma", "--target-url", chroma_server.url, "--target-collection", "secrets_c")
+    pg_and_chroma = (*source_side, *target_side, "--api-key", API_KEY)
     results = [
         # password in the URL
-        run_vex("import", "--from", str(source), "--to", "pgvector", "--url", pg_server.dsn(), "--table", "sec_a"),
+        to_pg(pg_server.dsn(), "sec_a"),
         # password as a flag
-        run_vex(
-            "import",
-            "--from",
-            str(source),
-            "--to",
-            "pgvector",
-            "--url",
-            bare_url,
-            "--password",
-            password,
-            "--table",
-            "sec_b",
-        ),
+        to_pg(bare_url, "sec_b", "--password", password),
         # password from the environment (libpq's PGPASSWORD)
         run_vex(
             "export",
@@ -61,56 +57,11 @@ def test_no_output_contains_a_secret(tmp_path: Path, pg_server: PgServer, chroma
             env={"PGPASSWORD": password},
         ),
         # API key as a flag, to a real server
-        run_vex(
-            "migrate",
-            "--from",
-            "pgvector",
-            "--to",
-            "chroma",
-            "--source-url",
-            pg_server.dsn(),
-            "--table",
-            "sec_a",
-            "--target-url",
-            chroma_server.url,
-            "--api-key",
-            API_KEY,
-            "--target-collection",
-            "secrets_c",
-            "--verify",
-        ),
-        run_vex(
-            "verify",
-            "--from",
-            "pgvector",
-            "--to",
-            "chroma",
-            "--source-url",
-            pg_server.dsn(),
-            "--table",
-            "sec_a",
-            "--target-url",
-            chroma_server.url,
-            "--api-key",
-            API_KEY,
-            "--target-collection",
-            "secrets_c",
-            "--report",
-            str(tmp_path / "verify.json"),
-        ),
+        run_vex("migrate", *pg_and_chroma, "--verify"),
+        run_vex("verify", *pg_and_chroma, "--report", str(tmp_path / "verify.json")),
         # refusals that quote the options back
         run_vex("migrate", "--from", "pgvector", "--to", "pgvector", "--url", pg_server.dsn(), "--table", "x"),
-        run_vex(
-            "import",
-            "--from",
-            str(source),
-            "--to",
-            "pgvector",
-            "--url",
-            pg_server.dsn(password="wrong-pw-42"),
-            "--table",
-            "sec_c",
-        ),
+        to_pg(pg_server.dsn(password="wrong-pw-42"), "sec_c"),
     ]
     assert [r.returncode for r in results] == [0, 0, 0, 0, 0, 2, 4], [r.stderr[-300:] for r in results]
     assert json.loads((tmp_path / "verify.json").read_text())["ok"]

@@ -10,16 +10,9 @@ import orjson
 
 from tests.conftest import run_vex
 from tests.fakes.pinecone import FakePinecone
+from tests.records import read_lines, write_lines
 
 SPARSE = {"indices": [2, 9, 4_000_000_000], "values": [0.25, -1.5, 1e-7]}
-
-
-def _write(path: Path, lines: list[dict[str, Any] | str]) -> Path:
-    with path.open("wb") as handle:
-        for line in lines:
-            data = line.encode() if isinstance(line, str) else orjson.dumps({"vex_version": "1.0.0", **line})
-            handle.write(data + b"\n")
-    return path
 
 
 def _records() -> list[dict[str, Any]]:
@@ -28,10 +21,6 @@ def _records() -> list[dict[str, Any]]:
         {"id": "sparse-only", "text": None, "vector": None, "sparse_vector": {"indices": [1], "values": [2.0]}},
         {"id": "dense", "text": "plain", "vector": [1.0, 2.0, 3.0]},
     ]
-
-
-def _lines_of(path: Path) -> dict[str, dict[str, Any]]:
-    return {line["id"]: line for line in map(orjson.loads, path.read_bytes().splitlines())}
 
 
 def test_damaged_sparse_vectors_are_rejected_with_their_line(tmp_path: Path) -> None:
@@ -45,7 +34,7 @@ def test_damaged_sparse_vectors_are_rejected_with_their_line(tmp_path: Path) -> 
         {"id": "g", "text": "t", "sparse_vector": {"indices": [1, 2], "values": [0.5, 1e39]}},  # inf as float32
         {"id": "ok", "text": "t", "sparse_vector": {"indices": [], "values": []}},
     ]
-    path = _write(tmp_path / "s.vmig.jsonl", bad)
+    path = write_lines(tmp_path / "s.vmig.jsonl", bad)
     result = run_vex("validate", str(path), "--json", cwd=tmp_path)
     assert result.returncode == 3
     report = json.loads(result.stdout)
@@ -61,7 +50,7 @@ def test_damaged_sparse_vectors_are_rejected_with_their_line(tmp_path: Path) -> 
 
 
 def test_file_vektor_qdrant_file_keep_sparse_vectors_exactly(tmp_path: Path) -> None:
-    source = _write(tmp_path / "in.vmig.jsonl", _records())
+    source = write_lines(tmp_path / "in.vmig.jsonl", _records())
     db, folder = tmp_path / "m.db", tmp_path / "q"
     assert run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(db), cwd=tmp_path).returncode == 0
     moved = run_vex("migrate", "--from", "vektor", "--to", "qdrant", "--db", str(db), "--path", str(folder),
@@ -71,11 +60,11 @@ def test_file_vektor_qdrant_file_keep_sparse_vectors_exactly(tmp_path: Path) -> 
     assert summary["upserted"] == 2 and summary["skipped"] == {"null vector": 1}  # qdrant needs a dense vector
     out = tmp_path / "out.vmig.jsonl"
     assert run_vex("export", "--from", "qdrant", "--path", str(folder), "--output", str(out)).returncode == 0
-    back = _lines_of(out)
+    back = read_lines(out)
     assert back["hybrid"]["sparse_vector"] == SPARSE
     via_vektor = tmp_path / "v.vmig.jsonl"
     assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(via_vektor)).returncode == 0
-    kept = _lines_of(via_vektor)
+    kept = read_lines(via_vektor)
     assert kept["hybrid"]["sparse_vector"] == SPARSE
     assert kept["sparse-only"]["sparse_vector"] == {"indices": [1], "values": [2.0]}
     migrated = tmp_path / "migrated.vmig.jsonl"
@@ -86,7 +75,7 @@ def test_file_vektor_qdrant_file_keep_sparse_vectors_exactly(tmp_path: Path) -> 
 
 
 def test_pinecone_stores_them_as_sparse_values(pinecone_fake: FakePinecone, tmp_path: Path) -> None:
-    source = _write(tmp_path / "in.vmig.jsonl", _records())
+    source = write_lines(tmp_path / "in.vmig.jsonl", _records())
     options = ["--index", "sparse", "--api-key", pinecone_fake.api_key, "--controller-host", pinecone_fake.url,
                "--cloud", "aws", "--region", "us-east-1"]  # fmt: skip
     result = run_vex("import", "--from", str(source), "--to", "pinecone", *options, "--json", cwd=tmp_path)
@@ -97,7 +86,7 @@ def test_pinecone_stores_them_as_sparse_values(pinecone_fake: FakePinecone, tmp_
     assert "_vex_extra" not in stored["metadata"]
     out = tmp_path / "out.vmig.jsonl"
     assert run_vex("export", "--from", "pinecone", *options, "--output", str(out), cwd=tmp_path).returncode == 0
-    assert _lines_of(out)["hybrid"]["sparse_vector"] == SPARSE
+    assert read_lines(out)["hybrid"]["sparse_vector"] == SPARSE
 
 
 def test_the_batch_carries_a_typed_column_that_folds_into_extra_and_back(tmp_path: Path) -> None:
@@ -107,7 +96,7 @@ def test_the_batch_carries_a_typed_column_that_folds_into_extra_and_back(tmp_pat
     from vmig.schema import SPARSE_TYPE
     from vmig.sparse import fold, unfold
 
-    source = _write(tmp_path / "in.vmig.jsonl", [{**_records()[0], "modality": "text"}, _records()[2]])
+    source = write_lines(tmp_path / "in.vmig.jsonl", [{**_records()[0], "modality": "text"}, _records()[2]])
     batch = next(iter(read_batches(source))).batch
     assert batch.schema.field("sparse_vector").type == SPARSE_TYPE
     column = batch.column("sparse_vector")
@@ -123,7 +112,7 @@ def test_the_batch_carries_a_typed_column_that_folds_into_extra_and_back(tmp_pat
 
 
 def test_chroma_and_pgvector_keep_them(tmp_path: Path, pg_server: Any) -> None:
-    source = _write(tmp_path / "in.vmig.jsonl", _records())
+    source = write_lines(tmp_path / "in.vmig.jsonl", _records())
     for store, options in (
         ("chroma", ["--path", str(tmp_path / "c")]),
         ("pgvector", ["--url", pg_server.dsn(), "--table", "sparse_kept"]),
@@ -132,7 +121,7 @@ def test_chroma_and_pgvector_keep_them(tmp_path: Path, pg_server: Any) -> None:
         out = tmp_path / f"{store}.vmig.jsonl"
         exported = run_vex("export", "--from", store, *options, "--output", str(out), cwd=tmp_path)
         assert exported.returncode == 0, exported.stderr
-        assert _lines_of(out)["hybrid"]["sparse_vector"] == SPARSE, store
+        assert read_lines(out)["hybrid"]["sparse_vector"] == SPARSE, store
 
 
 def test_verify_compares_sparse_vectors(tmp_path: Path) -> None:
@@ -144,7 +133,7 @@ def test_verify_compares_sparse_vectors(tmp_path: Path) -> None:
     ]
     reordered = [{**records[0], "sparse_vector": {"indices": [4_000_000_000, 9, 2], "values": [1e-7, -1.5, 0.25]}}]
     for name, lines in (("a", records), ("b", changed), ("c", reordered + records[1:])):
-        source = _write(tmp_path / f"{name}.vmig.jsonl", lines)
+        source = write_lines(tmp_path / f"{name}.vmig.jsonl", lines)
         imported = run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(tmp_path / f"{name}.db"))
         assert imported.returncode == 0, imported.stderr
 
@@ -176,12 +165,12 @@ def test_float32_values_round_trip_exactly(tmp_path: Path) -> None:
         part = values[row : row + 100]
         indices = rng.choice(2**32, size=len(part), replace=False).tolist()
         lines.append({"id": f"r{row}", "text": "t", "sparse_vector": {"indices": indices, "values": part.tolist()}})
-    source = _write(tmp_path / "in.vmig.jsonl", lines)
+    source = write_lines(tmp_path / "in.vmig.jsonl", lines)
     db = tmp_path / "m.db"
     assert run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(db)).returncode == 0
     out = tmp_path / "out.vmig.jsonl"
     assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(out)).returncode == 0
-    back = _lines_of(out)
+    back = read_lines(out)
     for line in lines:
         sparse = back[line["id"]]["sparse_vector"]
         assert sparse["indices"] == line["sparse_vector"]["indices"]
@@ -218,7 +207,7 @@ def test_files_written_before_the_column_read_and_write_back_the_same(tmp_path: 
         {**nested, "sparse_vector": {"indices": [4_294_967_295], "values": [1e-30]}},
     ]
     for name, lines in (("plain", plain), ("carried", plain[:2] + carried + plain[2:])):
-        source = _write(tmp_path / f"{name}.vmig.jsonl", [orjson.dumps(line).decode() for line in lines])
+        source = write_lines(tmp_path / f"{name}.vmig.jsonl", [orjson.dumps(line).decode() for line in lines])
         db, out = tmp_path / f"{name}.db", tmp_path / f"{name}-again.vmig.jsonl"
         assert run_vex("import", "--from", str(source), "--to", "vektor", "--db", str(db)).returncode == 0
         assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(out)).returncode == 0

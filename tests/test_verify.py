@@ -6,16 +6,12 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import ROOT, run_vex
-
-DEMO_DB = ROOT / "demo" / "memory.db"
+from tests.conftest import DEMO_DB, copy_vektor, last_json, migrate_to_jsonl, run_vex
 
 
 def _copy(tmp_path: Path) -> Path:
     target = tmp_path / "copy.db"
-    result = run_vex(
-        "migrate", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db", str(target)
-    )
+    result = copy_vektor(DEMO_DB, target)
     assert result.returncode == 0, result.stderr
     return target
 
@@ -81,19 +77,7 @@ def test_sample_compares_only_that_many(tmp_path: Path) -> None:
 
 
 def test_migrate_verify_runs_verify_at_the_end(tmp_path: Path) -> None:
-    result = run_vex(
-        "migrate",
-        "--from",
-        "vektor",
-        "--to",
-        "jsonl",
-        "--db",
-        str(DEMO_DB),
-        "--path",
-        str(tmp_path / "m.vmig.jsonl"),
-        "--verify",
-        "--json",
-    )
+    result = migrate_to_jsonl(DEMO_DB, tmp_path / "m.vmig.jsonl", "--verify", "--json")
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.splitlines()[-1])
+    summary = last_json(result.stdout)
     assert summary["verify"]["ok"] and summary["verify"]["matched"] == 300

@@ -8,21 +8,17 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import numpy as np
-import orjson
 import pytest
 
 pytest.importorskip("weaviate")
 
 from connectors.weaviate import WeaviateConnector, WeaviateOptions, object_uuid
-from tests.conftest import ROOT, run_vex
+from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, summary_of
 from tests.fakes.weaviate import FakeWeaviate
-from tests.records import read_vmig, sample_records, write_vmig
-
-DEMO_DB = ROOT / "demo" / "memory.db"
+from tests.records import read_vmig, sample_records, write_lines, write_vmig
 
 
 @pytest.fixture
@@ -36,32 +32,13 @@ def _options(fake: FakeWeaviate, collection: str, *extra: str, key: str | None =
             "--collection", collection, *extra]  # fmt: skip
 
 
-def _summary(result: Any) -> dict[str, Any]:
-    assert result.stdout.strip(), result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _one_line(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
-
-
-def _lines(path: Path, records: list[dict[str, Any]]) -> Path:
-    """A `.vmig.jsonl` written line by line, as a user or another tool would."""
-    with path.open("wb") as handle:
-        for record in records:
-            handle.write(orjson.dumps({"vex_version": "1.0.0", **record}, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-    return path
-
-
 @pytest.mark.parametrize("mode", ["property", "tenant"])
 def test_vektor_to_weaviate_to_file_to_vektor_keeps_every_record(fake: FakeWeaviate, tmp_path: Path, mode: str) -> None:
     options = _options(fake, "Demo", "--namespace-mode", mode)
     moved = run_vex("migrate", "--from", "vektor", "--to", "weaviate", "--db", str(DEMO_DB), *options, "--verify",
                     "--json", cwd=tmp_path)  # fmt: skip
     assert moved.returncode == 0, moved.stderr
-    assert _summary(moved)["upserted"] == 300 and _summary(moved)["verify"]["matched"] == 300
+    assert summary_of(moved)["upserted"] == 300 and summary_of(moved)["verify"]["matched"] == 300
     stored = fake.collection("Demo")
     if mode == "tenant":
         assert sorted(stored.tenants) == ["personal", "research", "trading"]  # vex namespaces are tenants
@@ -71,15 +48,7 @@ def test_vektor_to_weaviate_to_file_to_vektor_keeps_every_record(fake: FakeWeavi
     shard = next(iter(stored.shards))
     one = next(iter(stored.objects(shard).values()))
     assert set(one["properties"]) >= {"vex_id", "text", "created_at", "agent_id", "importance", "vex_meta"}
-    out = tmp_path / "back.vmig.jsonl"
-    exported = run_vex("export", "--from", "weaviate", *options, "--output", str(out), cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    copy = tmp_path / "copy.db"
-    assert run_vex("import", "--from", str(out), "--to", "vektor", "--db", str(copy), cwd=tmp_path).returncode == 0
-    same = run_vex("verify", "--from", "vektor", "--to", "vektor", "--source-db", str(DEMO_DB), "--target-db",
-                   str(copy), "--report", str(tmp_path / "v.json"), cwd=tmp_path)  # fmt: skip
-    assert same.returncode == 0, same.stdout + same.stderr
-    assert json.loads((tmp_path / "v.json").read_text())["matched"] == 300
+    assert export_to_a_demo_copy("weaviate", options, tmp_path)["matched"] == 300
 
 
 def test_what_weaviate_cannot_take_as_it_is_comes_back_exactly(fake: FakeWeaviate, tmp_path: Path) -> None:
@@ -98,12 +67,12 @@ def test_what_weaviate_cannot_take_as_it_is_comes_back_exactly(fake: FakeWeaviat
     ]  # fmt: skip
     for record in records:
         record["vector"] = rng.standard_normal(4).astype(np.float32).tolist()
-    source = _lines(tmp_path / "in.vmig.jsonl", records)
+    source = write_lines(tmp_path / "in.vmig.jsonl", records)
     for mode in ("property", "tenant"):
         options = _options(fake, f"Odd_{mode}", "--namespace-mode", mode)
         imported = run_vex("import", "--from", str(source), "--to", "weaviate", *options, "--json", cwd=tmp_path)
         assert imported.returncode == 0, imported.stderr
-        assert _summary(imported)["upserted"] == 4
+        assert summary_of(imported)["upserted"] == 4
         out = tmp_path / f"out-{mode}.vmig.jsonl"
         assert run_vex("export", "--from", "weaviate", *options, "--output", str(out), cwd=tmp_path).returncode == 0
         back = read_vmig(out)
@@ -152,7 +121,7 @@ def test_other_named_vectors_travel_in_metadata_and_come_back(fake: FakeWeaviate
     out = tmp_path / "multi.vmig.jsonl"
     refused = run_vex("export", "--from", "weaviate", *_options(fake, "Multi"), "--output", str(out), cwd=tmp_path)
     assert refused.returncode == 2
-    assert "has named vectors ['body', 'title']: pass --vector-name" in _one_line(refused.stderr)
+    assert "has named vectors ['body', 'title']: pass --vector-name" in one_line_error(refused.stderr)
     options = _options(fake, "Multi", "--vector-name", "body")
     assert run_vex("export", "--from", "weaviate", *options, "--output", str(out), cwd=tmp_path).returncode == 0
     back = read_vmig(out)
@@ -181,7 +150,7 @@ def test_injected_transient_failures_end_with_every_record_written_exactly_once(
     fake.fail_next("batch", times=2, code=grpc.StatusCode.DEADLINE_EXCEEDED, message="Deadline Exceeded")
     result = run_vex("import", "--from", str(source), "--to", "weaviate", *options, "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert _summary(result)["upserted"] == 30
+    assert summary_of(result)["upserted"] == 30
     writes = fake.collection("Flaky").writes
     assert len(writes) == 30 and set(writes.values()) == {1}
     assert fake.calls["grpc BatchObjects"] == 5  # 3 requests, 2 of them sent again
@@ -204,7 +173,7 @@ def test_per_object_errors_are_failed_records_with_weaviate_s_message(fake: Fake
     result = run_vex("import", "--from", str(source), "--to", "weaviate", *_options(fake, "Refusing"), "--json",
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1, result.stderr
-    summary = _summary(result)
+    summary = summary_of(result)
     assert summary["upserted"] == 11 and summary["failed"] == 1
     assert summary["failed_sample"][0]["id"] == records[3]["id"]
     assert "store is read-only: disk usage above threshold" in summary["failed_sample"][0]["reason"]
@@ -213,7 +182,7 @@ def test_per_object_errors_are_failed_records_with_weaviate_s_message(fake: Fake
     every = run_vex("import", "--from", str(pair), "--to", "weaviate", *_options(fake, "Refusing2"), "--batch-size",
                     "2", "--json", cwd=tmp_path)  # fmt: skip
     assert every.returncode == 1
-    reasons = {entry["reason"] for entry in _summary(every)["failed_sample"]}
+    reasons = {entry["reason"] for entry in summary_of(every)["failed_sample"]}
     assert reasons == {"Weaviate refused the object: simulated refusal"}  # not the client's wrapping of it
 
 
@@ -252,7 +221,7 @@ def test_bad_input_is_one_line_with_its_exit_code(fake: FakeWeaviate, tmp_path: 
     for name, (args, code, fragment) in cases.items():
         result = run_vex(*args, cwd=tmp_path, env={"WEAVIATE_API_KEY": ""})
         assert result.returncode == code, (name, result.stderr)
-        assert fragment in _one_line(result.stderr), (name, result.stderr)
+        assert fragment in one_line_error(result.stderr), (name, result.stderr)
         assert "wrong" not in result.stderr and (fake.api_key or "") not in result.stderr
 
 

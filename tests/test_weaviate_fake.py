@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -24,6 +23,7 @@ from weaviate.classes.init import Auth  # noqa: E402
 from weaviate.classes.query import Filter  # noqa: E402
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError  # noqa: E402
 
+from tests.chroma_server import free_port  # noqa: E402
 from tests.fakes.weaviate import FakeWeaviate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,11 +179,7 @@ def test_unavailable_is_retried_by_the_client(fake: FakeWeaviate, client: Any) -
 
 
 def test_standalone_prints_where_it_listens() -> None:
-    ports = []
-    for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
+    ports = [free_port(), free_port()]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.weaviate", "--port", str(ports[0]), "--grpc-port", str(ports[1]),

@@ -20,17 +20,18 @@ import argparse
 import base64
 import bisect
 import itertools
-import sys
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import orjson
+
+from tests.fakes.json_http import JsonHandler, QuietServer, serve
 
 MAX_UPSERT_VECTORS = 1000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
@@ -426,61 +427,26 @@ def _model(index: FakeIndex) -> dict[str, Any]:
     }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that goes away with its connections open (a CLI run ending) is no error of the fake's."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 def _server(fake: FakePinecone, plane: str, index: FakeIndex | None, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
         disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _handle(self, method: str) -> None:
+        def respond(self, method: str) -> None:
             url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             try:
                 fake.check(plane, url.path, self.headers)
                 if index is None:
                     status, answer = fake.control_request(method, url.path, orjson.loads(raw) if raw else {})
                 else:
                     status, answer = 200, fake.data_request(index, method, url.path, parse_qs(url.query), raw)
-                self._send(status, answer)
+                self.send_json(status, answer)
             except ApiFailure as failure:
                 extra = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
                 body = {"error": {"code": failure.code, "message": failure.message}, "status": failure.status}
-                self._send(failure.status, body, extra)
+                self.send_json(failure.status, body, extra)
 
-        def _send(self, status: int, answer: Any, headers: dict[str, str] | None = None) -> None:
-            payload = b"" if answer is None else orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def do_DELETE(self) -> None:
-            self._handle("DELETE")
-
-    server = _Server(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
+    return serve(Handler, port, QuietServer)
 
 
 def main() -> None:

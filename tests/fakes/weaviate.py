@@ -38,7 +38,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -57,6 +57,8 @@ from weaviate.proto.v1 import (
     tenants_pb2,
     weaviate_pb2_grpc,
 )
+
+from tests.fakes.json_http import JsonHandler, serve
 
 VERSION = "1.34.0"
 """The Weaviate version the fake reports (the client picks its API by it)."""
@@ -898,57 +900,26 @@ def _matches(flt: Any, key: str, stored: dict[str, Any]) -> bool:
 
 
 def _http_server(fake: FakeWeaviate, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
+        methods = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _handle(self, method: str) -> None:
+        def respond(self, method: str) -> None:
             url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             try:
                 try:
                     body = orjson.loads(raw) if raw else None
                 except orjson.JSONDecodeError:
                     raise RestFailure(400, "the body is not JSON") from None
                 status, answer = fake.rest(method, url.path, self.headers, body)
-                self._send(status, answer, head=method == "HEAD")
+                self.send_json(status, answer, head=method == "HEAD")
             except RestFailure as failure:
                 if failure.status == 401:
-                    self._send(401, {"code": 401, "message": failure.message})
+                    self.send_json(401, {"code": 401, "message": failure.message})
                 else:
-                    self._send(failure.status, {"error": [{"message": failure.message}]})
+                    self.send_json(failure.status, {"error": [{"message": failure.message}]})
 
-        def _send(self, status: int, answer: Any, head: bool = False) -> None:
-            payload = b"" if answer is None else orjson.dumps(answer)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if not head:
-                self.wfile.write(payload)
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_HEAD(self) -> None:
-            self._handle("HEAD")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def do_PUT(self) -> None:
-            self._handle("PUT")
-
-        def do_DELETE(self) -> None:
-            self._handle("DELETE")
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
+    return serve(Handler, port)
 
 
 def main() -> None:
