@@ -131,6 +131,11 @@ def verify_form(
     return verify_flow.fn(params)
 
 
-FORMS: dict[str, Flow[..., Any]] = {"export": export_form, "import": import_form, "migrate": migrate_form, "sync": sync_form,
-         "verify": verify_form}  # fmt: skip
+FORMS: dict[str, Flow[..., Any]] = {
+    "export": export_form,
+    "import": import_form,
+    "migrate": migrate_form,
+    "sync": sync_form,
+    "verify": verify_form,
+}
 """Each command's deployable flow."""

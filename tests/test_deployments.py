@@ -184,3 +184,47 @@ def _wait_for_deployment(name: str) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"deployment {name} was never served")
+
+
+def test_prefect_yaml_deploys_the_flows_and_a_process_worker_runs_them(prefect_api: None, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": PREFECT_API_URL.value(), "PWD": str(ROOT)}
+    prefect = [sys.executable, "-m", "prefect"]
+    for command in (
+        ["work-pool", "create", "vex", "--type", "process", "--overwrite"],
+        ["--no-prompt", "deploy", "--all"],
+    ):
+        done = subprocess.run([*prefect, *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    async def deployed() -> dict[str, Any]:
+        async with get_client() as client:
+            return {d.name: d for d in await client.read_deployments() if d.work_pool_name == "vex"}
+
+    deployments = asyncio.run(deployed())
+    assert set(deployments) == {f"vex-{name}" for name in FLOWS}
+    assert deployments["vex-sync"].description.startswith("Keep a target in step with a source")
+    assert deployments["vex-sync"].pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+    ]
+
+    data = write_vmig(tmp_path / "in.vmig.jsonl", sample_records(count=12, odd_ones=False))
+    parameters = {"source": {"store": "jsonl", "path": str(data)},
+                  "target": {"store": "vektor", "db": str(tmp_path / "out.db")}}  # fmt: skip
+    run = run_deployment("vex-migrate/vex-migrate", parameters=parameters, timeout=0)
+    worker = subprocess.run([*prefect, "worker", "start", "--pool", "vex", "--run-once"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
+
+    async def ended() -> Any:
+        async with get_client() as client:
+            return (await client.read_flow_run(run.id)).state
+
+    state = asyncio.run(ended())
+    assert state is not None and state.is_completed(), state
+    listed = run_vex("inspect", "--from", "vektor", "--db", str(tmp_path / "out.db"), "--json", cwd=tmp_path,
+                     env={"PREFECT_API_URL": ""})  # fmt: skip
+    assert json.loads(listed.stdout)["records"] == 12, listed.stdout
