@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 from pydantic.fields import FieldInfo
@@ -101,6 +101,8 @@ def store_forms() -> tuple[type[StoreForm], ...]:
 
 
 def store_choice() -> Any:
-    """The type of a form's store field: one of the stores' forms, told apart by `store`."""
-    forms = store_forms()
-    return Annotated[Union[forms], Field(discriminator="store")]  # noqa: UP007 - a tuple of types needs Union[]
+    """The type of a form's store field: one of the stores' forms, told apart by `store` (each form's `store`
+    takes only its own name, and no form takes another's fields). A plain union, not a pydantic discriminated
+    one: the Prefect UI renders a plain one (`anyOf`) as a choice between the stores' forms, each showing its
+    own fields, where it shows a discriminated one (`oneOf`) as a box of raw JSON."""
+    return Union[store_forms()]  # noqa: UP007 - a tuple of types needs Union[]
