@@ -25,12 +25,16 @@ empty (the namespace partition key, which cannot be null).
 With `--sparse-field NAME` a new collection also gets a SPARSE_FLOAT_VECTOR field (nullable) for the records'
 sparse vectors; an existing collection's one sparse field (not a BM25 function's output) is used without it.
 Milvus keeps only positive weights in ascending index order: a sparse vector that is not so goes into
-`vex_fields` instead, exactly. The vector index (AUTOINDEX with the metric: cosine is COSINE, dot IP, euclid
-L2) and the sparse one (SPARSE_INVERTED_INDEX, IP) are built after the load, and the collection loaded.
+`vex_fields` instead, exactly. Milvus Lite 3.2 refuses null (and empty) sparse vectors, so there a record
+without one the field can hold fails with that reason; without a sparse field every sparse vector is kept in
+`vex_fields`. The vector index (AUTOINDEX with the metric: cosine is COSINE, dot IP, euclid L2) and the sparse
+one (SPARSE_INVERTED_INDEX, IP) are built after the load, and the collection loaded.
 
 An existing collection is checked before anything is written: its vector field's dims and its index's metric,
 and each of the fields above by name and type (`--vector-field`, `--text-field` map a user's own names); a field
-it lacks goes in its dynamic field where it has one, and otherwise the run is refused with the missing names. A
+it lacks goes in its dynamic field where it has one, and otherwise the run is refused with the missing names.
+Its other fields are filled from the metadata keys of their names (as an export of it put them there); a record
+without a value for one that is not nullable fails with the reason. A
 primary key that is an INT64 takes ids that are integers (written as numbers, exported as the same decimal text);
 a text id stops the run with the reason, since Milvus could not hold it. An id, text, namespace or model longer
 than its VARCHAR holds (in UTF-8 bytes) fails that record with the reason; Milvus would refuse the whole request.
@@ -86,6 +90,11 @@ _REFUSED_WORDS = ("unauthenticated", "auth", "permission denied", "privilege", "
 _NOT_FOUND_WORDS = ("collection not found", "can't find collection", "collection not exist", "does not exist")
 _TRANSIENT_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
 _SPARSE_LIMIT = 2**32 - 1
+_NO_NULL_SPARSE = (
+    "it has no sparse vector Milvus can hold (positive weights, ascending indices), and Milvus Lite refuses a null or "
+    "empty one in the sparse field '{field}' of {what}: import into a collection without --sparse-field (sparse "
+    "vectors are then kept in vex_fields)"
+)
 """Milvus reserves the largest uint32 as a sparse index."""
 
 _OWN_TYPES = {NAMESPACE: "VARCHAR", MODEL: "VARCHAR", CREATED: "INT64", METADATA: "JSON", FIELDS: "JSON"}
@@ -188,12 +197,13 @@ class _LiteServers:
 _SERVERS = _LiteServers()
 
 
-def _quiet(name: str) -> None:
-    """pymilvus and Milvus Lite log each failed call with its traceback; vex reports the error itself once."""
-    log = logging.getLogger(name)
-    if not any(isinstance(handler, logging.NullHandler) for handler in log.handlers):
-        log.addHandler(logging.NullHandler())
-    log.propagate = False
+def _quiet(*names: str) -> None:
+    """pymilvus (which gives its loggers handlers of their own when imported) and Milvus Lite log each failed call
+    with its traceback on stderr; vex reports the error itself, once, in one line."""
+    for name in names:
+        log = logging.getLogger(name)
+        log.handlers = [logging.NullHandler()]
+        log.propagate = False
 
 
 def _why_not_opened(path: Path) -> str:
@@ -246,8 +256,7 @@ class MilvusConnector(Connector[MilvusOptions]):
 
     def __init__(self, options: MilvusOptions) -> None:
         super().__init__(options)
-        _quiet("pymilvus")
-        _quiet("milvus_lite")
+        _quiet("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer", "milvus_lite")
         self._client: Any = None
         self._serving: Path | None = None
         self._layout_cache: _Layout | None = None
@@ -420,7 +429,7 @@ class MilvusConnector(Connector[MilvusOptions]):
             return StoreInfo(exists=False)
         count = self._count()
         pk = f"{'VARCHAR' if layout.pk_text else 'INT64'} primary key '{layout.pk}'"
-        index = f"{layout.metric.upper()} index" if layout.metric else "no index yet"
+        index = f"{METRICS.get(layout.metric, layout.metric.upper())} index" if layout.metric else "no index yet"
         namespace = layout.fields.get(NAMESPACE, {})
         keyed = ", namespace as partition key" if namespace.get("is_partition_key") else ""
         sparse = f", sparse vectors in '{layout.sparse}'" if layout.sparse else ""
@@ -620,6 +629,8 @@ class MilvusConnector(Connector[MilvusOptions]):
         have = layout.fields
         fields = {name: name in have for name in (text, NAMESPACE, MODEL, CREATED, METADATA, FIELDS)}
         nullable = {name: bool(have.get(name, {}).get("nullable")) for name in fields}
+        ours = {layout.pk, layout.vector, layout.sparse, *fields}
+        others = [name for name in have if name not in ours]
         rows: list[dict[str, Any]] = []
         owners: list[str] = []
         matrix = vectors.tolist()
@@ -639,7 +650,16 @@ class MilvusConnector(Connector[MilvusOptions]):
                         nulls.append(name)
                         value = empty
                 row[name] = value
-            row[METADATA] = (metadata[i] or "{}") if fields[METADATA] else orjson.loads(metadata[i] or "{}")
+            if others or not fields[METADATA]:
+                meta = orjson.loads(metadata[i] or "{}")
+                needed = _fill_from_metadata(row, meta, others, have)
+                if needed is not None:
+                    failed.append((record_id, f"its metadata has no '{needed}', which the field '{needed}' of "
+                                              f"{self._what} needs (not nullable, no default)"))  # fmt: skip
+                    continue
+                row[METADATA] = orjson.dumps(meta).decode() if fields[METADATA] else meta
+            else:
+                row[METADATA] = metadata[i] or "{}"
             if scores[i] is not None:
                 own["score"] = scores[i]
             if origins[i] is not None:
@@ -647,14 +667,14 @@ class MilvusConnector(Connector[MilvusOptions]):
             if extras[i]:
                 own["extra"] = orjson.loads(extras[i])
             value = sparse[i]
-            if value is not None:
-                fitting = _sparse_for_milvus(value) if layout.sparse else None
-                if fitting is not None and layout.sparse is not None:
-                    row[layout.sparse] = fitting
-                else:
-                    own["sparse_vector"] = value
-            elif layout.sparse is not None:
-                row[layout.sparse] = None if have[layout.sparse].get("nullable") else {}
+            fitting = _sparse_for_milvus(value) if value is not None and layout.sparse is not None else None
+            if value is not None and fitting is None:
+                own["sparse_vector"] = value
+            if layout.sparse is not None:
+                if fitting is None and self.opts.path is not None:
+                    failed.append((record_id, _NO_NULL_SPARSE.format(field=layout.sparse, what=self._what)))
+                    continue
+                row[layout.sparse] = fitting
             if nulls:
                 own["nulls"] = nulls
             if own:
@@ -763,6 +783,21 @@ def _int_id(record_id: str, what: str, pk: str) -> int:
         f"{what} has an INT64 primary key '{pk}', and the id '{record_id[:60]}' is no integer: vex writes only integer "
         "ids there (as themselves); import into a collection with a VARCHAR key (a new --collection gets one)"
     )
+
+
+def _fill_from_metadata(
+    row: dict[str, Any], meta: dict[str, Any], others: list[str], fields: dict[str, dict[str, Any]]
+) -> str | None:
+    """A collection's own fields (other than vex's) filled from the metadata keys of their names, taken out of the
+    metadata: the reverse of an export, which puts such fields into the metadata. The name of a field that needs a
+    value the metadata lacks, else None."""
+    for name in others:
+        value = meta.pop(name, None)
+        entry = fields[name]
+        if value is None and not entry.get("nullable") and entry.get("default_value") is None:
+            return name
+        row[name] = value
+    return None
 
 
 def _sparse_for_milvus(value: dict[str, Any]) -> dict[int, float] | None:
