@@ -41,7 +41,8 @@ than its VARCHAR holds (in UTF-8 bytes) fails that record with the reason; Milvu
 
 Export reads pages of `id > last` in primary-key order (the query API in iterator mode, as pymilvus's
 `query_iterator` does, but with the id escaped in the filter: the iterator writes it into the expression as it
-is, which breaks on an id holding `"`); the cursor is the last id, so a run resumes after it. Every field is read:
+is, which breaks on an id holding `"`); the cursor is the last id, so a run resumes after it. A thread reads up to
+two pages ahead of the one the run is writing. Every field is read:
 a collection another tool wrote gives its other fields (and dynamic keys) to the metadata under their own names.
 """
 
@@ -52,6 +53,7 @@ import itertools
 import logging
 import math
 import os
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,6 +83,8 @@ MAX_DIMS = 32_768
 REQUEST_BYTES = 16 * 1024 * 1024
 """Roughly the most one upsert request carries (Milvus refuses gRPC messages over 64 MiB by default)."""
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+READ_AHEAD = 2
+"""Pages an export reads (and turns into records) ahead of the one the run is writing."""
 _TRANSIENT_WORDS = (
     "unavailable", "deadline", "timed out", "timeout", "rate limit", "ratelimit", "too many requests",
     "connection", "reset by peer", "broken pipe", "temporar", "not ready", "try again", "resource exhausted",
@@ -462,6 +466,45 @@ class MilvusConnector(Connector[MilvusOptions]):
         filtered = namespace is not None and _type_name(layout.fields.get(NAMESPACE, {}).get("type")) == "VARCHAR"
         scope = f"{NAMESPACE} == {literal(namespace)}" if filtered and namespace is not None else ""
         size = max(1, min(self.page_size, 16_384))
+        pages: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=READ_AHEAD)
+        stop = threading.Event()
+
+        def put(item: Page | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for page in self._pages(layout, namespace, scope, size, cursor):
+                    if not put(page):
+                        return
+                put(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader of the pages, which raises it
+                put(exc)
+
+        reader = threading.Thread(target=read, name="milvus-read-ahead", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = pages.get(timeout=self.opts.timeout + 30)
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            reader.join(timeout=self.opts.timeout + 5)
+
+    def _pages(
+        self, layout: _Layout, namespace: str | None, scope: str, size: int, cursor: Cursor | None
+    ) -> Iterator[Page]:
+        """The pages after `cursor`, in primary-key order: `pk > last` (escaped), in iterator mode."""
         last = cursor
         while True:
             if last is None:
@@ -473,7 +516,7 @@ class MilvusConnector(Connector[MilvusOptions]):
             rows = self.guarded(
                 "reading entities", self.client().query, self.collection, filter=expr, output_fields=["*"], limit=size,
                 consistency_level="Strong", iterator="True", reduce_stop_for_best="False",
-                collection_id=layout.collection_id,
+                collection_id=layout.collection_id, strict_float32=True,
             )  # fmt: skip
             rows = list(rows)
             if not rows:
@@ -519,7 +562,8 @@ class MilvusConnector(Connector[MilvusOptions]):
             records.metadata[-1] = orjson.dumps(meta).decode() if meta else "{}"
         dims = {len(v) for v in vectors if v is not None}
         if len(dims) == 1 and all(v is not None for v in vectors):
-            return records.build(vectors=np.asarray(vectors, dtype=np.float32))
+            # strict_float32: each row's vector is a float32 view of one array pymilvus made of the whole page
+            return records.build(vectors=np.stack(vectors).astype(np.float32, copy=False))
         return records.build(vectors=[None if v is None else np.asarray(v, dtype=np.float32) for v in vectors])
 
     # -- import -----------------------------------------------------------------
