@@ -322,6 +322,12 @@ class MilvusConnector(Connector[MilvusOptions]):
             raise
         return self._client
 
+    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A client call bounded by --timeout. Without one, pymilvus retries a failed call itself up to 75 times,
+        up to 3 s apart (minutes against a server that is gone); with one, its retries stop there and vex's own
+        retry policy takes over."""
+        return self.guarded(doing, fn, *args, timeout=self.opts.timeout, **kwargs)
+
     def classify(self, exc: Exception, doing: str) -> Exception:
         """Sort the client's exceptions into transient (retried) and permanent ones."""
         import grpc
@@ -338,6 +344,8 @@ class MilvusConnector(Connector[MilvusOptions]):
         if isinstance(exc, MilvusException):
             text = _first_line(str(exc.message or exc))
             lowered = text.lower()
+            if "fail connecting" in lowered or "unavailable" in lowered:
+                return TransientError(f"{where} unreachable while {doing} ({_connection_reason(exc)})")
             if any(word in lowered for word in _NOT_FOUND_WORDS) or exc.code == 100:
                 return UsageError(f"{where}: collection '{self.collection}' not found (check --collection)")
             if any(word in lowered for word in _REFUSED_WORDS):
@@ -356,9 +364,9 @@ class MilvusConnector(Connector[MilvusOptions]):
         if self._layout_cache is not None:
             return self._layout_cache
         client = self.client()
-        if not self.guarded("looking up the collection", client.has_collection, self.collection):
+        if not self._call("looking up the collection", client.has_collection, self.collection):
             return None
-        info = self.guarded("reading the collection's schema", client.describe_collection, self.collection)
+        info = self._call("reading the collection's schema", client.describe_collection, self.collection)
         outputs = {name for fn in info.get("functions") or [] for name in fn.get("output_field_names") or []}
         fields: dict[str, dict[str, Any]] = {}
         for entry in info.get("fields") or []:
@@ -414,8 +422,8 @@ class MilvusConnector(Connector[MilvusOptions]):
         client = self.client()
         indexed: set[str] = set()
         metric = None
-        for name in self.guarded("listing indexes", client.list_indexes, self.collection) or []:
-            index = self.guarded("reading an index", client.describe_index, self.collection, name) or {}
+        for name in self._call("listing indexes", client.list_indexes, self.collection) or []:
+            index = self._call("reading an index", client.describe_index, self.collection, name) or {}
             field_name = index.get("field_name", name)
             indexed.add(field_name)
             if field_name == vector:
@@ -445,13 +453,13 @@ class MilvusConnector(Connector[MilvusOptions]):
     def _count(self) -> int | None:
         client = self.client()
         try:
-            found = self.guarded(
+            found = self._call(
                 "counting entities", client.query, self.collection, filter="", output_fields=["count(*)"],
                 consistency_level="Strong",
             )  # fmt: skip
             return int(found[0]["count(*)"])
         except (StoreError, KeyError, IndexError):
-            stats = self.guarded("reading the collection's statistics", client.get_collection_stats, self.collection)
+            stats = self._call("reading the collection's statistics", client.get_collection_stats, self.collection)
             return int(stats.get("row_count", 0))
 
     # -- export -----------------------------------------------------------------
@@ -513,7 +521,7 @@ class MilvusConnector(Connector[MilvusOptions]):
                 expr = f"{layout.pk} > {literal(last if layout.pk_text else int(last))}"
             if scope:
                 expr = f"{expr} and ({scope})" if expr else scope
-            rows = self.guarded(
+            rows = self._call(
                 "reading entities", self.client().query, self.collection, filter=expr, output_fields=["*"], limit=size,
                 consistency_level="Strong", iterator="True", reduce_stop_for_best="False",
                 collection_id=layout.collection_id, strict_float32=True,
@@ -534,7 +542,7 @@ class MilvusConnector(Connector[MilvusOptions]):
     def _ensure_loaded(self, layout: _Layout) -> None:
         """A server answers queries only on a loaded collection, and loads only one whose vectors are indexed."""
         client = self.client()
-        state = self.guarded("reading the load state", client.get_load_state, self.collection)
+        state = self._call("reading the load state", client.get_load_state, self.collection)
         loaded = "Loaded" in str(state.get("state", state) if isinstance(state, dict) else state)
         if loaded:
             return
@@ -544,7 +552,7 @@ class MilvusConnector(Connector[MilvusOptions]):
                 f"{self._what} is not loaded and its vector fields {missing} have no index, so Milvus cannot load it: "
                 "build an index (a vex import into it does) and run again"
             )
-        self.guarded("loading the collection", client.load_collection, self.collection)
+        self._call("loading the collection", client.load_collection, self.collection)
 
     def _rows_to_batch(self, rows: list[dict[str, Any]], layout: _Layout) -> pa.RecordBatch:
         records = RecordColumns()
@@ -608,7 +616,7 @@ class MilvusConnector(Connector[MilvusOptions]):
         schema.add_field(FIELDS, DataType.JSON, nullable=True)
         if self.opts.sparse_field is not None:
             schema.add_field(self.opts.sparse_field, DataType.SPARSE_FLOAT_VECTOR, nullable=True)
-        self.guarded("creating the collection", self.client().create_collection, self.collection, schema=schema)
+        self._call("creating the collection", self.client().create_collection, self.collection, schema=schema)
         self._layout_cache = None
 
     def _check_fields(self, layout: _Layout) -> None:
@@ -755,7 +763,7 @@ class MilvusConnector(Connector[MilvusOptions]):
         if not rows:
             return 0
         try:
-            answer = self.guarded("upserting entities", self.client().upsert, self.collection, rows)
+            answer = self._call("upserting entities", self.client().upsert, self.collection, rows)
         except StoreError as error:
             if isinstance(error, TransientError) or type(error) is not StoreError:
                 raise
@@ -787,9 +795,9 @@ class MilvusConnector(Connector[MilvusOptions]):
         if layout.sparse is not None and layout.sparse not in layout.indexed:
             params.add_index(layout.sparse, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
         if len(params):
-            self.guarded("building the index", self.client().create_index, self.collection, params)
+            self._call("building the index", self.client().create_index, self.collection, params)
             self._layout_cache = None
-        self.guarded("loading the collection", self.client().load_collection, self.collection)
+        self._call("loading the collection", self.client().load_collection, self.collection)
         return None
 
     def close(self) -> None:
@@ -955,6 +963,23 @@ def _type_name(kind: Any) -> str:
 
 def _max_length(entry: dict[str, Any]) -> int:
     return int((entry.get("params") or {}).get("max_length") or MAX_VARCHAR)
+
+
+def _connection_reason(exc: BaseException) -> str:
+    """Why a connection failed, from the gRPC error pymilvus wraps (its own message only says it failed)."""
+    seen: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 5:
+        seen.append(str(current).lower())
+        current = current.__cause__ or current.__context__
+    text = " ".join(seen)
+    if "connection refused" in text:
+        return "connection refused: is the server running at that address?"
+    if "deadline" in text or "timed out" in text or "timeout" in text:
+        return "timed out"
+    if "name resolution" in text or "dns" in text:
+        return "host name not found"
+    return "no answer"
 
 
 def _first_line(text: str) -> str:
