@@ -94,12 +94,12 @@ _REFUSED_WORDS = ("unauthenticated", "auth", "permission denied", "privilege", "
 _NOT_FOUND_WORDS = ("collection not found", "can't find collection", "collection not exist", "does not exist")
 _TRANSIENT_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
 _SPARSE_LIMIT = 2**32 - 1
+"""Milvus reserves the largest uint32 as a sparse index."""
 _NO_NULL_SPARSE = (
     "it has no sparse vector Milvus can hold (positive weights, ascending indices), and Milvus Lite refuses a null or "
     "empty one in the sparse field '{field}' of {what}: import into a collection without --sparse-field (sparse "
     "vectors are then kept in vex_fields)"
 )
-"""Milvus reserves the largest uint32 as a sparse index."""
 
 _OWN_TYPES = {NAMESPACE: "VARCHAR", MODEL: "VARCHAR", CREATED: "INT64", METADATA: "JSON", FIELDS: "JSON"}
 """vex's own fields (beside the id, vector and text) and the type each must have in an existing collection."""
@@ -289,9 +289,20 @@ class MilvusConnector(Connector[MilvusOptions]):
         return [Location(self.opts.path, "the milvus lite database", self.collection)]
 
     def incarnation(self) -> str | None:
-        """The collection's id on a server (Milvus Lite gives every collection 0: no way to tell)."""
+        """The collection's id on a server. Milvus Lite gives every collection the id 0; there it is the collection's
+        folder (inode) and the time its schema was written, which a collection dropped and made again changes."""
         layout = self._layout() if self._reachable() else None
-        return str(layout.collection_id) if layout is not None and layout.collection_id else None
+        if layout is None:
+            return None
+        if layout.collection_id:
+            return str(layout.collection_id)
+        if self.opts.path is None:
+            return None
+        folder = self.opts.path / "collections" / self.collection
+        try:
+            return f"lite:{folder.stat().st_ino}:{(folder / 'schema.json').stat().st_mtime_ns}"
+        except OSError:
+            return None  # another layout of Milvus Lite's files: no way to tell
 
     # -- client and errors ------------------------------------------------------
 

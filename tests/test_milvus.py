@@ -174,6 +174,24 @@ def test_an_interrupted_migrate_from_milvus_resumes_after_its_cursor(
     assert (total, distinct) == (2_500, 2_500)
 
 
+def test_a_collection_dropped_and_made_again_is_another_incarnation(tmp_path: Path) -> None:
+    """A checkpoint keeps the target's incarnation: a resumed run into a collection made again starts over."""
+    from tests.records import to_batch
+
+    def fill() -> str | None:
+        with MilvusConnector(MilvusOptions(path=tmp_path / "m.db")) as milvus:
+            milvus.ensure_target(8, None)
+            milvus.load(to_batch(sample_records(count=5, odd_ones=False)))
+            milvus.finish()
+            return milvus.incarnation()
+
+    first = fill()
+    with MilvusConnector(MilvusOptions(path=tmp_path / "m.db")) as milvus:
+        assert first is not None and milvus.incarnation() == first
+        milvus.client().drop_collection("memories")
+    assert fill() not in (None, first)
+
+
 def test_sparse_vectors_in_the_sparse_field_and_beside_it(tmp_path: Path) -> None:
     """With --sparse-field the sparse vectors go into that field (Milvus Lite refuses a record without one there:
     it fails with the reason); without it, every sparse vector travels in vex_fields, one Milvus could not hold
