@@ -359,3 +359,20 @@ def test_inspect_and_stores_know_milvus(tmp_path: Path) -> None:
     assert report["records"] == 9 and report["metric"] == "cosine" and report["dims"] == 8
     entry = json.loads(run_vex("stores", "milvus", "--json").stdout)
     assert entry["installed"] is True and "--sparse-field" in [option["flag"] for option in entry["options"]]
+
+
+def test_migrate_between_collections_of_one_lite_database(tmp_path: Path) -> None:
+    """Both ends share one Milvus Lite server in the process (opened once, closed by the last); the collection
+    the run reads is never its target."""
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=12, odd_ones=False))
+    db = str(tmp_path / "same.db")
+    imported = run_vex("import", "--from", str(source), "--to", "milvus", "--path", db, "--collection", "one")
+    assert imported.returncode == 0, imported.stderr
+    copied = run_vex("migrate", "--from", "milvus", "--to", "milvus", "--source-path", db, "--source-collection", "one",
+                     "--target-path", db, "--target-collection", "two", "--target-metric", "euclid", "--verify",
+                     "--json")  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    assert _summary(copied)["upserted"] == 12 and _summary(copied)["verify"]["ok"]
+    line = _refused(tmp_path, "migrate", "--from", "milvus", "--to", "milvus", "--source-path", db,
+                    "--source-collection", "one", "--target-path", db, "--target-collection", "one")  # fmt: skip
+    assert "which this run reads" in line
