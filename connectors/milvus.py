@@ -90,7 +90,7 @@ _TRANSIENT_WORDS = (
     "connection", "reset by peer", "broken pipe", "temporar", "not ready", "try again", "resource exhausted",
     "memory quota", "server is busy",
 )  # fmt: skip
-_REFUSED_WORDS = ("unauthenticated", "auth", "permission denied", "privilege", "invalid token", "forbidden")
+_REFUSED_WORDS = ("authenticat", "unauthori", "permission denied", "privilege", "invalid token", "forbidden")
 _NOT_FOUND_WORDS = ("collection not found", "can't find collection", "collection not exist", "does not exist")
 _TRANSIENT_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
 _SPARSE_LIMIT = 2**32 - 1

@@ -376,3 +376,46 @@ def test_migrate_between_collections_of_one_lite_database(tmp_path: Path) -> Non
     line = _refused(tmp_path, "migrate", "--from", "milvus", "--to", "milvus", "--source-path", db,
                     "--source-collection", "one", "--target-path", db, "--target-collection", "one")  # fmt: skip
     assert "which this run reads" in line
+
+
+def test_client_errors_are_sorted_for_the_retry_policy(tmp_path: Path) -> None:
+    from pymilvus.exceptions import MilvusException
+
+    from vmig.errors import AccessError, StoreError, TransientError, UsageError
+
+    milvus = MilvusConnector(MilvusOptions(url="http://127.0.0.1:19530", collection="c"))
+    cases = [
+        (MilvusException(8, "request is rejected by grpc RateLimiter middleware"), TransientError),
+        (MilvusException(1, "service unavailable: the proxy is not ready"), TransientError),
+        (MilvusException(65535, "retriable by the server", retriable=True), TransientError),
+        (MilvusException(100, "can't find collection[database=default][collection=c]"), UsageError),
+        (MilvusException(1800, "user hasn't authenticated"), AccessError),
+        (MilvusException(1100, "the length (70000) of varchar field exceeds max length (65535)"), StoreError),
+        (MilvusException(1100, "field author expects a string"), StoreError),
+        (ConnectionResetError("reset by peer"), TransientError),
+    ]
+    for exc, kind in cases:
+        sorted_as = milvus.classify(exc, "upserting entities")
+        assert type(sorted_as) is kind, (exc, sorted_as)
+
+
+def test_int64_keys_take_only_an_integer_in_its_own_spelling() -> None:
+    from connectors.milvus import _int_id
+    from vmig.errors import UsageError
+
+    assert [_int_id(i, "c", "pk") for i in ("0", "42", "-7", str(2**63 - 1), str(-(2**63)))] == [
+        0, 42, -7, 2**63 - 1, -(2**63)
+    ]  # fmt: skip
+    for text in ("007", "-0", "+5", "1e3", str(2**63), "١٢٣", " 5", "mem-1"):
+        with pytest.raises(UsageError):
+            _int_id(text, "c", "pk")
+
+
+def test_sparse_vectors_milvus_holds_exactly() -> None:
+    from connectors.milvus import _sparse_for_milvus
+
+    assert _sparse_for_milvus({"indices": [1, 5], "values": [0.5, 2.0]}) == {1: 0.5, 5: 2.0}
+    for value in ({"indices": [5, 1], "values": [0.5, 2.0]}, {"indices": [1], "values": [-1.0]},
+                  {"indices": [1], "values": [0.0]}, {"indices": [], "values": []},
+                  {"indices": [2**32 - 1], "values": [1.0]}):  # fmt: skip
+        assert _sparse_for_milvus(value) is None, value
