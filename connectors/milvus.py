@@ -86,9 +86,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 READ_AHEAD = 2
 """Pages an export reads (and turns into records) ahead of the one the run is writing."""
 _TRANSIENT_WORDS = (
-    "unavailable", "deadline", "timed out", "timeout", "rate limit", "ratelimit", "too many requests",
-    "connection", "reset by peer", "broken pipe", "temporar", "not ready", "try again", "resource exhausted",
-    "memory quota", "server is busy",
+    "unavailable", "deadline exceeded", "timed out", "rate limit", "ratelimit", "too many requests",
+    "connection refused", "connection reset", "connection closed", "reset by peer", "broken pipe", "temporar",
+    "not ready", "try again", "resource exhausted", "memory quota", "server is busy",
 )  # fmt: skip
 _REFUSED_WORDS = ("authenticat", "unauthori", "permission denied", "privilege", "invalid token", "forbidden")
 _NOT_FOUND_WORDS = ("collection not found", "can't find collection", "collection not exist", "does not exist")
