@@ -48,7 +48,6 @@ a collection another tool wrote gives its other fields (and dynamic keys) to the
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import logging
 import math
@@ -212,6 +211,8 @@ def _quiet(*names: str) -> None:
 
 def _why_not_opened(path: Path) -> str:
     """Why Milvus Lite could not open a folder, in one line (its own message went to its log)."""
+    import fcntl  # here: Milvus Lite runs on POSIX systems only, a server is reached from anywhere
+
     lock = path / "LOCK"
     if lock.is_file():
         try:
