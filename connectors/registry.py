@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "pgvector": "connectors.pgvector:PgvectorConnector",
     "pinecone": "connectors.pinecone:PineconeConnector",
     "weaviate": "connectors.weaviate:WeaviateConnector",
+    "lancedb": "connectors.lancedb:LanceDBConnector",
 }
 
 

@@ -136,6 +136,8 @@ def run_transfer(
             if progress is not None:
                 progress(summary.read, transfer.expected_total)
         transfer.written = runner.run(steps.FINISH, transfer.target)
+        for notice in transfer.target.notices():
+            summary.warn(notice)
         if checkpoint is not None:
             checkpoint.clear()
             left_in_place(f"{transfer.target.label()} holds all {summary.upserted} records: the load had completed")
