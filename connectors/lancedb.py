@@ -109,7 +109,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
     name: ClassVar[str] = "lancedb"
     Options: ClassVar[type[StoreOptions]] = LanceDBOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_batch=10_000, metrics=tuple(_DISTANCES), embedded=True, sparse_vectors=True, sparse_column=True
+        max_batch=100_000, metrics=tuple(_DISTANCES), embedded=True, sparse_vectors=True, sparse_column=True
     )
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("lancedb", "lancedb", "lancedb")
 
