@@ -121,6 +121,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         """Loads may append: the table was created (or found empty) by this run and every id so far was new."""
         self._seen: IdSet | None = None
         self._rows_loaded = 0
+        self._dims: int | None = None
         self._notices: list[str] = []
 
     def label(self) -> str:
@@ -351,17 +352,17 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         if batch.num_rows == 0:
             return LoadResult(written=0)
         table = self._open()
-        dims = _dims_of(self.guarded("reading the schema", lambda: table.schema))
-        if dims is None:
-            raise UsageError(f"{self.label()}: its vector column is not a fixed-size list")
-        rows = _table_rows(batch, dims)
-        unique = last_of_each_id(batch).num_rows == batch.num_rows
+        if self._dims is None:
+            self._dims = _dims_of(self.guarded("reading the schema", lambda: table.schema))
+            if self._dims is None:
+                raise UsageError(f"{self.label()}: its vector column is not a fixed-size list")
+        unique = pc.count_distinct(batch.column("id")).as_py() == batch.num_rows
         if self._appending and unique and self._seen is not None:
             first = self._rows_loaded
             repeated, _ = self._seen.add(batch.column("id"), np.arange(first, first + batch.num_rows))
             unique = not len(repeated)
-        if not unique:
-            rows = _table_rows(last_of_each_id(batch), dims)
+        # LanceDB refuses a merge that names one id twice; the batch's last record of an id is the one kept.
+        rows = _table_rows(batch if unique else last_of_each_id(batch), self._dims)
         if self._appending and unique:
             try:
                 self.guarded("appending rows", table.add, rows)
@@ -399,6 +400,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
             self._seen.close()
             self._seen = None
         self._table = None
+        self._dims = None
         self._db = None
 
 
