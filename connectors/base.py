@@ -233,6 +233,10 @@ class Connector(ABC, Generic[OptionsT]):
         """Make what was loaded durable (indexes build); a file target returns its sealed file."""
         return None
 
+    def notices(self) -> list[str]:
+        """What the run should tell the person about the target once it is finished (an index it skipped)."""
+        return []
+
     def abort(self) -> None:
         """Undo what is not yet durable after a failure."""
 

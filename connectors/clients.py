@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,22 @@ class ClientLibrary:
 
     def install_command(self) -> str:
         return install_command(self.extra)
+
+    def preload(self) -> None:
+        """Start importing the client in a background thread, for a run that has other work to do first (an
+        import checks its file's checksum): some clients take seconds to import (lancedb about 2-3 s here, most
+        of it building pydantic models), and `load` then finds the module imported, or waits for the import
+        under way (Python's module lock), instead of starting it. Nothing happens for a missing client: `load`
+        names its extra as usual."""
+        if self.module in sys.modules or not self.installed():
+            return
+        threading.Thread(target=self._import_quietly, name=f"preload-{self.module}", daemon=True).start()
+
+    def _import_quietly(self) -> None:
+        try:
+            importlib.import_module(self.module)
+        except Exception:  # noqa: BLE001 - a failed import is raised again, in words, by `load`
+            pass
 
     def load(self, store: str) -> Any:
         """The imported module; a missing one is a usage error naming the pip extra."""

@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "pinecone": "connectors.pinecone:PineconeConnector",
     "weaviate": "connectors.weaviate:WeaviateConnector",
     "milvus": "connectors.milvus:MilvusConnector",
+    "lancedb": "connectors.lancedb:LanceDBConnector",
 }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from connectors.base import Connector, Location, StoreInfo
+from connectors.registry import get_connector
 from embed.plan import ReembedPlan
 from engine import steps
 from engine.checkpoint import Checkpoint
@@ -33,7 +34,7 @@ from engine.steps import Runner, TargetWish
 from engine.summary import RunSummary
 from engine.syncstate import SyncState, default_state_path
 from engine.verify import VerifyReport
-from vmig.errors import IntegrityError, UsageError
+from vmig.errors import IntegrityError, UsageError, VexError
 from vmig.paths import rejects_path
 from vmig.sidecar import ImportEntry
 from vmig.timefmt import now_iso
@@ -52,6 +53,7 @@ def import_job(params: ImportParams, runner: Runner, progress: ProgressFn | None
     """`.vmig.jsonl` -> store, checked against its sidecar before the first write."""
     with open_store(StoreSpec(store="jsonl", options={"path": params.input})) as source:
         source.warm_up()  # the parsing workers start while the checksum is checked
+        _preload_client(params.target.store)  # and the target's client is imported
         sidecar, warnings = runner.run(steps.VALIDATE, params.input, params.check_sidecar)
         with open_store(params.target) as target:
             summary = _transfer(
@@ -74,6 +76,16 @@ def import_job(params: ImportParams, runner: Runner, progress: ProgressFn | None
     if sidecar is not None:
         runner.run(steps.RECORD_IMPORT, params.input, _import_entry(target.label(), summary))
     return summary
+
+
+def _preload_client(store: str) -> None:
+    """Start importing a store's client in the background (an unknown store is reported when it is opened)."""
+    try:
+        library = get_connector(store).client_library
+    except VexError:
+        return
+    if library is not None:
+        library.preload()
 
 
 def migrate_job(params: MigrateParams, runner: Runner, progress: ProgressFn | None = None) -> RunSummary:

@@ -148,6 +148,8 @@ def run_transfer(
         if transfer.sync is not None:
             _settle_sync(transfer, transfer.sync, runner, summary)
         transfer.written = runner.run(steps.FINISH, transfer.target)
+        for notice in transfer.target.notices():
+            summary.warn(notice)
         if checkpoint is not None:
             checkpoint.clear()
             left_in_place(f"{transfer.target.label()} holds all {summary.upserted} records: the load had completed")
