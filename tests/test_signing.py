@@ -1,0 +1,253 @@
+"""Signed files: canonical JSON and hashes byte-for-byte the JavaScript vex's, keys, the `.vmig.sig` file."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from tests.jsvex import JsVex, install
+from vmig.canonical import Canonicaliser, canonical_record, js_number, js_number_rows
+from vmig.errors import IntegrityError, UsageError
+from vmig.signing import (
+    Signature,
+    check_signer,
+    create_key,
+    load_key,
+    make_signature,
+    public_path,
+    read_signature,
+    record_hash,
+    root_hash,
+    signature_path,
+    signature_valid,
+    trusted_key,
+    write_signature,
+)
+
+
+@pytest.fixture(scope="session")
+def js_vex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsVex]:
+    found = install(tmp_path_factory.mktemp("js-vex"))
+    if isinstance(found, str):
+        pytest.skip(found)
+    yield found
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.1, "0.1"),
+        (1.0, "1"),
+        (-0.0, "0"),
+        (1e21, "1e+21"),
+        (1e-7, "1e-7"),
+        (1.5e-7, "1.5e-7"),
+        (1e-6, "0.000001"),
+        (5e-324, "5e-324"),
+        (123456789012345680000.0, "123456789012345680000"),
+        (1e20, "100000000000000000000"),
+        (-2.5e22, "-2.5e+22"),
+        (0.30000000000000004, "0.30000000000000004"),
+        (1.7976931348623157e308, "1.7976931348623157e+308"),
+        (12345678901234567890, "12345678901234567000"),
+        (2**53, "9007199254740992"),
+        (2**53 + 1, "9007199254740992"),
+        (10**400, "null"),
+        (math.inf, "null"),
+        (math.nan, "null"),
+        (-7, "-7"),
+        (100.0, "100"),
+    ],
+)
+def test_numbers_print_as_javascript_prints_them(value: float, text: str) -> None:
+    assert js_number(value) == text
+
+
+def _random_doubles(count: int, seed: int) -> np.ndarray:
+    """Doubles from every binade: random bit patterns (finite ones), float32 values, whole numbers, zeros."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2**63, size=count, dtype=np.uint64) | (rng.integers(0, 2, size=count, dtype=np.uint64) << 63)
+    values = bits.view(np.float64)
+    values = values[np.isfinite(values)]
+    small = rng.standard_normal(count).astype(np.float32).astype(np.float64) * 10.0 ** rng.integers(-12, 25, count)
+    whole = np.round(rng.standard_normal(count) * 1000)
+    return np.concatenate([values, small, whole, [0.0, -0.0, 1e-4, 9.999999999999999e-5, 1e15, 999999999999999.9]])
+
+
+def test_a_vector_printed_in_bulk_matches_number_by_number() -> None:
+    values = _random_doubles(3000, seed=3)
+    rows = values[: len(values) // 8 * 8].reshape(-1, 8)
+    for row, text in zip(rows, js_number_rows(rows), strict=True):
+        assert text == ("[" + ",".join(js_number(float(v)) for v in row) + "]").encode()
+
+
+def test_orjson_prints_plain_numbers_between_1e_4_and_1e15() -> None:
+    """The bulk printer rewrites only rows with values outside this range; orjson must not use exponents inside."""
+    rng = np.random.default_rng(11)
+    values = 10.0 ** rng.uniform(-4, 15, 20000) * rng.choice([-1, 1], 20000)
+    text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
+    assert b"e" not in text
+
+
+def test_canonical_key_order_extras_and_javascript_corners() -> None:
+    record = orjson.loads(
+        b'{"score":0.5,"vector":[1.0,2.5],"id":"a","metadata":{"b":1.0,"10":2,"2":"x"},"toString":1,'
+        b'"__proto__":{"x":1},"zeta":null,"7":true,"text":"t\\u00e9\\u0001"}'
+    )
+    assert canonical_record(record) == (
+        b'{"7":true,"id":"a","text":"t\xc3\xa9\\u0001","vector":[1,2.5],"metadata":{"2":"x","10":2,"b":1},'
+        b'"score":0.5,"zeta":null}'
+    )
+
+
+def test_lines_as_the_javascript_reads_them() -> None:
+    canonical = Canonicaliser()
+    lines = [b"  \r\n", b'\xef\xbb\xbf{"id":"bom"}\r\n', b'\xc2\xa0{"id":"x","vector":[ 1e-07 , -0.0 ]}\n']
+    found = canonical.lines(lines)
+    assert [(line.position, line.text, line.id) for line in found] == [
+        (1, b'{"id":"bom"}', "bom"),
+        (2, b'{"id":"x","vector":[1e-7,0]}', "x"),
+    ]
+    bad = canonical.lines([b'{"id": 1,}', b"[1, 2]"])
+    assert [line.text for line in bad] == [None, None]
+    assert "not valid JSON" in (bad[0].problem or "") and "not an object" in (bad[1].problem or "")
+
+
+def test_hashes_root_and_signature(tmp_path: Path) -> None:
+    key = create_key(tmp_path / "keys" / "me.key")
+    assert stat.S_IMODE(os.stat(key.path).st_mode) == 0o600
+    assert key.path.read_text().startswith("hex:") and len(key.path.read_text().strip()) == 4 + 64
+    assert public_path(key.path).read_text().strip() == key.public_key
+    assert "hex:" not in repr(key) and key.path.read_text().strip()[4:] not in repr(key)
+    assert load_key(key.path).public_key == key.public_key
+
+    hashes = [record_hash(b'{"id":"a"}'), record_hash(b'{"id":"b"}')]
+    assert hashes[0].startswith("blake3:") and len(hashes[0]) == 7 + 64
+    assert root_hash(hashes) == record_hash(orjson.dumps(hashes))
+    signed = make_signature(key, hashes)
+    assert signature_valid(signed.public_key, signed.root_hash, signed.signature)
+    assert not signature_valid(signed.public_key, root_hash(hashes[::-1]), signed.signature)
+
+    data = tmp_path / "m.vmig.jsonl"
+    written = write_signature(data, signed)
+    assert written == signature_path(data) == tmp_path / "m.vmig.sig"
+    back = read_signature(written)
+    assert back.record_hashes == hashes and back.public_key == key.public_key
+    check_signer(back, written, trusted=None)
+    check_signer(back, written, trusted=trusted_key(str(public_path(key.path))))
+    other = create_key(tmp_path / "other.key")
+    with pytest.raises(IntegrityError, match="not by the trusted key"):
+        check_signer(back, written, trusted=other.public_key)
+
+
+def test_damaged_signature_files_fail_clearly(tmp_path: Path) -> None:
+    key = create_key(tmp_path / "k.key")
+    path = write_signature(tmp_path / "m.vmig.jsonl", make_signature(key, [record_hash(b"{}")]))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(IntegrityError, match="damaged: not valid JSON"):
+        read_signature(path)
+    payload = orjson.loads(whole)
+    payload["record_hashes"] = ["md5:abc"]
+    path.write_bytes(orjson.dumps(payload))
+    with pytest.raises(IntegrityError, match="record_hashes is not a list of blake3 hashes"):
+        read_signature(path)
+    payload = orjson.loads(whole)
+    payload["record_hashes"].append(record_hash(b"[]"))
+    path.write_bytes(orjson.dumps(payload))
+    with pytest.raises(IntegrityError, match="root hash is not the hash of its record hashes"):
+        check_signer(read_signature(path), path, None)
+    payload = orjson.loads(whole)
+    payload["signature"] = payload["signature"][:-4] + "AAA="
+    path.write_bytes(orjson.dumps(payload))
+    with pytest.raises(IntegrityError, match="Ed25519 signature of its root hash is invalid"):
+        check_signer(read_signature(path), path, None)
+
+
+def test_key_files_and_trust_arguments(tmp_path: Path) -> None:
+    seed = bytes(range(32))
+    (tmp_path / "a.key").write_text("hex:" + seed.hex())
+    (tmp_path / "b.key").write_text(seed.hex() + "\n")
+    import base64
+
+    (tmp_path / "c.key").write_text("base64:" + base64.b64encode(seed).decode())
+    keys = {load_key(tmp_path / name).public_key for name in ("a.key", "b.key", "c.key")}
+    assert len(keys) == 1
+    (tmp_path / "bad.key").write_text("hex:1234")
+    with pytest.raises(UsageError, match="does not hold an Ed25519 private key"):
+        load_key(tmp_path / "bad.key")
+    with pytest.raises(UsageError, match="is a private key"):
+        trusted_key(str(tmp_path / "a.key"))
+    with pytest.raises(UsageError, match="neither"):
+        trusted_key("no-such-file")
+    with pytest.raises(UsageError, match="not an Ed25519 public key"):
+        trusted_key("ed25519:AAAA")
+    with pytest.raises(UsageError, match="appeared"):
+        create_key(tmp_path / "a.key")  # never replaces a key
+
+
+_EDGE_LINES = [
+    b'{"id":"n1","text":"plain","vector":[0.1,1.0,-0.0,1e-07,1e21,5e-324,123456789012345680000,1E+2],"dims":8}',
+    b'{"id":"n2","vector":[0.10000000149011612,-0.043,3e-8],"metadata":{"importance":1.0,"big":12345678901234567890},'
+    b'"score":null,"vex_version":"1.0.0","modality":"text","created_at":"2025-01-15T10:23:00.000Z"}',
+    b'{"metadata":{"b":2,"a":1,"3":"three","1":"one"},"id":"n3","toString":"x","9":[1.50,{"2":0.000001}]}',
+    b'{"id":"n4","text":"\\u00e9\\ud83d\\ude00\\u2028 \\ud800 lone","vector":[]}',
+    b'  {"id":"n5","dup":1,"dup":2.0}  \r',
+    b"",
+    b'{"id":"n6","vector":[1e400],"x":-1e-400}',
+    b'{"id":7,"vector":[9007199254740993,18446744073709551616]}',
+]
+
+
+def _signed_by_js(js_vex: JsVex, tmp_path: Path, lines: list[bytes]) -> tuple[Path, dict[str, object]]:
+    data = tmp_path / "edge.vmig.jsonl"
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    return data, js_vex.sign(data)
+
+
+def test_record_hashes_match_the_javascript_vex(js_vex: JsVex, tmp_path: Path) -> None:
+    """Hashes the JavaScript vex computes for lines full of corner cases, recomputed here."""
+    rng = np.random.default_rng(5)
+    vectors = [_random_doubles(40, seed) for seed in range(20)]
+    lines = list(_EDGE_LINES)
+    for index, values in enumerate(vectors):
+        values = values[rng.permutation(len(values))[:64]]
+        tokens = [repr(float(v)) if index % 2 else js_number(float(v)) for v in values]
+        lines.append(b'{"id":"r%d","vector":[%s],"metadata":{"w":%s}}' % (index, ",".join(tokens).encode(), b"0.25"))
+    data, signed = _signed_by_js(js_vex, tmp_path, lines)
+    found = [line for line in Canonicaliser().lines(lines) if line.text is not None]
+    ours = [record_hash(line.text) for line in found if line.text is not None]
+    assert ours == signed["record_hashes"]
+    assert root_hash(ours) == signed["root_hash"]
+    assert signature_valid(str(signed["public_key"]), str(signed["root_hash"]), str(signed["signature"]))
+    sig = read_signature(signature_path(data))
+    check_signer(sig, signature_path(data), trusted=str(signed["public_key"]))
+
+
+def test_float_bits_round_trip_through_both() -> None:
+    """The double behind each printed number is the one JavaScript would read back (no digits lost)."""
+    values = _random_doubles(500, seed=9)
+    for value in values:
+        text = js_number(float(value))
+        assert struct.pack("<d", float(text)) == struct.pack("<d", float(value) if value != 0 else 0.0)
+
+
+def test_signature_repr_keeps_the_layout() -> None:
+    sig = Signature(1, "blake3:" + "0" * 64, ["blake3:" + "1" * 64], "ed25519:" + "A" * 43 + "=", "c2ln")
+    assert list(orjson.loads(sig.as_json())) == [
+        "vex_version",
+        "signed_at",
+        "record_count",
+        "root_hash",
+        "record_hashes",
+        "public_key",
+        "signature",
+    ]
