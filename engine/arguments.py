@@ -20,6 +20,7 @@ from connectors.registry import get_connector
 from engine.params import SECRET_FIELDS, ExportParams, ImportParams, MigrateParams, StoreSpec, VerifyParams
 from engine.redact import register_secret, register_url
 from vmig.errors import UsageError
+from vmig.signing import trusted_key
 
 PROG = "vex"
 
@@ -82,6 +83,14 @@ def _looked_at(sub: Any, command: str, summary: str, store_help: str) -> None:
     parser.add_argument("--from", dest="source", metavar="STORE", help="a store instead of a file")
     parser.add_argument("--namespace", help="only records of this namespace (with --from)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    if command == "validate":
+        parser.add_argument("--trust", metavar="PUBKEY|FILE", help=TRUST_HELP)
+
+
+TRUST_HELP = (
+    "the public key (ed25519:<base64>, or a file holding it: a key's .pub, a .vmig.sig) the file must be signed "
+    "with; an unsigned file fails"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help=".vmig.jsonl -> store", epilog=store_help, allow_abbrev=False)
     imp.add_argument("--from", dest="input", required=True, metavar="FILE")
     imp.add_argument("--to", dest="target", required=True, metavar="STORE")
-    imp.add_argument("--no-verify", action="store_true", help="skip the checksum and count check (says so)")
+    imp.add_argument("--no-verify", action="store_true", help="skip the checksum, count and signature checks (says so)")
+    imp.add_argument("--trust", metavar="PUBKEY|FILE", help=TRUST_HELP)
     imp.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
     _reembedding(imp)
     _job(imp)
@@ -134,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(verify)
 
-    checks = "check a .vmig.jsonl against its sidecar and the format, or read every record of a store"
+    sign = sub.add_parser("sign", help="sign a .vmig.jsonl: <stem>.vmig.sig (BLAKE3 + Ed25519)", allow_abbrev=False)
+    sign.add_argument("file", metavar="FILE")
+    sign.add_argument("--key", metavar="KEYFILE", help="private key file (default: your own, created on first use)")
+    sign.add_argument("--json", action="store_true")
+
+    checks = "check a .vmig.jsonl against its sidecar, its signature and the format, or read every record of a store"
     _looked_at(sub, "validate", checks, store_help)
     counts = "a file or store: counts by namespace/model/dims, null vectors, metric, layout, sidecar"
     _looked_at(sub, "inspect", counts, store_help)
@@ -205,6 +220,7 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
             input=_file_flag("--from", args.input),
             target=single_side(args.target, pairs),
             check_sidecar=not args.no_verify,
+            trust=None if args.trust is None else trusted_key(args.trust),
             dims=args.dims,
             **_reembed_flags(args),
             **common,

@@ -42,7 +42,7 @@ def import_job(params: ImportParams, runner: Runner, progress: ProgressFn | None
     """`.vmig.jsonl` -> store, checked against its sidecar before the first write."""
     with open_store(StoreSpec(store="jsonl", options={"path": params.input})) as source:
         source.warm_up()  # the parsing workers start while the checksum is checked
-        sidecar, warnings = runner.run(steps.VALIDATE, params.input, params.check_sidecar)
+        sidecar, warnings = runner.run(steps.VALIDATE, params.input, params.check_sidecar, params.trust)
         with open_store(params.target) as target:
             summary = _transfer(
                 "import",

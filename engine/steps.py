@@ -34,6 +34,7 @@ from vmig.sidecar import (
     record_import,
     verify_against_sidecar,
 )
+from vmig.sigcheck import check_before_import
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -77,17 +78,21 @@ def extract(reader: ChunkReader, rows: int) -> Chunk:
     return reader.next_chunk(rows)
 
 
-def validate_input(path: Path, check_sidecar: bool) -> tuple[Sidecar | None, list[str]]:
-    """A data file against its sidecar (checksum, record count) before anything is written; returns warnings."""
+def validate_input(path: Path, check_sidecar: bool, trust: str | None = None) -> tuple[Sidecar | None, list[str]]:
+    """A data file against its sidecar (checksum, record count) and its signature (`vmig.sigcheck`) before
+    anything is written; returns warnings."""
     sidecar = read_sidecar(path)
+    warnings: list[str] = []
     if sidecar is None:
         if compression_of(path) is not None:
             count_lines(path)  # a truncated archive fails here, before the first write
-        return None, [f"{path.name} has no sidecar: checksum and record count could not be verified"]
-    if not check_sidecar:
-        return sidecar, ["--no-verify: checksum and record count were not checked"]
-    verify_against_sidecar(path, sidecar)
-    return sidecar, []
+        warnings.append(f"{path.name} has no sidecar: checksum and record count could not be verified")
+    elif not check_sidecar:
+        warnings.append("--no-verify: checksum and record count were not checked")
+    else:
+        verify_against_sidecar(path, sidecar)
+    warnings += check_before_import(path, check_sidecar, trust)
+    return sidecar, warnings
 
 
 def reembed(batch: pa.RecordBatch, plan: ReembedPlan | None) -> Reembedded:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import struct
 from collections.abc import Iterator
@@ -251,3 +252,158 @@ def test_signature_repr_keeps_the_layout() -> None:
         "public_key",
         "signature",
     ]
+
+
+# ── the command line ─────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def signed_file(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A 40-record file (no sidecar: the signature alone guards it), signed with a key made by `vex sign`."""
+    from tests.conftest import run_vex
+    from tests.records import sample_records, to_batch
+    from vmig.writer import VmigWriter
+
+    data = tmp_path / "mem.vmig.jsonl"
+    with VmigWriter(data, workers=0) as writer:
+        writer.write_batch(to_batch(sample_records(40, odd_ones=False)))
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "VEX_SIGNING_KEY": ""}
+    done = run_vex("sign", str(data), env=env)
+    assert done.returncode == 0, done.stderr
+    key = tmp_path / "config" / "vex" / "signing.key"
+    assert f"new signing key written to {key}" in done.stderr
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert key.read_text().strip()[4:] not in done.stdout + done.stderr  # the private key is never printed
+    assert "signed 40 records" in done.stdout and (tmp_path / "mem.vmig.sig").exists()
+    again = run_vex("sign", str(data), env=env)  # the same key the second time, nothing new said
+    assert again.returncode == 0 and "new signing key" not in again.stderr
+    return data, key, env
+
+
+def _validate(data: Path, *flags: str) -> tuple[int, str]:
+    """Exit code and the one problem line of `vex validate`."""
+    from tests.conftest import run_vex
+
+    done = run_vex("validate", str(data), *flags)
+    problems = [line for line in done.stderr.splitlines() if line.startswith("problem: ")]
+    return done.returncode, "\n".join(problems)
+
+
+def _import(data: Path, tmp_path: Path, *flags: str) -> tuple[int, str]:
+    from tests.conftest import run_vex
+
+    done = run_vex("import", "--from", str(data), "--to", "vektor", "--db", str(tmp_path / "t.db"), *flags)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("vex: error:")]
+    return done.returncode, "\n".join(errors)
+
+
+def _lines(data: Path) -> list[bytes]:
+    return data.read_bytes().splitlines(keepends=True)
+
+
+def test_a_signed_file_validates_and_imports(signed_file: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
+    data, key, _ = signed_file
+    from tests.conftest import run_vex
+
+    done = run_vex("validate", str(data), "--trust", str(public_path(key)))
+    assert done.returncode == 0, done.stderr
+    assert "signature: OK, 40 records signed by the trusted key" in done.stdout
+    done = run_vex("import", "--from", str(data), "--to", "vektor", "--db", str(tmp_path / "t.db"), "--trust",
+                   public_path(key).read_text().strip(), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["upserted"] == 40
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("byte", r"1 record\(s\) changed or added, first line 3 \(id 'mem-0002'\)"),
+        ("removed", r"the file has 39 records, the signature 40; 1 signed record\(s\) missing, first the signature's "
+                    r"record 5"),
+        ("reordered", r"records out of the signed order, first at line 2 \(id 'mem-0002'\)"),
+        ("added", r"the file has 41 records, the signature 40; 1 record\(s\) changed or added, first line 41"),
+    ],
+)  # fmt: skip
+def test_changed_records_fail_naming_them(
+    signed_file: tuple[Path, Path, dict[str, str]], tmp_path: Path, damage: str, message: str
+) -> None:
+    data, key, _ = signed_file
+    lines = _lines(data)
+    if damage == "byte":
+        at = lines[2].index(b'"vector":[') + 11
+        digit = lines[2][at : at + 1]
+        lines[2] = lines[2][:at] + (b"7" if digit != b"7" else b"8") + lines[2][at + 1 :]
+    elif damage == "removed":
+        del lines[4]
+    elif damage == "reordered":
+        lines[1], lines[2] = lines[2], lines[1]
+    else:
+        lines.append(lines[0].replace(b'"mem-0000"', b'"mem-new"'))
+    data.write_bytes(b"".join(lines))
+    code, problem = _validate(data)
+    assert code == 3 and problem.count("\n") == 0
+    assert re.search(message, problem), problem
+    code, error = _import(data, tmp_path, "--trust", str(public_path(key)))
+    assert code == 3 and error.count("\n") == 0 and re.search(message, error), error
+    assert "--no-verify imports it anyway" in error
+    assert not (tmp_path / "t.db").exists()  # refused before anything was written
+
+
+def test_a_file_re_signed_by_another_key_fails_under_trust(
+    signed_file: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from tests.conftest import run_vex
+
+    data, key, _ = signed_file
+    lines = _lines(data)
+    data.write_bytes(b"".join(lines[:-1]))  # someone edits the file and signs it again with a key of their own
+    done = run_vex("sign", str(data), "--key", str(tmp_path / "mallory.key"))
+    assert done.returncode == 0 and f"new signing key written to {tmp_path / 'mallory.key'}" in done.stderr
+    assert _validate(data)[0] == 0  # the signature itself is valid: without a pinned key it passes
+    code, problem = _validate(data, "--trust", str(public_path(key)))
+    assert code == 3 and "not by the trusted key" in problem and problem.count("\n") == 0
+    code, error = _import(data, tmp_path, "--trust", str(public_path(key)))
+    assert code == 3 and "not by the trusted key" in error
+
+
+def test_a_damaged_or_foreign_signature_fails(signed_file: tuple[Path, Path, dict[str, str]], tmp_path: Path) -> None:
+    from tests.conftest import run_vex
+    from tests.records import sample_records, to_batch
+    from vmig.writer import VmigWriter
+
+    data, key, env = signed_file
+    sig = signature_path(data)
+    whole = sig.read_bytes()
+    sig.write_bytes(whole[: len(whole) - 40])
+    code, problem = _validate(data)
+    assert code == 3 and "is damaged: not valid JSON" in problem
+    code, error = _import(data, tmp_path)
+    assert code == 3 and "is damaged: not valid JSON" in error
+
+    other = tmp_path / "other.vmig.jsonl"
+    with VmigWriter(other, workers=0) as writer:
+        writer.write_batch(to_batch(sample_records(40, odd_ones=False, seed=99)))
+    assert run_vex("sign", str(other), env=env).returncode == 0
+    signature_path(other).replace(sig)  # the other file's signature next to this one
+    code, problem = _validate(data, "--trust", str(public_path(key)))
+    assert code == 3 and "a signature for another file?" in problem
+    code, error = _import(data, tmp_path)
+    assert code == 3 and "a signature for another file?" in error
+
+
+def test_trust_refuses_an_unsigned_file_and_no_verify_says_so(
+    signed_file: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    data, key, _ = signed_file
+    lines = _lines(data)
+    data.write_bytes(b"".join(lines[:-1]))
+    from tests.conftest import run_vex
+
+    done = run_vex("import", "--from", str(data), "--to", "vektor", "--db", str(tmp_path / "u.db"), "--no-verify")
+    assert done.returncode == 0 and "--no-verify: the signature mem.vmig.sig was not checked" in done.stderr
+    signature_path(data).unlink()
+    code, error = _import(data, tmp_path, "--trust", str(public_path(key)))
+    assert code == 3 and "is not signed (no mem.vmig.sig), and --trust accepts only signed files" in error
+    code, problem = _validate(data, "--trust", str(public_path(key)))
+    assert code == 3 and "is not signed" in problem
+    assert _validate(data)[0] == 0  # unsigned without --trust: nothing to check

@@ -96,6 +96,8 @@ def js_number(value: float | int) -> str:
     if value == 0:
         return "0"
     text = repr(value)  # the shortest digits that read back as the same double, as JavaScript chooses them
+    if "e" not in text:  # Python's plain notation (1e-4 to 1e16) is JavaScript's, less the ".0" of whole numbers
+        return text[:-2] if text.endswith(".0") else text
     sign = ""
     if text[0] == "-":
         sign, text = "-", text[1:]
@@ -185,10 +187,23 @@ def _encode_object(value: dict[str, Any], keys: list[str], out: list[bytes]) -> 
     out.append(b"}")
 
 
+_KEY_ORDERS: dict[tuple[str, ...], list[str]] = {}
+"""Canonical key order by a record's own key order: the lines of a file mostly share one."""
+
+
 def _record_keys(record: dict[str, Any]) -> list[str]:
-    keys = [key for key in RECORD_KEYS if key in record]
-    keys += [key for key in record if key not in _RECORD_KEY_SET and key not in PROTOTYPE_NAMES]
-    return js_key_order(keys)
+    own = tuple(record)
+    known = _KEY_ORDERS.get(own)
+    if known is None:
+        keys = [key for key in RECORD_KEYS if key in record]
+        keys += [key for key in record if key not in _RECORD_KEY_SET and key not in PROTOTYPE_NAMES]
+        known = js_key_order(keys)
+        if len(_KEY_ORDERS) < 1024:
+            _KEY_ORDERS[own] = known
+    return known
+
+
+_PLAIN = frozenset((str, type(None), bool))
 
 
 def canonical_record(record: dict[str, Any]) -> bytes:
@@ -197,8 +212,12 @@ def canonical_record(record: dict[str, Any]) -> bytes:
     orjson prints it in C once the numbers are in JavaScript's form (`_prepared`), with strings escaped
     as `JSON.stringify` escapes them; a string orjson refuses (a lone surrogate) takes `encode`."""
     keys = _record_keys(record)
+    ready = {}
+    for key in keys:
+        value = record[key]
+        ready[key] = value if type(value) in _PLAIN else _prepared(value)
     try:
-        return orjson.dumps({key: _prepared(record[key]) for key in keys})
+        return orjson.dumps(ready)
     except TypeError:
         out: list[bytes] = []
         _encode_object(record, keys, out)
