@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--from", dest="source", required=True, metavar="STORE")
     export.add_argument("--output", required=True, metavar="FILE", help=".vmig.jsonl, .gz or .zst")
     export.add_argument("--force", action="store_true", help="replace an existing output that is not a .vmig file")
+    export.add_argument("--sign", action="store_true", help="sign the file as it is written: <stem>.vmig.sig")
+    export.add_argument("--key", metavar="KEYFILE", help="with --sign: the private key (default: your own)")
     _job(export)
 
     imp = sub.add_parser("import", help=".vmig.jsonl -> store", epilog=store_help, allow_abbrev=False)
@@ -212,7 +214,12 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
     if args.command == "export":
         output = _file_flag("--output", args.output)
         source_spec = single_side(args.source, pairs)
-        params = _params(ExportParams, source=source_spec, output=output, force=args.force, **common)
+        if args.key is not None and not args.sign:
+            raise UsageError("--key goes with --sign")
+        key = _export_key(args.key) if args.sign else None
+        params = _params(
+            ExportParams, source=source_spec, output=output, force=args.force, sign=args.sign, key=key, **common
+        )
         return Request("export", params, output.name, **shown)
     if args.command == "import":
         params = _params(
@@ -233,6 +240,17 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
         **_reembed_flags(args), **common,
     )  # fmt: skip
     return Request("migrate", params, args.target, **shown)
+
+
+def _export_key(given: str | None) -> Path:
+    """The key `export --sign` signs with, made now when there is none yet (and said where), so that a key
+    problem stops the export before it reads anything."""
+    from engine.signing_command import announce_new_key, signing_key
+
+    key, created = signing_key(given)
+    if created:
+        announce_new_key(key)
+    return key.path
 
 
 def _reembed_flags(args: argparse.Namespace) -> dict[str, Any]:

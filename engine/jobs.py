@@ -33,7 +33,7 @@ JobParams = ExportParams | ImportParams | MigrateParams
 
 def export_job(params: ExportParams, runner: Runner, progress: ProgressFn | None = None) -> RunSummary:
     """Store -> `.vmig.jsonl` + sidecar."""
-    file = StoreSpec(store="jsonl", options={"path": params.output, "force": params.force})
+    file = StoreSpec(store="jsonl", options={"path": params.output, "force": params.force, "sign": params.sign})
     with open_store(params.source) as source, open_store(file) as target:
         return _transfer("export", source, target, params, runner, progress, rejects=rejects_path(params.output))
 
@@ -135,7 +135,8 @@ def _transfer(
     try:
         run_transfer(transfer, runner, summary, progress)
         if transfer.written is not None:
-            runner.run(steps.WRITE_SIDECAR, transfer.written, source.name)
+            key = params.key if isinstance(params, ExportParams) and params.sign else None
+            runner.run(steps.WRITE_SIDECAR, transfer.written, source.name, key)
             summary.output_checksum = transfer.written.checksum
             left_in_place(f"{transfer.written.path} and its sidecar were complete before the stop")
     except BaseException:

@@ -50,9 +50,14 @@ def sign_command(args: argparse.Namespace) -> int:
         print(f"signed {signature.record_count} records of {file}: {written}")
         print(f"public key: {signature.public_key}")
     if created:
-        print(
-            f"new signing key written to {key.path} (permissions 0600: keep it private); "
-            f"its public key, for --trust, is in {public_path(key.path)}",
-            file=sys.stderr,
-        )
+        announce_new_key(key)
     return EXIT_OK
+
+
+def announce_new_key(key: SigningKey) -> None:
+    """Where a new key went (never the key itself)."""
+    print(
+        f"new signing key written to {key.path} (permissions 0600: keep it private); "
+        f"its public key, for --trust, is in {public_path(key.path)}",
+        file=sys.stderr,
+    )

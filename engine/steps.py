@@ -35,6 +35,7 @@ from vmig.sidecar import (
     verify_against_sidecar,
 )
 from vmig.sigcheck import check_before_import
+from vmig.signing import load_key, make_signature, signature_path, write_signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -157,8 +158,15 @@ def finish(target: Connector) -> WrittenFile | None:
     return target.finish()
 
 
-def write_sidecar(written: WrittenFile, source_store: str) -> Path:
-    """The sidecar of a sealed data file, and both put in place together."""
+def write_sidecar(written: WrittenFile, source_store: str, signing_key: Path | None = None) -> Path:
+    """The sidecar of a sealed data file, and both put in place together; with `signing_key` (and the record
+    hashes the writer made) its signature first, so the data never appears without it. A signature left by an
+    earlier file of the same name is removed: it would not match."""
+    if signing_key is not None and written.record_hashes is not None:
+        signature = make_signature(load_key(signing_key), written.record_hashes)
+        write_signature(written.path, signature)
+    else:
+        signature_path(written.path).unlink(missing_ok=True)
     sidecar = build_sidecar(source_store, written.checksum, written.stats)
     return place_sidecar(written.path, sidecar, with_data=written.sealed)
 

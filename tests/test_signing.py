@@ -407,3 +407,92 @@ def test_trust_refuses_an_unsigned_file_and_no_verify_says_so(
     code, problem = _validate(data, "--trust", str(public_path(key)))
     assert code == 3 and "is not signed" in problem
     assert _validate(data)[0] == 0  # unsigned without --trust: nothing to check
+
+
+# ── signing while writing ────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_writer_hashes_records_as_a_later_check_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """The hashes made while writing (here and in the formatting workers) are those a check of the file makes."""
+    from tests.records import sample_records, to_batch
+    from vmig import writer as writer_module
+    from vmig.recordhash import hashed_runs
+    from vmig.writer import VmigWriter
+
+    monkeypatch.setattr(writer_module, "WARM_FROM_ROWS", 0)  # the workers from the first record on
+    monkeypatch.setattr(writer_module, "SPOOL_FROM_ROWS", 0)
+    records = sample_records(2500, dims=16)
+    data = tmp_path / "w.vmig.jsonl"
+    writer = VmigWriter(data, default_source="t", workers=workers, sign=True).open()
+    for start in range(0, len(records), 1000):
+        writer.write_batch(to_batch(records[start : start + 1000]))
+    writer.commit()
+    assert writer._spool is None  # the spool was used and closed (workers=2) or never made (workers=0)
+    rechecked = [value for run in hashed_runs(data, workers=0) for value in run.hashes]
+    assert writer.record_hashes == rechecked and len(rechecked) == len(records)
+
+
+def test_export_sign_writes_a_signature_that_verifies(tmp_path: Path) -> None:
+    from tests.conftest import run_vex
+    from tests.records import sample_records, write_vmig
+
+    source = write_vmig(tmp_path / "src.vmig.jsonl", sample_records(30))
+    out = tmp_path / "out.vmig.jsonl"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "VEX_SIGNING_KEY": ""}
+    done = run_vex("export", "--from", "jsonl", "--path", str(source), "--output", str(out), "--sign", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "new signing key written to" in done.stderr and signature_path(out).exists()
+    key = tmp_path / "config" / "vex" / "signing.key"
+    code, problem = _validate(out, "--trust", str(public_path(key)))
+    assert code == 0, problem
+    sig = read_signature(signature_path(out))
+    assert sig.record_count == 32
+
+    # exported again without --sign: the old signature would not match the new file, so it goes
+    done = run_vex("export", "--from", "jsonl", "--path", str(source), "--output", str(out), "--limit", "5")
+    assert done.returncode == 0, done.stderr
+    assert not signature_path(out).exists()
+    done = run_vex("export", "--from", "jsonl", "--path", str(source), "--output", str(out), "--key", "k.key")
+    assert done.returncode == 2 and "--key goes with --sign" in done.stderr
+
+
+# ── both ways with the JavaScript vex ────────────────────────────────────────
+
+
+def test_files_signed_by_the_javascript_vex_verify_here(js_vex: JsVex, tmp_path: Path) -> None:
+    from tests.records import sample_records, write_vmig
+
+    data = write_vmig(tmp_path / "js.vmig.jsonl", sample_records(40))
+    key = tmp_path / "js.key"
+    key.write_text("hex:" + bytes(range(1, 33)).hex())
+    signed = js_vex.sign(data, key)
+    assert signed["public_key"] == load_key(key).public_key  # the same key file, read the same way
+    code, problem = _validate(data, "--trust", str(signed["public_key"]))
+    assert code == 0, problem
+    lines = _lines(data)
+    data.write_bytes(b"".join([*lines[:3], lines[3].replace(b'"mem-0003"', b'"mem-0333"'), *lines[4:]]))
+    code, problem = _validate(data, "--trust", str(signed["public_key"]))
+    assert code == 3 and "first line 4 (id 'mem-0333')" in problem
+
+
+def test_files_signed_here_verify_with_the_javascript_vex(js_vex: JsVex, tmp_path: Path) -> None:
+    from tests.conftest import run_vex
+    from tests.records import sample_records, write_vmig
+
+    source = write_vmig(tmp_path / "src.vmig.jsonl", sample_records(40))
+    out = tmp_path / "ours.vmig.jsonl"
+    key = tmp_path / "ours.key"
+    done = run_vex("export", "--from", "jsonl", "--path", str(source), "--output", str(out), "--sign", "--key",
+                   str(key))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert js_vex.verify(out) == {"valid": True, "errors": []}
+    edge = tmp_path / "edge.vmig.jsonl"
+    edge.write_bytes(b"\n".join(_EDGE_LINES) + b"\n")
+    assert run_vex("sign", str(edge), "--key", str(key)).returncode == 0
+    assert js_vex.verify(edge) == {"valid": True, "errors": []}
+    lines = _lines(out)
+    out.write_bytes(b"".join(lines[:1] + lines[2:]))  # and a change is caught there too
+    assert js_vex.verify(out)["valid"] is False

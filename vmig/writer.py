@@ -29,7 +29,7 @@ from vmig.paths import compression_of, temporary_path
 from vmig.schema import FORMAT_VERSION, KNOWN_KEYS
 from vmig.sparse import KEY as SPARSE_KEY
 from vmig.sparse import sparse_rows
-from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, write_lines
+from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, record_hashes, write_lines
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
 
@@ -106,8 +106,12 @@ class VmigWriter:
         default_source: str | None = None,
         workers: int | None = None,
         expected_records: int | None = None,
+        sign: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.record_hashes: list[str] | None = [] if sign else None
+        """With `sign`: each record's hash for the signature (`vmig.signing`), computed from the lines as they
+        are made (by the formatting workers where they run), so signing needs no second pass over the file."""
         self.expected_records = expected_records
         """How many records the run expects to write, where known: a large export starts its workers at once."""
         self.default_source = default_source
@@ -155,11 +159,14 @@ class VmigWriter:
             self.open()
         self._start_workers_when_large()
         if self._spool is not None:
-            for item in self._spool.submit(batch):
-                self._write_spooled(item)
+            for item, hashes in self._spool.submit(batch):
+                self._write_spooled(item, hashes)
         else:
             for start in range(0, batch.num_rows, SLICE_ROWS):
-                self._write(b"".join(record_lines(batch.slice(start, SLICE_ROWS), self.default_source)))
+                lines = record_lines(batch.slice(start, SLICE_ROWS), self.default_source)
+                if self.record_hashes is not None:
+                    self.record_hashes += record_hashes(lines)
+                self._write(b"".join(lines))
         self.stats.add(batch)
         return batch.num_rows
 
@@ -178,7 +185,7 @@ class VmigWriter:
             self._warming = warm_up(self._workers, "vmig.writer")
         started = self._warming is not None and all(future.done() for future in self._warming)
         if written >= SPOOL_FROM_ROWS or (self._expects_many() and started):
-            self._spool = LineSpool(self._workers, self.default_source)
+            self._spool = LineSpool(self._workers, self.default_source, sign=self.record_hashes is not None)
 
     def _expects_many(self) -> bool:
         return self._workers >= 2 and (self.expected_records or 0) >= SPOOL_FROM_ROWS
@@ -187,8 +194,11 @@ class VmigWriter:
         """Hand bytes to the I/O thread (one write in flight, so order and memory are kept)."""
         self._hand_over(self._stream.write, data)
 
-    def _write_spooled(self, item: Lines) -> None:
+    def _write_spooled(self, item: Lines, hashes: list[str] | None) -> None:
         """Like `_write`, for a worker's slice: the I/O thread writes it from its slot and frees the slot."""
+        if self.record_hashes is not None:
+            assert hashes is not None, "a signed file's slices come back with their hashes"
+            self.record_hashes += hashes
         self._hand_over(write_lines, item, self._stream)
 
     def _hand_over(self, step: Any, *args: Any) -> None:
@@ -209,8 +219,8 @@ class VmigWriter:
             self.open()
         assert self._raw is not None and self._hashing is not None
         if self._spool is not None:
-            for item in self._spool.drain():
-                self._write_spooled(item)
+            for item, hashes in self._spool.drain():
+                self._write_spooled(item, hashes)
         self._settle()
         self._io.close()
         if self._spool is not None:
