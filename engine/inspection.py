@@ -165,7 +165,7 @@ def _print_unreadable(report: StoreReport) -> None:
 
 def validate_file(file: Path, as_json: bool, trusted: str | None = None) -> int:
     report = scan_file(file)
-    signature, problem = signature_status(file, trusted)
+    signature, problem = signature_status(file, trusted, report.checksum)
     if problem is not None:
         report.problems.append(problem)
     if as_json:

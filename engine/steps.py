@@ -92,7 +92,8 @@ def validate_input(path: Path, check_sidecar: bool, trust: str | None = None) ->
         warnings.append("--no-verify: checksum and record count were not checked")
     else:
         verify_against_sidecar(path, sidecar)
-    warnings += check_before_import(path, check_sidecar, trust)
+    checksum = sidecar.checksum if sidecar is not None and check_sidecar else None  # the file's, as just checked
+    warnings += check_before_import(path, check_sidecar, trust, checksum)
     return sidecar, warnings
 
 
@@ -163,7 +164,7 @@ def write_sidecar(written: WrittenFile, source_store: str, signing_key: Path | N
     hashes the writer made) its signature first, so the data never appears without it. A signature left by an
     earlier file of the same name is removed: it would not match."""
     if signing_key is not None and written.record_hashes is not None:
-        signature = make_signature(load_key(signing_key), written.record_hashes)
+        signature = make_signature(load_key(signing_key), written.record_hashes, file_digest=written.checksum)
         write_signature(written.path, signature)
     else:
         signature_path(written.path).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -164,6 +165,10 @@ def test_damaged_signature_files_fail_clearly(tmp_path: Path) -> None:
     payload = orjson.loads(whole)
     payload["record_hashes"].append(record_hash(b"[]"))
     path.write_bytes(orjson.dumps(payload))
+    with pytest.raises(IntegrityError, match="record_count 1 but 2 record hashes"):
+        check_signer(read_signature(path), path, None)
+    payload["record_count"] = 2
+    path.write_bytes(orjson.dumps(payload))
     with pytest.raises(IntegrityError, match="root hash is not the hash of its record hashes"):
         check_signer(read_signature(path), path, None)
     payload = orjson.loads(whole)
@@ -307,7 +312,7 @@ def test_a_signed_file_validates_and_imports(signed_file: tuple[Path, Path, dict
 
     done = run_vex("validate", str(data), "--trust", str(public_path(key)))
     assert done.returncode == 0, done.stderr
-    assert "signature: OK, 40 records signed by the trusted key" in done.stdout
+    assert "signature: OK, 40 records signed by the trusted key (the file's bytes are those signed)" in done.stdout
     done = run_vex("import", "--from", str(data), "--to", "vektor", "--db", str(tmp_path / "t.db"), "--trust",
                    public_path(key).read_text().strip(), "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -496,3 +501,32 @@ def test_files_signed_here_verify_with_the_javascript_vex(js_vex: JsVex, tmp_pat
     lines = _lines(out)
     out.write_bytes(b"".join(lines[:1] + lines[2:]))  # and a change is caught there too
     assert js_vex.verify(out)["valid"] is False
+
+
+def test_the_bound_file_digest_shortcut_and_its_limits(signed_file: tuple[Path, Path, dict[str, str]]) -> None:
+    """Unchanged bytes are checked by their digest; the same records written differently are checked one by one;
+    a digest swapped for a changed file's, without the signer's key, does not pass."""
+    from tests.conftest import run_vex
+    from vmig.sidecar import file_checksum
+    from vmig.sigcheck import check_file
+    from vmig.signing import FILE_DIGEST
+
+    data, _key, _ = signed_file
+    assert check_file(data).by_digest and check_file(data).ok
+    full = check_file(data, every_record=True)
+    assert full.ok and not full.by_digest and full.records == 40
+
+    spaced_lines = [json.dumps(json.loads(line), separators=(", ", " : ")).encode() + b"\n" for line in _lines(data)]
+    data.write_bytes(b"".join(spaced_lines))  # the same JSON values, written otherwise
+    spaced = check_file(data)
+    assert spaced.ok and not spaced.by_digest
+    assert "every record's hash checked" in run_vex("validate", str(data)).stdout
+
+    lines = _lines(data)
+    data.write_bytes(b"".join(lines[:-1]))
+    sig = signature_path(data)
+    payload = orjson.loads(sig.read_bytes())
+    payload[FILE_DIGEST] = file_checksum(data)  # claims the changed file, but the statement is not re-signed
+    sig.write_bytes(orjson.dumps(payload))
+    forged = check_file(data)
+    assert not forged.by_digest and forged.problem is not None and "1 signed record(s) missing" in forged.problem

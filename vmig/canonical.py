@@ -242,7 +242,6 @@ def _prepared(value: Any) -> Any:
 
 
 _NEGATIVE_ZERO = re.compile(rb"(?<=[\[,])-0(?=[,\]])")
-_NUMBER_BYTES = b"0123456789.eE+-, \t\r\n"
 _PLAIN_FROM = 1e-4
 _PLAIN_BELOW = 1e15
 """orjson prints every double from 1e-4 up to 1e15 without an exponent (tests/test_signing.py checks it), as
@@ -379,8 +378,8 @@ class Canonicaliser:
         if start < 0 or line[key + len(_VECTOR_KEY) : start].strip() != b":":
             return None
         end = line.find(b"]", start)
-        if end < 0 or line[start + 1 : end].translate(None, _NUMBER_BYTES):
-            return None  # unterminated, or something other than numbers in it (simdjson would read true as 1)
+        if end < 0 or line.find(b"[", start + 1, end) >= 0:
+            return None  # unterminated, or a nested array (simdjson would flatten it; it refuses other values)
         try:
             record = orjson.loads(b"".join((line[:start], _PLACEHOLDER, line[end + 1 :])))
         except orjson.JSONDecodeError:

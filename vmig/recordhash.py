@@ -52,14 +52,13 @@ def hash_lines(raws: list[bytes], first_line: int = 1) -> HashedLines:
     canonical = Canonicaliser()
     done = HashedLines(line_count=len(raws))
     for start in range(0, len(raws), _LINES_PER_CALL):
-        for found in canonical.lines(raws[start : start + _LINES_PER_CALL]):
-            if found.text is None:
-                done.problems[len(done.hashes)] = found.problem or "not a record"
-                done.hashes.append(None)
-            else:
-                done.hashes.append(HASH_PREFIX + blake3(found.text).hexdigest())
-            done.lines.append(first_line + start + found.position)
-            done.ids.append(found.id)
+        found = canonical.lines(raws[start : start + _LINES_PER_CALL])
+        for position, line in enumerate(found):
+            if line.text is None:
+                done.problems[len(done.hashes) + position] = line.problem or "not a record"
+        done.hashes += [None if line.text is None else HASH_PREFIX + blake3(line.text).hexdigest() for line in found]
+        done.lines += [first_line + start + line.position for line in found]
+        done.ids += [line.id for line in found]
     return done
 
 

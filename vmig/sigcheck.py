@@ -9,17 +9,20 @@ another file altogether.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vmig.errors import IntegrityError, UsageError
 from vmig.recordhash import hashed_runs
+from vmig.sidecar import file_checksum
 from vmig.signing import (
     RootHasher,
     Signature,
     SigningKey,
     blake3_module,
+    bound_file_digest,
     check_signer,
     make_signature,
     read_signature,
@@ -35,6 +38,15 @@ def sign_file(path: Path, key: SigningKey, workers: int | None = None) -> tuple[
     """Hash every record and write `<stem>.vmig.sig`; a line that is not a JSON object cannot be signed."""
     hashes: list[str] = []
     root = RootHasher()
+    with ThreadPoolExecutor(1, thread_name_prefix="vex-sha256") as side:
+        digest = side.submit(file_checksum, path)  # hashlib lets go of the GIL: beside the record hashing
+        _hash_all(path, workers, hashes, root)
+        file_digest = digest.result()
+    signature = make_signature(key, hashes, root.hexdigest(), file_digest)
+    return signature, write_signature(path, signature)
+
+
+def _hash_all(path: Path, workers: int | None, hashes: list[str], root: RootHasher) -> None:
     for run in hashed_runs(path, workers):
         if run.problems:
             position, reason = next(iter(run.problems.items()))
@@ -45,8 +57,6 @@ def sign_file(path: Path, key: SigningKey, workers: int | None = None) -> tuple[
         ready = [value for value in run.hashes if value is not None]  # all of them: no None without a problem
         hashes += ready
         root.add(ready)
-    signature = make_signature(key, hashes, root.hexdigest())
-    return signature, write_signature(path, signature)
 
 
 @dataclass
@@ -57,6 +67,8 @@ class SignatureCheck:
     signature: Signature
     records: int = 0
     problem: str | None = None
+    by_digest: bool = False
+    """The file's bytes are those signed (`vmig.signing.FILE_DIGEST`): its records were not hashed one by one."""
 
     @property
     def ok(self) -> bool:
@@ -75,12 +87,25 @@ class _Found:
     problems: dict[int, str] = field(default_factory=dict)
 
 
-def check_file(path: Path, trusted: str | None = None, workers: int | None = None) -> SignatureCheck:
+def check_file(
+    path: Path,
+    trusted: str | None = None,
+    workers: int | None = None,
+    checksum: str | None = None,
+    every_record: bool = False,
+) -> SignatureCheck:
     """The file against `<stem>.vmig.sig`: an IntegrityError for a damaged or untrusted signature, else a
-    report whose `problem` says how the records differ from the signed ones (None when they do not)."""
+    report whose `problem` says how the records differ from the signed ones (None when they do not).
+
+    A file whose bytes have the digest its signer bound into the signature is checked by that digest
+    (`checksum`, when the caller has it, saves the pass); otherwise, or with `every_record`, every record's
+    hash is recomputed."""
     sig_path = signature_path(path)
     signature = read_signature(sig_path)
     check_signer(signature, sig_path, trusted)
+    bound = None if every_record else bound_file_digest(signature)
+    if bound is not None and bound == (checksum or file_checksum(path)):
+        return SignatureCheck(path, signature, signature.record_count, by_digest=True)
     signed = signature.record_hashes
     found = _Found()
     for run in hashed_runs(path, workers):
@@ -137,7 +162,7 @@ def signature_exists(path: Path) -> bool:
     return signature_path(path).exists()
 
 
-def check_before_import(path: Path, check: bool, trusted: str | None) -> list[str]:
+def check_before_import(path: Path, check: bool, trusted: str | None, checksum: str | None = None) -> list[str]:
     """The import's signature rule; returns warnings, raises IntegrityError where the file must not be imported.
 
     A signed file is imported only if every record matches the signature (and, with `--trust`, the trusted
@@ -157,13 +182,13 @@ def check_before_import(path: Path, check: bool, trusted: str | None) -> list[st
         if trusted is not None:
             raise
         return [f"{sig_path.name} was not checked: {exc}"]
-    report = check_file(path, trusted)
+    report = check_file(path, trusted, checksum=checksum)
     if report.problem is not None:
         raise IntegrityError(f"{report.problem} (--no-verify imports it anyway)")
     return []
 
 
-def signature_status(path: Path, trusted: str | None) -> tuple[str, str | None]:
+def signature_status(path: Path, trusted: str | None, checksum: str | None = None) -> tuple[str, str | None]:
     """`vex validate`'s line about the signature, and the problem it is when it fails (None when it does not)."""
     sig_path = signature_path(path)
     if not sig_path.exists():
@@ -171,10 +196,11 @@ def signature_status(path: Path, trusted: str | None) -> tuple[str, str | None]:
             return "none", f"{path} is not signed (no {sig_path.name}), and --trust accepts only signed files"
         return "none", None
     try:
-        report = check_file(path, trusted)
+        report = check_file(path, trusted, checksum=checksum)
     except IntegrityError as exc:
         return "INVALID", str(exc)
     if report.problem is not None:
         return "MISMATCH", report.problem
     who = "the trusted key" if trusted is not None else f"{report.signature.public_key} (not pinned: see --trust)"
-    return f"OK, {report.records} records signed by {who}", None
+    how = "the file's bytes are those signed" if report.by_digest else "every record's hash checked"
+    return f"OK, {report.records} records signed by {who} ({how})", None

@@ -241,9 +241,28 @@ class Signature:
         return orjson.dumps(payload, option=orjson.OPT_INDENT_2)
 
 
-def make_signature(key: SigningKey, record_hashes: list[str], root: str | None = None) -> Signature:
-    """Sign a file's record hashes (`root`, when the caller built it as the hashes came, saves a pass)."""
+FILE_DIGEST = "vex_file_sha256"
+FILE_SIGNATURE = "vex_file_signature"
+"""vex's own keys in a `.sig` (the JavaScript ignores them): the SHA-256 of the data file's exact bytes when it was
+signed, and the Ed25519 signature, by the same key, of `<root_hash>\n<sha256>`. A file whose bytes still have
+that digest holds exactly the records that were signed, so a check needs one pass over its bytes (which an
+import makes anyway for the sidecar) instead of recomputing every record's hash; any other file has every
+record hash recomputed."""
+
+
+def file_statement(root: str, file_digest: str) -> bytes:
+    return f"{root}\n{file_digest}".encode()
+
+
+def make_signature(
+    key: SigningKey, record_hashes: list[str], root: str | None = None, file_digest: str | None = None
+) -> Signature:
+    """Sign a file's record hashes (`root`, when the caller built it as the hashes came, saves a pass) and, given
+    the file's `sha256:` digest, bind that digest too (`FILE_DIGEST`)."""
     root = root or root_hash(record_hashes)
+    extra = {}
+    if file_digest is not None:
+        extra = {FILE_DIGEST: file_digest, FILE_SIGNATURE: key.sign(file_statement(root, file_digest))}
     return Signature(
         record_count=len(record_hashes),
         root_hash=root,
@@ -251,7 +270,18 @@ def make_signature(key: SigningKey, record_hashes: list[str], root: str | None =
         public_key=key.public_key,
         signature=key.sign(root.encode()),
         signed_at=now_iso(),
+        extra=extra,
     )
+
+
+def bound_file_digest(signature: Signature) -> str | None:
+    """The file digest the signer bound into the signature (`FILE_DIGEST`), None when there is none or its
+    signature by the signer's key does not verify (then the records are checked one by one)."""
+    digest, signed = signature.extra.get(FILE_DIGEST), signature.extra.get(FILE_SIGNATURE)
+    if not isinstance(digest, str) or not isinstance(signed, str):
+        return None
+    statement = file_statement(signature.root_hash, digest).decode()
+    return digest if signature_valid(signature.public_key, statement, signed) else None
 
 
 def write_signature(data_path: Path, signature: Signature) -> Path:
@@ -323,6 +353,11 @@ def _is_hash(text: str) -> bool:
 def check_signer(signature: Signature, path: Path, trusted: str | None) -> None:
     """The signature's own consistency (root hash of its list, Ed25519 over the root) and, with `--trust`, who
     signed it. A file re-signed with another key passes the JavaScript's check and fails here."""
+    if signature.record_count != len(signature.record_hashes):
+        raise IntegrityError(
+            f"signature {path} is damaged: record_count {signature.record_count} but "
+            f"{len(signature.record_hashes)} record hashes"
+        )
     if root_hash(signature.record_hashes) != signature.root_hash:
         raise IntegrityError(f"signature {path} is damaged: its root hash is not the hash of its record hashes")
     if not signature_valid(signature.public_key, signature.root_hash, signature.signature):
