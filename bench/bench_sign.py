@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 OPERATIONS = ("sha256+parse", "sign", "check", "check every record")
+EXPORTS = ("export", "export --sign")
+"""jsonl -> jsonl exports of the same file, without and with signing as it writes."""
 
 
 def make_file(path: Path, count: int, dims: int) -> None:
@@ -70,6 +72,21 @@ def child(operation: str, data: str, key: str) -> None:
         signing_key = load_key(Path(key))
         started = time.perf_counter()
         records = sign_file(path, signing_key)[0].record_count
+    elif operation in EXPORTS:
+        from engine.jobs import export_job
+        from engine.local import LocalRunner
+        from engine.params import ExportParams, StoreSpec
+
+        signed = operation == "export --sign"
+        params = ExportParams(
+            source=StoreSpec(store="jsonl", options={"path": path}),
+            output=path.with_name("exported.vmig.jsonl"),
+            sign=signed,
+            key=Path(key) if signed else None,
+            restart=True,
+        )
+        started = time.perf_counter()
+        records = export_job(params, LocalRunner()).read
     else:
         from vmig.sigcheck import check_file
 
@@ -108,9 +125,9 @@ def main() -> None:
         make_file(data, args.records, args.dims)
         key = create_key(Path(folder) / "bench.key").path
         run_child("sign", data, key)  # the signature the checks read; also warms the page cache
-        times: dict[str, list[float]] = {operation: [] for operation in OPERATIONS}
+        times: dict[str, list[float]] = {operation: [] for operation in OPERATIONS + EXPORTS}
         for _ in range(args.rounds):
-            for operation in OPERATIONS:
+            for operation in OPERATIONS + EXPORTS:
                 times[operation].append(run_child(operation, data, key))
         size = data.stat().st_size
     bar = statistics.median(times["sha256+parse"])
@@ -120,9 +137,18 @@ def main() -> None:
     print("| operation | seconds | records/s | / (sha256 + parse) |")
     print("|---|---|---|---|")
     for operation in OPERATIONS:
-        median = statistics.median(times[operation])
-        rounds = " / ".join(f"{value:.2f}" for value in times[operation])
-        print(f"| {operation} | {median:.2f} ({rounds}) | {args.records / median:,.0f} | {median / bar:.2f} |")
+        print(_row(operation, times[operation], args.records, bar))
+    print()
+    print("| operation | seconds | records/s | / export |")
+    print("|---|---|---|---|")
+    for operation in EXPORTS:
+        print(_row(operation, times[operation], args.records, statistics.median(times["export"])))
+
+
+def _row(operation: str, values: list[float], records: int, reference: float) -> str:
+    median = statistics.median(values)
+    rounds = " / ".join(f"{value:.2f}" for value in values)
+    return f"| {operation} | {median:.2f} ({rounds}) | {records / median:,.0f} | {median / reference:.2f} |"
 
 
 if __name__ == "__main__":

@@ -238,14 +238,12 @@ def _prepared(value: Any) -> Any:
         return [_prepared(item) for item in value]
     if kind is Encoded:
         return orjson.Fragment(value.text)
+    if kind is np.ndarray:
+        return js_numpy(value)
     return value
 
 
 _NEGATIVE_ZERO = re.compile(rb"(?<=[\[,])-0(?=[,\]])")
-_PLAIN_FROM = 1e-4
-_PLAIN_BELOW = 1e15
-"""orjson prints every double from 1e-4 up to 1e15 without an exponent (tests/test_signing.py checks it), as
-JavaScript does: a row whose values all lie there (or are zero) has no exponent to rewrite."""
 
 
 class Encoded:
@@ -274,30 +272,44 @@ def _fix_exponents(text: bytes) -> bytes:
     return b"".join(pieces)
 
 
-def js_number_rows(rows: np.ndarray) -> list[bytes]:
-    """`JSON.stringify` of each row of a 2-D float64 array.
+def js_array_text(text: bytes, whole: bool) -> bytes:
+    """orjson's text of a flat array of numbers in JavaScript's notation.
 
-    orjson prints the shortest round-trip digits (JavaScript's digits) in C; its notation differs from
-    JavaScript's only for whole numbers (`1.0`, `-0.0`) and exponents, and the rows that hold such
-    values, found for the whole block at once, are rewritten."""
+    orjson prints the shortest round-trip digits (JavaScript's digits, for float32 and float64 alike); its
+    notation differs only for whole numbers (`1.0`, `-0.0`: `whole` says the array holds one) and exponents."""
+    if whole:
+        text = text.replace(b".0,", b",").replace(b".0]", b"]")
+        if b"-0," in text or b"-0]" in text:
+            text = _NEGATIVE_ZERO.sub(b"0", text)
+    if b"e" in text:  # exponents in JavaScript's range stay, as "1e-7", "1e+21"; the rest become plain
+        text = _fix_exponents(text)
+    return text
+
+
+def whole_rows(rows: np.ndarray) -> np.ndarray:
+    """For each row of a 2-D array of floats: whether it holds a whole number (its text has a `.0` to drop)."""
+    with np.errstate(invalid="ignore"):
+        return (rows == np.trunc(rows)).any(axis=1)  # type: ignore[no-any-return]
+
+
+def js_number_rows(rows: np.ndarray) -> list[bytes]:
+    """`JSON.stringify` of each row of a 2-D float64 array, printed by orjson in C (`js_array_text`)."""
     rows = np.ascontiguousarray(rows, dtype=np.float64)
     if not rows.shape[1]:
         return [b"[]"] * rows.shape[0]
-    with np.errstate(invalid="ignore"):
-        whole = (rows == np.trunc(rows)).any(axis=1)
-        size = np.abs(rows)
-        exponents = (((size < _PLAIN_FROM) & (rows != 0)) | (size >= _PLAIN_BELOW)).any(axis=1)
-    texts: list[bytes] = []
-    for index in range(rows.shape[0]):
-        text = orjson.dumps(rows[index], option=orjson.OPT_SERIALIZE_NUMPY)
-        if whole[index]:
-            text = text.replace(b".0,", b",").replace(b".0]", b"]")
-            if b"-0," in text or b"-0]" in text:
-                text = _NEGATIVE_ZERO.sub(b"0", text)
-        if exponents[index]:
-            text = _fix_exponents(text)
-        texts.append(text)
-    return texts
+    whole = whole_rows(rows)
+    return [
+        js_array_text(orjson.dumps(rows[index], option=orjson.OPT_SERIALIZE_NUMPY), bool(whole[index]))
+        for index in range(rows.shape[0])
+    ]
+
+
+def js_numpy(values: np.ndarray) -> orjson.Fragment:
+    """A flat numpy array of numbers (a sparse vector's float32 values) as `JSON.stringify` prints it after
+    `JSON.parse` of orjson's text of it."""
+    text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
+    whole = values.dtype.kind == "f" and bool(whole_rows(values.reshape(1, -1))[0]) if values.size else False
+    return orjson.Fragment(js_array_text(text, whole) if values.dtype.kind == "f" else text)
 
 
 def js_number_array(values: np.ndarray) -> bytes:

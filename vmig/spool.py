@@ -92,15 +92,6 @@ Formatted = tuple[int, int | bytes | None, list[str] | None]
 """A worker's answer: the slot's number, the lines' length in it (or the lines, or None), the record hashes."""
 
 
-def record_hashes(lines: list[bytes]) -> list[str]:
-    """The signature's hashes of lines vex wrote (every one a record)."""
-    from vmig.recordhash import hash_lines
-
-    hashed = hash_lines(lines)
-    assert not hashed.problems, hashed.problems
-    return [value for value in hashed.hashes if value is not None]
-
-
 def _format_slice(job: SliceJob) -> Formatted:
     """In a worker: one slice's lines into its slot. Returns the slot's number with the lines' length,
     or with the lines themselves when they do not fit or there is no slot, or with None when the
@@ -115,14 +106,14 @@ def _format_slice(job: SliceJob) -> Formatted:
         except OSError:
             if job.batch is None:
                 return job.number, None, None
+    hashes: list[str] | None = [] if job.sign else None
     if job.batch is not None:
-        lines = record_lines(job.batch, job.default_source)
+        lines = record_lines(job.batch, job.default_source, hashes)
     else:
         assert memory is not None
         start = job.offset + LINES_BYTES
         ipc = pa.py_buffer(memoryview(memory)[start : start + job.batch_bytes])
-        lines = record_lines(pa.ipc.open_stream(ipc).read_next_batch(), job.default_source)
-    hashes = record_hashes(lines) if job.sign else None
+        lines = record_lines(pa.ipc.open_stream(ipc).read_next_batch(), job.default_source, hashes)
     size = sum(map(len, lines))
     if memory is None or size > LINES_BYTES:
         return job.number, b"".join(lines), hashes
@@ -262,8 +253,8 @@ class LineSpool:
         if lines is None:
             from vmig.writer import record_lines
 
-            formatted = record_lines(piece, self.default_source)
-            return b"".join(formatted), record_hashes(formatted) if self.sign else None
+            hashes = [] if self.sign else None
+            return b"".join(record_lines(piece, self.default_source, hashes)), hashes
         return lines, hashes
 
     def close(self) -> None:

@@ -17,19 +17,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from vmig import metadata as md
 from vmig.batch import vector_rows
+from vmig.canonical import Encoded, canonical_record, js_array_text, whole_rows
 from vmig.directio import DirectFile
 from vmig.errors import StoreError
 from vmig.parallel import OneInFlight, warm_up, worker_count
 from vmig.paths import compression_of, temporary_path
 from vmig.schema import FORMAT_VERSION, KNOWN_KEYS
+from vmig.signing import record_hash
 from vmig.sparse import KEY as SPARSE_KEY
 from vmig.sparse import sparse_rows
-from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, record_hashes, write_lines
+from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, write_lines
 from vmig.stats import RecordStats
 from vmig.timefmt import format_micros_column
 
@@ -53,8 +56,14 @@ class _HashingFile:
         self.raw.flush()
 
 
-def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> list[bytes]:
-    """Serialise a canonical batch as format-valid JSON lines (flat metadata)."""
+def record_lines(
+    batch: pa.RecordBatch, default_source: str | None = None, hashes: list[str] | None = None
+) -> list[bytes]:
+    """Serialise a canonical batch as format-valid JSON lines (flat metadata).
+
+    Given `hashes`, each record's signature hash (`vmig.signing`) is appended to it, computed from the values
+    the line is printed from: the vector's text is printed once, for the line and (in JavaScript's notation)
+    for the canonical JSON, so signing adds no parse of the lines."""
     columns = {name: batch.column(name).to_pylist() for name in ("id", "text", "model", "namespace", "score")}
     metas = batch.column("metadata").to_pylist()
     dims = batch.column("dims").to_pylist()
@@ -63,6 +72,7 @@ def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> li
     extras = batch.column("extra").to_pylist()
     sparse = sparse_rows(batch.column("sparse_vector"))
     vectors = vector_rows(batch)
+    whole = _whole_vectors(vectors) if hashes is not None else None
     lines: list[bytes] = []
     for i in range(batch.num_rows):
         flat, encoded = md.encode_nested(md.loads(metas[i]))
@@ -87,8 +97,26 @@ def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> li
             for key, value in orjson.loads(extras[i]).items():
                 if key not in KNOWN_KEYS:
                     record[key] = value
+        if whole is None:
+            lines.append(orjson.dumps(record, option=_DUMP_OPTIONS))
+            continue
+        vector = vectors[i]
+        text = None if vector is None else orjson.dumps(vector, option=orjson.OPT_SERIALIZE_NUMPY)
+        if text is not None:
+            record["vector"] = orjson.Fragment(text)
         lines.append(orjson.dumps(record, option=_DUMP_OPTIONS))
+        if text is not None:
+            record["vector"] = Encoded(js_array_text(text, bool(whole[i])))
+        assert hashes is not None
+        hashes.append(record_hash(canonical_record(record)))
     return lines
+
+
+def _whole_vectors(vectors: list[np.ndarray | None]) -> list[bool]:
+    """Which vectors hold a whole number (`vmig.canonical.js_array_text` drops its `.0`)."""
+    if vectors and all(vector is not None for vector in vectors) and len({len(v) for v in vectors}) == 1:  # type: ignore[arg-type]
+        return [bool(flag) for flag in whole_rows(np.stack(vectors))]  # type: ignore[arg-type]
+    return [vector is not None and bool(whole_rows(vector.reshape(1, -1))[0]) for vector in vectors]
 
 
 class VmigWriter:
@@ -163,9 +191,7 @@ class VmigWriter:
                 self._write_spooled(item, hashes)
         else:
             for start in range(0, batch.num_rows, SLICE_ROWS):
-                lines = record_lines(batch.slice(start, SLICE_ROWS), self.default_source)
-                if self.record_hashes is not None:
-                    self.record_hashes += record_hashes(lines)
+                lines = record_lines(batch.slice(start, SLICE_ROWS), self.default_source, self.record_hashes)
                 self._write(b"".join(lines))
         self.stats.add(batch)
         return batch.num_rows
