@@ -111,6 +111,8 @@ class WrittenFile:
     stats: RecordStats
     sealed: bool = True
     """Complete but still under its temporary name: the sidecar step puts both in place together."""
+    record_hashes: list[str] | None = None
+    """Each record's hash as it was written, when the file is to be signed (`vex export --sign`)."""
 
 
 @dataclass

@@ -29,6 +29,7 @@ from vmig.errors import UsageError
 from vmig.paths import sidecar_path, temporary_path
 from vmig.reader import read_batches, start_workers_for
 from vmig.sidecar import read_sidecar
+from vmig.signing import signature_path
 from vmig.validate import is_vmig_file
 from vmig.writer import VmigWriter
 
@@ -38,6 +39,8 @@ class JsonlOptions(StoreOptions):
     """The `.vmig.jsonl` file (`.gz`, `.zst` by its name)."""
     force: bool = False
     """Replace an existing file that is not a `.vmig.jsonl` (never done without it)."""
+    sign: bool = False
+    """Hash each record as it is written, for its signature `<stem>.vmig.sig` (`vex export --sign`)."""
 
 
 class JsonlConnector(Connector[JsonlOptions]):
@@ -69,6 +72,7 @@ class JsonlConnector(Connector[JsonlOptions]):
         return [
             Location(self.path, "the .vmig.jsonl file"),
             Location(sidecar_path(self.path), "its sidecar"),
+            Location(signature_path(self.path), "its signature"),
             Location(temporary_path(self.path), "its temporary file"),
         ]
 
@@ -112,7 +116,7 @@ class JsonlConnector(Connector[JsonlOptions]):
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
         if self.writer is None:
             self.before_write()
-            self.writer = VmigWriter(self.path, expected_records=self._expected_records).open()
+            self.writer = VmigWriter(self.path, expected_records=self._expected_records, sign=self.opts.sign).open()
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         if self.writer is None:
@@ -126,7 +130,7 @@ class JsonlConnector(Connector[JsonlOptions]):
             self.ensure_target(None, None)  # an empty source still gives a (verifiable) empty file
         assert self.writer is not None
         checksum = self.writer.commit(publish=False)
-        return WrittenFile(self.path, checksum, self.writer.stats)
+        return WrittenFile(self.path, checksum, self.writer.stats, record_hashes=self.writer.record_hashes)
 
     def abort(self) -> None:
         if self.writer is not None:

@@ -28,6 +28,7 @@ from engine.params import (
 )
 from engine.redact import register_secret, register_url
 from vmig.errors import UsageError
+from vmig.signing import trusted_key
 
 PROG = "vex"
 
@@ -90,6 +91,14 @@ def _looked_at(sub: Any, command: str, summary: str, store_help: str) -> None:
     parser.add_argument("--from", dest="source", metavar="STORE", help="a store instead of a file")
     parser.add_argument("--namespace", help="only records of this namespace (with --from)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    if command == "validate":
+        parser.add_argument("--trust", metavar="PUBKEY|FILE", help=TRUST_HELP)
+
+
+TRUST_HELP = (
+    "the public key (ed25519:<base64>, or a file holding it: a key's .pub, a .vmig.sig) the file must be signed "
+    "with; an unsigned file fails"
+)
 
 
 def _store_to_store(parser: argparse.ArgumentParser) -> None:
@@ -121,12 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--from", dest="source", required=True, metavar="STORE")
     export.add_argument("--output", required=True, metavar="FILE", help=".vmig.jsonl, .gz or .zst")
     export.add_argument("--force", action="store_true", help="replace an existing output that is not a .vmig file")
+    export.add_argument("--sign", action="store_true", help="sign the file as it is written: <stem>.vmig.sig")
+    export.add_argument("--key", metavar="KEYFILE", help="with --sign: the private key (default: your own)")
     _job(export)
 
     imp = sub.add_parser("import", help=".vmig.jsonl -> store", epilog=store_help, allow_abbrev=False)
     imp.add_argument("--from", dest="input", required=True, metavar="FILE")
     imp.add_argument("--to", dest="target", required=True, metavar="STORE")
-    imp.add_argument("--no-verify", action="store_true", help="skip the checksum and count check (says so)")
+    imp.add_argument("--no-verify", action="store_true", help="skip the checksum, count and signature checks (says so)")
+    imp.add_argument("--trust", metavar="PUBKEY|FILE", help=TRUST_HELP)
     imp.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
     _reembedding(imp)
     _job(imp)
@@ -157,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(verify)
 
-    checks = "check a .vmig.jsonl against its sidecar and the format, or read every record of a store"
+    sign = sub.add_parser("sign", help="sign a .vmig.jsonl: <stem>.vmig.sig (BLAKE3 + Ed25519)", allow_abbrev=False)
+    sign.add_argument("file", metavar="FILE")
+    sign.add_argument("--key", metavar="KEYFILE", help="private key file (default: your own, created on first use)")
+    sign.add_argument("--json", action="store_true")
+
+    checks = "check a .vmig.jsonl against its sidecar, its signature and the format, or read every record of a store"
     _looked_at(sub, "validate", checks, store_help)
     counts = "a file or store: counts by namespace/model/dims, null vectors, metric, layout, sidecar"
     _looked_at(sub, "inspect", counts, store_help)
@@ -220,7 +237,12 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
     if args.command == "export":
         output = _file_flag("--output", args.output)
         source_spec = single_side(args.source, pairs)
-        params = _params(ExportParams, source=source_spec, output=output, force=args.force, **common)
+        if args.key is not None and not args.sign:
+            raise UsageError("--key goes with --sign")
+        key = _export_key(args.key) if args.sign else None
+        params = _params(
+            ExportParams, source=source_spec, output=output, force=args.force, sign=args.sign, key=key, **common
+        )
         return Request("export", params, output.name, **shown)
     if args.command == "import":
         params = _params(
@@ -228,6 +250,7 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
             input=_file_flag("--from", args.input),
             target=single_side(args.target, pairs),
             check_sidecar=not args.no_verify,
+            trust=None if args.trust is None else trusted_key(args.trust),
             dims=args.dims,
             **_reembed_flags(args),
             **common,
@@ -242,6 +265,17 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
         return Request("sync", params, args.target, **shown)
     params = _params(MigrateParams, **both, **_reembed_flags(args), **common)
     return Request("migrate", params, args.target, **shown)
+
+
+def _export_key(given: str | None) -> Path:
+    """The key `export --sign` signs with, made now when there is none yet (and said where), so that a key
+    problem stops the export before it reads anything."""
+    from engine.signing_command import announce_new_key, signing_key
+
+    key, created = signing_key(given)
+    if created:
+        announce_new_key(key)
+    return key.path
 
 
 def _reembed_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def main(
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if extra and args.command in ("stores", "adapter"):
+    if extra and args.command in ("stores", "adapter", "sign"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     with stop_cleanly(restore=not whole_process):
         return _ended(lambda: _run(args, extra, flow_for, progress_for))
@@ -67,6 +67,10 @@ def _run(args: argparse.Namespace, extra: list[str], flow_for: FlowFor, progress
         from engine.inspection import inspect_or_validate
 
         return inspect_or_validate(args, extra)
+    if args.command == "sign":
+        from engine.signing_command import sign_command
+
+        return sign_command(args)
     if args.command == "stores":
         return _stores(args)
     if args.command == "adapter":

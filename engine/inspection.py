@@ -23,6 +23,8 @@ from engine.local import LocalRunner
 from engine.params import StoreSpec, open_store
 from engine.steps import EXTRACT
 from vmig.errors import EXIT_INTEGRITY, EXIT_OK, UsageError
+from vmig.sigcheck import signature_status
+from vmig.signing import trusted_key
 from vmig.sniff import sniff
 from vmig.stats import RecordStats
 from vmig.validate import scan_file, sidecar_status
@@ -110,7 +112,9 @@ def inspect_or_validate(args: argparse.Namespace, extra: list[str]) -> int:
     assert file is not None
     if args.namespace is not None:
         raise UsageError("--namespace goes with --from STORE; a file is inspected whole")
-    return inspect_file(file, args.json) if args.command == "inspect" else validate_file(file, args.json)
+    if args.command == "inspect":
+        return inspect_file(file, args.json)
+    return validate_file(file, args.json, None if args.trust is None else trusted_key(args.trust))
 
 
 def inspect_store(args: argparse.Namespace, spec: StoreSpec) -> int:
@@ -159,8 +163,11 @@ def _print_unreadable(report: StoreReport) -> None:
         print(f"  {record_id or 'a record'}: {reason}")
 
 
-def validate_file(file: Path, as_json: bool) -> int:
+def validate_file(file: Path, as_json: bool, trusted: str | None = None) -> int:
     report = scan_file(file)
+    signature, problem = signature_status(file, trusted, report.checksum)
+    if problem is not None:
+        report.problems.append(problem)
     if as_json:
         payload = {
             "file": str(file),
@@ -168,6 +175,7 @@ def validate_file(file: Path, as_json: bool) -> int:
             "duplicate_ids": report.duplicates,
             "damaged_lines": report.rejected,
             "sidecar": sidecar_status(report),
+            "signature": signature,
             "problems": report.problems,
             "rejects_file": str(report.rejects_file) if report.rejects_file else None,
         }
@@ -178,6 +186,7 @@ def validate_file(file: Path, as_json: bool) -> int:
             f"{report.rejected} damaged lines"
         )
         print(f"sidecar: {sidecar_status(report)}")
+        print(f"signature: {signature}")
         for line, reason in report.reject_sample:
             print(f"  line {line}: {reason}")
         if report.rejects_file:

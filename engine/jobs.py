@@ -44,7 +44,7 @@ JobParams = ExportParams | ImportParams | MigrateParams
 
 def export_job(params: ExportParams, runner: Runner, progress: ProgressFn | None = None) -> RunSummary:
     """Store -> `.vmig.jsonl` + sidecar."""
-    file = StoreSpec(store="jsonl", options={"path": params.output, "force": params.force})
+    file = StoreSpec(store="jsonl", options={"path": params.output, "force": params.force, "sign": params.sign})
     with open_store(params.source) as source, open_store(file) as target:
         return _transfer("export", source, target, params, runner, progress, rejects=rejects_path(params.output))
 
@@ -54,7 +54,7 @@ def import_job(params: ImportParams, runner: Runner, progress: ProgressFn | None
     with open_store(StoreSpec(store="jsonl", options={"path": params.input})) as source:
         source.warm_up()  # the parsing workers start while the checksum is checked
         _preload_client(params.target.store)  # and the target's client is imported
-        sidecar, warnings = runner.run(steps.VALIDATE, params.input, params.check_sidecar)
+        sidecar, warnings = runner.run(steps.VALIDATE, params.input, params.check_sidecar, params.trust)
         with open_store(params.target) as target:
             summary = _transfer(
                 "import",
@@ -190,7 +190,8 @@ def _transfer(
     try:
         run_transfer(transfer, runner, summary, progress)
         if transfer.written is not None:
-            runner.run(steps.WRITE_SIDECAR, transfer.written, source.name)
+            key = params.key if isinstance(params, ExportParams) and params.sign else None
+            runner.run(steps.WRITE_SIDECAR, transfer.written, source.name, key)
             summary.output_checksum = transfer.written.checksum
             left_in_place(f"{transfer.written.path} and its sidecar were complete before the stop")
     except BaseException:

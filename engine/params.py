@@ -51,6 +51,8 @@ class ExportParams(JobParams):
     source: StoreSpec
     output: Path = Field(description="the .vmig.jsonl (or .gz/.zst) file to write")
     force: bool = Field(default=False, description="replace an existing output that is not a .vmig.jsonl file")
+    sign: bool = Field(default=False, description="sign the file as it is written: <stem>.vmig.sig")
+    key: Path | None = Field(default=None, description="the private key file to sign with (an existing one)")
 
 
 class ReembedParams(BaseModel):
@@ -73,7 +75,12 @@ class ReembedParams(BaseModel):
 class ImportParams(JobParams, ReembedParams):
     input: Path = Field(description="the .vmig.jsonl file to read")
     target: StoreSpec
-    check_sidecar: bool = Field(default=True, description="check checksum and record count before writing")
+    check_sidecar: bool = Field(
+        default=True, description="check checksum, record count and signature (when signed) before writing"
+    )
+    trust: str | None = Field(
+        default=None, description="the public key (ed25519:<base64>) the file must be signed with; unsigned fails"
+    )
     dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")
 
 

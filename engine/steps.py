@@ -35,6 +35,8 @@ from vmig.sidecar import (
     record_import,
     verify_against_sidecar,
 )
+from vmig.sigcheck import check_before_import
+from vmig.signing import load_key, make_signature, signature_path, write_signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,17 +80,22 @@ def extract(reader: ChunkReader, rows: int) -> Chunk:
     return reader.next_chunk(rows)
 
 
-def validate_input(path: Path, check_sidecar: bool) -> tuple[Sidecar | None, list[str]]:
-    """A data file against its sidecar (checksum, record count) before anything is written; returns warnings."""
+def validate_input(path: Path, check_sidecar: bool, trust: str | None = None) -> tuple[Sidecar | None, list[str]]:
+    """A data file against its sidecar (checksum, record count) and its signature (`vmig.sigcheck`) before
+    anything is written; returns warnings."""
     sidecar = read_sidecar(path)
+    warnings: list[str] = []
     if sidecar is None:
         if compression_of(path) is not None:
             count_lines(path)  # a truncated archive fails here, before the first write
-        return None, [f"{path.name} has no sidecar: checksum and record count could not be verified"]
-    if not check_sidecar:
-        return sidecar, ["--no-verify: checksum and record count were not checked"]
-    verify_against_sidecar(path, sidecar)
-    return sidecar, []
+        warnings.append(f"{path.name} has no sidecar: checksum and record count could not be verified")
+    elif not check_sidecar:
+        warnings.append("--no-verify: checksum and record count were not checked")
+    else:
+        verify_against_sidecar(path, sidecar)
+    checksum = sidecar.checksum if sidecar is not None and check_sidecar else None  # the file's, as just checked
+    warnings += check_before_import(path, check_sidecar, trust, checksum)
+    return sidecar, warnings
 
 
 def reembed(batch: pa.RecordBatch, plan: ReembedPlan | None) -> Reembedded:
@@ -177,8 +184,15 @@ def finish(target: Connector) -> WrittenFile | None:
     return target.finish()
 
 
-def write_sidecar(written: WrittenFile, source_store: str) -> Path:
-    """The sidecar of a sealed data file, and both put in place together."""
+def write_sidecar(written: WrittenFile, source_store: str, signing_key: Path | None = None) -> Path:
+    """The sidecar of a sealed data file, and both put in place together; with `signing_key` (and the record
+    hashes the writer made) its signature first, so the data never appears without it. A signature left by an
+    earlier file of the same name is removed: it would not match."""
+    if signing_key is not None and written.record_hashes is not None:
+        signature = make_signature(load_key(signing_key), written.record_hashes, file_digest=written.checksum)
+        write_signature(written.path, signature)
+    else:
+        signature_path(written.path).unlink(missing_ok=True)
     sidecar = build_sidecar(source_store, written.checksum, written.stats)
     return place_sidecar(written.path, sidecar, with_data=written.sealed)
 

@@ -66,6 +66,8 @@ class SliceJob(NamedTuple):
     batch_bytes: int
     batch: pa.RecordBatch | None
     default_source: str | None
+    sign: bool = False
+    """Hash each record as `vmig.recordhash` does, for the file's signature (`vex export --sign`)."""
 
 
 _mapped: tuple[str, mmap.mmap] | None = None
@@ -86,10 +88,15 @@ def _slots_memory(job: SliceJob) -> mmap.mmap:
     return _mapped[1]
 
 
-def _format_slice(job: SliceJob) -> tuple[int, int | bytes | None]:
+Formatted = tuple[int, int | bytes | None, list[str] | None]
+"""A worker's answer: the slot's number, the lines' length in it (or the lines, or None), the record hashes."""
+
+
+def _format_slice(job: SliceJob) -> Formatted:
     """In a worker: one slice's lines into its slot. Returns the slot's number with the lines' length,
     or with the lines themselves when they do not fit or there is no slot, or with None when the
-    slice lies in a slot this worker cannot map (the writer then formats it itself)."""
+    slice lies in a slot this worker cannot map (the writer then formats it itself); and, when the
+    file is signed, the hashes of the records as these lines hold them."""
     from vmig.writer import record_lines
 
     memory = None
@@ -98,23 +105,24 @@ def _format_slice(job: SliceJob) -> tuple[int, int | bytes | None]:
             memory = _slots_memory(job)
         except OSError:
             if job.batch is None:
-                return job.number, None
+                return job.number, None, None
+    hashes: list[str] | None = [] if job.sign else None
     if job.batch is not None:
-        lines = record_lines(job.batch, job.default_source)
+        lines = record_lines(job.batch, job.default_source, hashes)
     else:
         assert memory is not None
         start = job.offset + LINES_BYTES
         ipc = pa.py_buffer(memoryview(memory)[start : start + job.batch_bytes])
-        lines = record_lines(pa.ipc.open_stream(ipc).read_next_batch(), job.default_source)
+        lines = record_lines(pa.ipc.open_stream(ipc).read_next_batch(), job.default_source, hashes)
     size = sum(map(len, lines))
     if memory is None or size > LINES_BYTES:
-        return job.number, b"".join(lines)
+        return job.number, b"".join(lines), hashes
     position = job.offset
     for line in lines:
         end = position + len(line)
         memory[position:end] = line
         position = end
-    return job.number, size
+    return job.number, size, hashes
 
 
 @dataclass
@@ -137,6 +145,8 @@ class SlotLines:
 
 
 Lines = SlotLines | bytes
+Hashes = list[str] | None
+"""The record hashes of a slice's lines, when the file is signed."""
 
 
 def write_lines(item: Lines, sink: Any) -> None:
@@ -156,10 +166,11 @@ def _slice_rows(batch: pa.RecordBatch) -> int:
 class LineSpool:
     """Slices of batches out to workers, their lines back in order (see `write_lines`)."""
 
-    def __init__(self, workers: int, default_source: str | None) -> None:
+    def __init__(self, workers: int, default_source: str | None, sign: bool = False) -> None:
         self.default_source = default_source
+        self.sign = sign
         self.run = uuid.uuid4().hex
-        self._workers: OrderedWorkers[SliceJob, tuple[int, int | bytes | None]] = OrderedWorkers(_format_slice, workers)
+        self._workers: OrderedWorkers[SliceJob, Formatted] = OrderedWorkers(_format_slice, workers)
         self._sent: deque[pa.RecordBatch] = deque()
         """The slices in flight, oldest first, for one a worker hands back unformatted."""
         self.memory: mmap.mmap | None = None
@@ -200,7 +211,7 @@ class LineSpool:
     def release(self, number: int) -> None:
         self._free.put(number)
 
-    def submit(self, batch: pa.RecordBatch) -> Iterator[Lines]:
+    def submit(self, batch: pa.RecordBatch) -> Iterator[tuple[Lines, Hashes]]:
         """Queue a batch's slices; yields those now done, in order."""
         rows = _slice_rows(batch)
         for start in range(0, batch.num_rows, rows):
@@ -217,7 +228,7 @@ class LineSpool:
         # concat_batches copies the slice out: a pickled slice would carry the whole batch's buffers.
         pickled = None if written else pa.concat_batches([piece])
         offset = self.offset(number) if number >= 0 else 0
-        return SliceJob(number, self.memory_path, self.run, offset, written, pickled, self.default_source)
+        return SliceJob(number, self.memory_path, self.run, offset, written, pickled, self.default_source, self.sign)
 
     def _write_input(self, number: int, piece: pa.RecordBatch) -> int:
         """The slice as Arrow IPC into its slot; the bytes written, or 0 when it is larger than the room."""
@@ -229,21 +240,22 @@ class LineSpool:
             return 0
         return int(sink.tell())
 
-    def drain(self) -> Iterator[Lines]:
+    def drain(self) -> Iterator[tuple[Lines, Hashes]]:
         yield from map(self._lines, self._workers.drain())
 
-    def _lines(self, result: tuple[int, int | bytes | None]) -> Lines:
+    def _lines(self, result: Formatted) -> tuple[Lines, Hashes]:
         piece = self._sent.popleft()
-        number, lines = result
+        number, lines, hashes = result
         if isinstance(lines, int):
-            return SlotLines(self, number, lines)
+            return SlotLines(self, number, lines), hashes
         if number >= 0:
             self.release(number)
         if lines is None:
             from vmig.writer import record_lines
 
-            return b"".join(record_lines(piece, self.default_source))
-        return lines
+            hashes = [] if self.sign else None
+            return b"".join(record_lines(piece, self.default_source, hashes)), hashes
+        return lines, hashes
 
     def close(self) -> None:
         """Stop handing out work and give the slots' memory back."""

@@ -17,16 +17,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from vmig import metadata as md
 from vmig.batch import vector_rows
+from vmig.canonical import Encoded, canonical_record, js_array_text, whole_rows
 from vmig.directio import DirectFile
 from vmig.errors import StoreError
 from vmig.parallel import OneInFlight, warm_up, worker_count
 from vmig.paths import compression_of, temporary_path
 from vmig.schema import FORMAT_VERSION, KNOWN_KEYS
+from vmig.signing import record_hash
 from vmig.sparse import KEY as SPARSE_KEY
 from vmig.sparse import sparse_rows
 from vmig.spool import SLICE_ROWS, SPOOL_FROM_ROWS, WARM_FROM_ROWS, Lines, LineSpool, write_lines
@@ -53,8 +56,14 @@ class _HashingFile:
         self.raw.flush()
 
 
-def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> list[bytes]:
-    """Serialise a canonical batch as format-valid JSON lines (flat metadata)."""
+def record_lines(
+    batch: pa.RecordBatch, default_source: str | None = None, hashes: list[str] | None = None
+) -> list[bytes]:
+    """Serialise a canonical batch as format-valid JSON lines (flat metadata).
+
+    Given `hashes`, each record's signature hash (`vmig.signing`) is appended to it, computed from the values
+    the line is printed from: the vector's text is printed once, for the line and (in JavaScript's notation)
+    for the canonical JSON, so signing adds no parse of the lines."""
     columns = {name: batch.column(name).to_pylist() for name in ("id", "text", "model", "namespace", "score")}
     metas = batch.column("metadata").to_pylist()
     dims = batch.column("dims").to_pylist()
@@ -63,6 +72,7 @@ def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> li
     extras = batch.column("extra").to_pylist()
     sparse = sparse_rows(batch.column("sparse_vector"))
     vectors = vector_rows(batch)
+    whole = _whole_vectors(vectors) if hashes is not None else None
     lines: list[bytes] = []
     for i in range(batch.num_rows):
         flat, encoded = md.encode_nested(md.loads(metas[i]))
@@ -87,8 +97,26 @@ def record_lines(batch: pa.RecordBatch, default_source: str | None = None) -> li
             for key, value in orjson.loads(extras[i]).items():
                 if key not in KNOWN_KEYS:
                     record[key] = value
+        if whole is None:
+            lines.append(orjson.dumps(record, option=_DUMP_OPTIONS))
+            continue
+        vector = vectors[i]
+        text = None if vector is None else orjson.dumps(vector, option=orjson.OPT_SERIALIZE_NUMPY)
+        if text is not None:
+            record["vector"] = orjson.Fragment(text)
         lines.append(orjson.dumps(record, option=_DUMP_OPTIONS))
+        if text is not None:
+            record["vector"] = Encoded(js_array_text(text, bool(whole[i])))
+        assert hashes is not None
+        hashes.append(record_hash(canonical_record(record)))
     return lines
+
+
+def _whole_vectors(vectors: list[np.ndarray | None]) -> list[bool]:
+    """Which vectors hold a whole number (`vmig.canonical.js_array_text` drops its `.0`)."""
+    if vectors and all(vector is not None for vector in vectors) and len({len(v) for v in vectors}) == 1:  # type: ignore[arg-type]
+        return [bool(flag) for flag in whole_rows(np.stack(vectors))]  # type: ignore[arg-type]
+    return [vector is not None and bool(whole_rows(vector.reshape(1, -1))[0]) for vector in vectors]
 
 
 class VmigWriter:
@@ -106,8 +134,12 @@ class VmigWriter:
         default_source: str | None = None,
         workers: int | None = None,
         expected_records: int | None = None,
+        sign: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.record_hashes: list[str] | None = [] if sign else None
+        """With `sign`: each record's hash for the signature (`vmig.signing`), computed from the lines as they
+        are made (by the formatting workers where they run), so signing needs no second pass over the file."""
         self.expected_records = expected_records
         """How many records the run expects to write, where known: a large export starts its workers at once."""
         self.default_source = default_source
@@ -155,11 +187,12 @@ class VmigWriter:
             self.open()
         self._start_workers_when_large()
         if self._spool is not None:
-            for item in self._spool.submit(batch):
-                self._write_spooled(item)
+            for item, hashes in self._spool.submit(batch):
+                self._write_spooled(item, hashes)
         else:
             for start in range(0, batch.num_rows, SLICE_ROWS):
-                self._write(b"".join(record_lines(batch.slice(start, SLICE_ROWS), self.default_source)))
+                lines = record_lines(batch.slice(start, SLICE_ROWS), self.default_source, self.record_hashes)
+                self._write(b"".join(lines))
         self.stats.add(batch)
         return batch.num_rows
 
@@ -178,7 +211,7 @@ class VmigWriter:
             self._warming = warm_up(self._workers, "vmig.writer")
         started = self._warming is not None and all(future.done() for future in self._warming)
         if written >= SPOOL_FROM_ROWS or (self._expects_many() and started):
-            self._spool = LineSpool(self._workers, self.default_source)
+            self._spool = LineSpool(self._workers, self.default_source, sign=self.record_hashes is not None)
 
     def _expects_many(self) -> bool:
         return self._workers >= 2 and (self.expected_records or 0) >= SPOOL_FROM_ROWS
@@ -187,8 +220,11 @@ class VmigWriter:
         """Hand bytes to the I/O thread (one write in flight, so order and memory are kept)."""
         self._hand_over(self._stream.write, data)
 
-    def _write_spooled(self, item: Lines) -> None:
+    def _write_spooled(self, item: Lines, hashes: list[str] | None) -> None:
         """Like `_write`, for a worker's slice: the I/O thread writes it from its slot and frees the slot."""
+        if self.record_hashes is not None:
+            assert hashes is not None, "a signed file's slices come back with their hashes"
+            self.record_hashes += hashes
         self._hand_over(write_lines, item, self._stream)
 
     def _hand_over(self, step: Any, *args: Any) -> None:
@@ -209,8 +245,8 @@ class VmigWriter:
             self.open()
         assert self._raw is not None and self._hashing is not None
         if self._spool is not None:
-            for item in self._spool.drain():
-                self._write_spooled(item)
+            for item, hashes in self._spool.drain():
+                self._write_spooled(item, hashes)
         self._settle()
         self._io.close()
         if self._spool is not None:
