@@ -10,12 +10,14 @@ A `.vxa` file is a NumPy archive: the weights and a JSON header.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from vmig.errors import UsageError
 
@@ -106,3 +108,39 @@ def _weights(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def _unit(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1)
+
+
+def fit_from_records(batches: Iterable[pa.RecordBatch], target_model: str, sample: int) -> Adapter:
+    """An adapter fitted on the fly (`--adapter auto`) from records that have text: their stored vectors (of a
+    model that may not run here at all) against the target model's embeddings of their text. The source model
+    is the most common one among the records not already of the target model."""
+    from collections import Counter
+
+    from embed import encoder
+    from embed.models import canonical
+
+    target = canonical(target_model)
+    texts: dict[tuple[str | None, int], dict[str, np.ndarray]] = {}
+    seen: Counter[tuple[str | None, int]] = Counter()
+    for batch in batches:
+        models, dims = batch.column("model").to_pylist(), batch.column("dims").to_pylist()
+        vectors = batch.column("vector")
+        for row, text in enumerate(batch.column("text").to_pylist()):
+            if not text or not text.strip() or dims[row] is None or models[row] == target:
+                continue
+            group = (models[row], dims[row])
+            seen[group] += 1
+            kept = texts.setdefault(group, {})
+            if len(kept) < sample and text not in kept:
+                kept[text] = np.asarray(vectors[row].values.to_numpy(zero_copy_only=False), np.float32)
+        if seen and len(texts[seen.most_common(1)[0][0]]) >= sample:
+            break
+    if not seen:
+        raise UsageError("--adapter auto found no record with text and a vector of another model to fit on")
+    (model, _), _ = seen.most_common(1)[0]
+    pairs = texts[seen.most_common(1)[0][0]]
+    if len(pairs) < 20:
+        raise UsageError(f"--adapter auto found {len(pairs)} records with text of {model or 'no stated model'}: "
+                         "an adapter needs at least 20")  # fmt: skip
+    source = np.stack(list(pairs.values()))
+    return fit(source, encoder.encode(target_model, list(pairs)), model or "unknown", target)

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import orjson
 
+from engine.chunks import ChunkReader
+from engine.params import StoreSpec, open_store
 from vmig.errors import EXIT_OK, UsageError
 
 
-def fit_command(args: argparse.Namespace) -> int:
+def fit_command(args: argparse.Namespace, extra: list[str] | None = None) -> int:
     from embed import encoder
     from embed.adapter import fit
     from embed.models import canonical
 
-    texts = _texts(args.source, args.sample)
+    texts = _texts(args.source, args.sample, extra or [])
     if len(texts) < 20:
         raise UsageError(f"{args.source} has {len(texts)} distinct texts: an adapter needs at least 20")
     source = encoder.encode(args.source_model, texts)
@@ -38,22 +40,34 @@ def fit_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _texts(source: str, sample: int) -> list[str]:
-    """Distinct texts: the built-in corpus (`corpus`), or the records of a `.vmig.jsonl` file."""
+def _texts(source: str, sample: int, store_options: list[str]) -> list[str]:
+    """Distinct texts: the built-in corpus (`corpus`), the records of a store (with its options), or of a
+    `.vmig.jsonl` file."""
     if source == "corpus":
         from embed.corpus import sentences
 
         return sentences(sample)
-    path = Path(source)
-    if not path.exists():
-        raise UsageError(f"file not found: {path} (or --from corpus for the built-in sentences)")
-    from vmig.reader import read_batches
+    from engine.stores import store_names
 
+    if source in store_names():
+        from engine.arguments import parse_pairs, single_side
+
+        spec = single_side(source, parse_pairs(store_options))
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise UsageError(f"file not found: {path} (or --from corpus, or --from STORE with its options)")
+        spec = StoreSpec(store="jsonl", options={"path": path})
     seen: dict[str, None] = {}
-    for read in read_batches(path):
-        for text in read.batch.column("text").to_pylist():
-            if text:
-                seen[text] = None
-                if len(seen) >= sample:
-                    return list(seen)
+    with open_store(spec) as store:
+        reader = ChunkReader(store, None, None)
+        try:
+            for batch in reader.batches(max(sample, 1000)):
+                for text in batch.column("text").to_pylist():
+                    if text and text.strip():
+                        seen[text] = None
+                        if len(seen) >= sample:
+                            return list(seen)
+        finally:
+            reader.close()
     return list(seen)

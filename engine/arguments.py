@@ -64,7 +64,12 @@ def _reembedding(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--embed-cache-mb", type=int, default=1024, help="bound of the embedding cache (MiB)")
     parser.add_argument(
-        "--adapter", metavar="FILE", help="a .vxa drift adapter (vex adapter fit): maps text-less records"
+        "--adapter", metavar="FILE|auto",
+        help="a .vxa drift adapter (vex adapter fit) that maps text-less records; auto: fit one on the fly from "
+        "the source's records that have text (their stored vectors against --model's embeddings of their text)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fit-sample", type=int, default=2000, metavar="N", help="with --adapter auto: records to fit on (2000)"
     )
 
 
@@ -182,7 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     adapter = sub.add_parser("adapter", help="drift adapters: vex adapter fit ...")
     action = adapter.add_subparsers(dest="action", metavar="ACTION", required=True)
     fit = action.add_parser("fit", help="learn a map between two models' spaces from the same texts")
-    fit.add_argument("--from", dest="source", required=True, metavar="FILE", help="a .vmig.jsonl, or 'corpus'")
+    fit.add_argument(
+        "--from", dest="source", required=True, metavar="FILE|corpus|STORE",
+        help="a .vmig.jsonl, 'corpus' (built-in sentences), or a store and its options (--db, --path, --url, ...)",
+    )  # fmt: skip
     fit.add_argument("--source-model", required=True, help="the model the vectors to map come from")
     fit.add_argument("--target-model", required=True, help="the model to map them into")
     fit.add_argument("--output", required=True, metavar="FILE", help="the .vxa adapter file to write")
@@ -279,8 +287,9 @@ def _export_key(given: str | None) -> Path:
 
 
 def _reembed_flags(args: argparse.Namespace) -> dict[str, Any]:
-    adapter = None if args.adapter is None else _file_flag("--adapter", args.adapter)
-    return {"model": args.model, "reembed": args.reembed, "embed_cache_mb": args.embed_cache_mb, "adapter": adapter}
+    adapter: Any = args.adapter if args.adapter in (None, "auto") else _file_flag("--adapter", args.adapter)
+    return {"model": args.model, "reembed": args.reembed, "embed_cache_mb": args.embed_cache_mb, "adapter": adapter,
+            "fit_sample": args.fit_sample}  # fmt: skip
 
 
 def _file_flag(flag: str, text: str) -> Path:

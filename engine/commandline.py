@@ -56,10 +56,17 @@ def main(
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if extra and args.command in ("stores", "adapter", "sign"):
+    if extra and (args.command in ("stores", "sign") or (args.command == "adapter" and not _names_a_store(args))):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     with stop_cleanly(restore=not whole_process):
         return _ended(lambda: _run(args, extra, flow_for, progress_for))
+
+
+def _names_a_store(args: argparse.Namespace) -> bool:
+    """`vex adapter fit --from STORE` takes that store's options; a file or the corpus takes none."""
+    from engine.stores import store_names
+
+    return getattr(args, "source", None) in store_names()
 
 
 def _run(args: argparse.Namespace, extra: list[str], flow_for: FlowFor, progress_for: ProgressFor) -> int:
@@ -76,7 +83,7 @@ def _run(args: argparse.Namespace, extra: list[str], flow_for: FlowFor, progress
     if args.command == "adapter":
         from engine.adapter_command import fit_command
 
-        return fit_command(args)
+        return fit_command(args, extra)
     wanted = request(args, extra)
     shown = not wanted.quiet and not wanted.json and sys.stderr.isatty()
     with progress_for(wanted.label, shown) as progress:

@@ -17,6 +17,7 @@ from connectors.registry import get_connector
 from embed.plan import ReembedPlan
 from engine import steps
 from engine.checkpoint import Checkpoint
+from engine.chunks import ChunkReader
 from engine.interrupt import left_in_place
 from engine.overlap import refuse_overlap
 from engine.params import (
@@ -166,6 +167,8 @@ def _transfer(
     _require(source, "source")
     _require(target, "target")
     plan, plan_dims = _reembed_plan(params)
+    if plan is not None and isinstance(params, ReembedParams) and params.adapter == "auto":
+        plan = _fitted_on_the_fly(source, params, plan)
     writes = target.locations() + ([Location(rejects, "the rejects file")] if rejects is not None else [])
     refuse_overlap(source.locations(), writes)
     target.before_write()
@@ -191,7 +194,7 @@ def _transfer(
         run_transfer(transfer, runner, summary, progress)
         if transfer.written is not None:
             key = params.key if isinstance(params, ExportParams) and params.sign else None
-            runner.run(steps.WRITE_SIDECAR, transfer.written, source.name, key)
+            runner.run(steps.WRITE_SIDECAR, transfer.written, source.name, key, summary.adapter_quality)
             summary.output_checksum = transfer.written.checksum
             left_in_place(f"{transfer.written.path} and its sidecar were complete before the stop")
     except BaseException:
@@ -210,23 +213,41 @@ def _reembed_plan(params: JobParams) -> tuple[ReembedPlan | None, int | None]:
         return None, None
     if params.model is None and params.adapter is None:
         return None, None
-    plan = ReembedPlan(
-        params.model, params.reembed, params.embed_cache_mb, None if params.adapter is None else str(params.adapter)
-    )
+    given = params.adapter if isinstance(params.adapter, Path) else None  # "auto": fitted once the source is open
+    plan = ReembedPlan(params.model, params.reembed, params.embed_cache_mb, None if given is None else str(given))
     dims = None
-    if params.adapter is not None:
+    if given is not None:
         from embed.adapter import load
         from embed.models import canonical
 
-        adapter = load(params.adapter)
+        adapter = load(given)
         if params.model is not None and canonical(params.model) != adapter.target_model:
-            raise UsageError(f"{params.adapter} maps into {adapter.target_model}, not {canonical(params.model)}")
+            raise UsageError(f"{given} maps into {adapter.target_model}, not {canonical(params.model)}")
         dims = adapter.target_dims
     if params.model is not None:
         from embed import encoder
 
         dims = encoder.dimension(params.model)
     return plan, dims
+
+
+def _fitted_on_the_fly(source: Connector, params: ReembedParams, plan: ReembedPlan) -> ReembedPlan:
+    """`--adapter auto`: an adapter fitted from the first `fit_sample` records of the source that have text (their
+    stored vectors against `--model`'s embeddings of their text), kept for the run in a temporary file."""
+    import tempfile
+    from dataclasses import replace
+
+    from embed.adapter import fit_from_records
+
+    assert plan.model is not None
+    reader = ChunkReader(source, getattr(params, "namespace", None), None)
+    try:
+        adapter = fit_from_records(reader.batches(params.fit_sample), plan.model, params.fit_sample)
+    finally:
+        reader.close()
+    path = Path(tempfile.mkdtemp(prefix="vex-adapter-")) / "auto.vxa"
+    adapter.save(path)
+    return replace(plan, adapter=str(path))
 
 
 def _nothing_yet(target: Connector) -> str:
@@ -270,6 +291,7 @@ def _import_entry(target: str, summary: RunSummary) -> ImportEntry:
         replaced=summary.replaced,
         skipped=dict(summary.skipped),
         failed=summary.failed,
+        adapter_quality=summary.adapter_quality,
     )
 
 

@@ -61,14 +61,19 @@ class ReembedParams(BaseModel):
         default="auto", description="auto: records of another model or dims; always; never"
     )
     embed_cache_mb: int = Field(default=1024, ge=1, description="bound of the on-disk embedding cache, MiB")
-    adapter: Path | None = Field(
-        default=None, description="a .vxa drift adapter (vex adapter fit) for text-less records"
+    adapter: Literal["auto"] | Path | None = Field(
+        default=None,
+        description="a .vxa drift adapter (vex adapter fit) for text-less records; 'auto' fits one from the "
+        "source's records that have text",
     )
+    fit_sample: int = Field(default=2000, ge=20, description="with adapter 'auto': records with text to fit it on")
 
     @model_validator(mode="after")
     def _always_needs_a_model(self) -> ReembedParams:
         if self.model is None and self.adapter is None and self.reembed == "always":
             raise ValueError("--reembed always needs --model NAME")
+        if self.adapter == "auto" and self.model is None:
+            raise ValueError("--adapter auto needs --model NAME: the model it maps into")
         return self
 
 

@@ -184,7 +184,12 @@ def finish(target: Connector) -> WrittenFile | None:
     return target.finish()
 
 
-def write_sidecar(written: WrittenFile, source_store: str, signing_key: Path | None = None) -> Path:
+def write_sidecar(
+    written: WrittenFile,
+    source_store: str,
+    signing_key: Path | None = None,
+    adapter_quality: dict[str, float] | None = None,
+) -> Path:
     """The sidecar of a sealed data file, and both put in place together; with `signing_key` (and the record
     hashes the writer made) its signature first, so the data never appears without it. A signature left by an
     earlier file of the same name is removed: it would not match."""
@@ -193,7 +198,7 @@ def write_sidecar(written: WrittenFile, source_store: str, signing_key: Path | N
         write_signature(written.path, signature)
     else:
         signature_path(written.path).unlink(missing_ok=True)
-    sidecar = build_sidecar(source_store, written.checksum, written.stats)
+    sidecar = build_sidecar(source_store, written.checksum, written.stats, adapter_quality)
     return place_sidecar(written.path, sidecar, with_data=written.sealed)
 
 

@@ -269,3 +269,49 @@ def test_the_corpus_has_5000_distinct_real_sentences() -> None:
     found = sentences(5000)
     assert len(found) == len({" ".join(s.lower().split()) for s in found}) == 5000
     assert all(s[0].isupper() and s[-1] in ".!?" and len(s.split()) >= 6 for s in found)
+
+
+def test_adapter_auto_fits_on_records_with_text_and_maps_those_without(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records of an older model this machine cannot run (here a rotation of MiniLM's space, which an adapter can
+    learn exactly): those with text are re-embedded, and an adapter fitted on them maps those that lost theirs."""
+    texts = sentences(1400)[700:1320]  # 600 to fit a 384 x 384 rotation on (fewer leave it undetermined), 20 lost
+    truth = encoder.encode(MINILM, texts)
+    rotation = np.linalg.qr(np.random.default_rng(5).standard_normal((384, 384)))[0].astype(np.float32)
+    db = tmp_path / "legacy.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(LAYOUT1_DDL)
+        conn.executemany(
+            "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?)",
+            [(f"l-{i}", text if i < 600 else None, (truth[i] @ rotation).astype("<f4").tobytes(),
+              json.dumps({"model": "legacy-model"}), "2025-01-15T10:23:00.000Z", "n") for i, text in enumerate(texts)],
+        )  # fmt: skip
+    conn.close()
+    out = tmp_path / "out.vmig.jsonl"
+    code, summary, err = vex(capsys, "migrate", "--from", "vektor", "--to", "jsonl", "--db", str(db), "--path",
+                             str(out), "--model", MINILM, "--adapter", "auto", "--fit-sample", "600")  # fmt: skip
+    assert code == 0, err
+    assert summary["upserted"] == 620
+    assert sum(summary["reembedded"].values()) == 620 and summary["reembedded"]["adapted (no text)"] == 20
+    assert summary["adapter_quality"]["recall_at_10"] >= 0.95 and summary["adapter_quality"]["held_out"] == 120
+    lines = read_lines(out)
+    adapted = np.asarray([lines[f"l-{i}"]["vector"] for i in range(600, 620)], np.float32)
+    assert _cosines(adapted, truth[600:]).min() > 0.99  # mapped onto MiniLM's own embeddings of the lost texts
+    assert all(lines[f"l-{i}"]["model"] == MINILM for i in range(620))
+    sidecar = json.loads(out.with_name("out.vmig.meta.json").read_text())
+    assert sidecar["adapter_quality"] == summary["adapter_quality"]
+
+
+def test_an_adapter_fitted_from_a_store_reads_its_texts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts = sentences(1400)[1320:1380]
+    db = _minilm_db(tmp_path / "m.db", texts)
+    adapter = tmp_path / "from-store.vxa"
+    code, header, err = vex(capsys, "adapter", "fit", "--from", "vektor", "--db", str(db), "--source-model", MINILM,
+                            "--target-model", MINILM, "--output", str(adapter), "--sample", "50")  # fmt: skip
+    assert code == 0, err
+    assert (header["kind"], header["sample"], header["quality"]["held_out"]) == ("procrustes", 50, 10)
+    models = ["--source-model", MINILM, "--target-model", MINILM]
+    code, _, err = vex(capsys, "adapter", "fit", "--from", "qdrant", "--path", str(tmp_path / "none"), *models,
+                       "--output", str(tmp_path / "x.vxa"))  # fmt: skip
+    assert code == 2 and not (tmp_path / "x.vxa").exists(), err

@@ -10,13 +10,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.chroma_server import free_port
 from tests.conftest import ROOT
+from tests.prefect_server import prefect_server as running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT = ROOT / "docs" / "sync-run-form.png"
@@ -28,32 +29,9 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture
-def prefect_server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """`prefect server start` on 127.0.0.1 with its UI, in a home of its own; stopped after the test."""
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_UI_ENABLED": "true"}  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                pytest.fail("the Prefect server did not start")
-            time.sleep(0.5)
-        else:
-            pytest.fail("the Prefect server did not answer within 180 s")
-        yield port, env
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+def prefect_server(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    with running_server(tmp_path / "prefect-home") as env:
+        yield int(env["PREFECT_API_URL"].rsplit(":", 1)[1].split("/")[0]), env
 
 
 def test_the_sync_run_form_offers_the_stores_and_the_fields(prefect_server: tuple[int, dict[str, str]],

@@ -46,6 +46,8 @@ class ImportEntry(BaseModel):
     """Records replaced by a later record with the same id."""
     skipped: dict[str, int] = Field(default_factory=dict)
     failed: int = 0
+    adapter_quality: dict[str, float] | None = None
+    """The drift adapter's measured quality, where the import applied one."""
 
 
 class Sidecar(BaseModel):
@@ -64,6 +66,8 @@ class Sidecar(BaseModel):
     imported_to: str | None = None
     imported_at: str | None = None
     imports: list[ImportEntry] = Field(default_factory=list)
+    adapter_quality: dict[str, float] | None = None
+    """The drift adapter's measured quality, where the run that wrote the file applied one."""
 
 
 def file_checksum(path: Path) -> str:
@@ -96,7 +100,9 @@ def _checksum_and_newlines(path: Path) -> tuple[str, int]:
     return "sha256:" + digest.hexdigest(), newlines
 
 
-def build_sidecar(source_store: str | None, checksum: str, stats: RecordStats) -> Sidecar:
+def build_sidecar(
+    source_store: str | None, checksum: str, stats: RecordStats, adapter_quality: dict[str, float] | None = None
+) -> Sidecar:
     return Sidecar(
         tool_version=tool_version(),
         exported_at=now_iso(),
@@ -104,6 +110,7 @@ def build_sidecar(source_store: str | None, checksum: str, stats: RecordStats) -
         record_count=stats.record_count,
         checksum=checksum,
         counts=stats.as_dict(),
+        adapter_quality=adapter_quality,
     )
 
 
