@@ -572,3 +572,25 @@ def test_compressed_files_are_signed_by_their_records_and_damaged_lines_are_not_
     done = run_vex("sign", str(damaged), "--key", key)
     assert done.returncode == 3 and not signature_path(damaged).exists()
     assert "line 3 is not valid JSON" in done.stderr and "cannot be signed" in done.stderr
+
+
+def test_an_export_job_signs_with_the_default_key_and_stops_without_one(tmp_path: Path) -> None:
+    """The job itself (as a Prefect flow runs it): `sign` without a key path uses the user's key; no key at all
+    stops it before anything is read or written."""
+    from engine.jobs import export_job
+    from engine.local import LocalRunner
+    from engine.params import ExportParams, StoreSpec
+    from tests.records import sample_records, write_vmig
+
+    source = write_vmig(tmp_path / "src.vmig.jsonl", sample_records(5, odd_ones=False))
+    out = tmp_path / "out.vmig.jsonl"
+    params = ExportParams(source=StoreSpec(store="jsonl", options={"path": source}), output=out, sign=True)
+    key = tmp_path / "default.key"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VEX_SIGNING_KEY", str(key))
+        with pytest.raises(UsageError, match="cannot read the key file"):
+            export_job(params, LocalRunner())
+        assert not out.exists()
+        create_key(key)
+        export_job(params, LocalRunner())
+    assert read_signature(signature_path(out)).public_key == load_key(key).public_key
