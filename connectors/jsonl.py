@@ -39,8 +39,6 @@ class JsonlOptions(StoreOptions):
     """The `.vmig.jsonl` file (`.gz`, `.zst` by its name)."""
     force: bool = False
     """Replace an existing file that is not a `.vmig.jsonl` (never done without it)."""
-    sign: bool = False
-    """Hash each record as it is written, for its signature `<stem>.vmig.sig` (`vex export --sign`)."""
 
 
 class JsonlConnector(Connector[JsonlOptions]):
@@ -64,6 +62,8 @@ class JsonlConnector(Connector[JsonlOptions]):
         self.force = options.force
         self.writer: VmigWriter | None = None
         self._expected_records: int | None = None
+        self.sign = False
+        """Hash each record as it is written, for its signature (`vex export --sign` sets it: not a store option)."""
 
     def label(self) -> str:
         return f"jsonl:{self.path.name}"
@@ -116,7 +116,7 @@ class JsonlConnector(Connector[JsonlOptions]):
     def ensure_target(self, dims: int | None, metric: str | None) -> None:
         if self.writer is None:
             self.before_write()
-            self.writer = VmigWriter(self.path, expected_records=self._expected_records, sign=self.opts.sign).open()
+            self.writer = VmigWriter(self.path, expected_records=self._expected_records, sign=self.sign).open()
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         if self.writer is None:

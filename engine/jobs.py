@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from connectors.base import Connector, Location, StoreInfo
+from connectors.jsonl import JsonlConnector
 from connectors.registry import get_connector
 from embed.plan import ReembedPlan
 from engine import steps
@@ -38,15 +39,22 @@ from engine.verify import VerifyReport
 from vmig.errors import IntegrityError, UsageError, VexError
 from vmig.paths import rejects_path
 from vmig.sidecar import ImportEntry
+from vmig.signing import default_key_path, load_key
 from vmig.timefmt import now_iso
 
 JobParams = ExportParams | ImportParams | MigrateParams
 
 
 def export_job(params: ExportParams, runner: Runner, progress: ProgressFn | None = None) -> RunSummary:
-    """Store -> `.vmig.jsonl` + sidecar."""
-    file = StoreSpec(store="jsonl", options={"path": params.output, "force": params.force, "sign": params.sign})
+    """Store -> `.vmig.jsonl` + sidecar (and its signature, with `sign`)."""
+    if params.sign:
+        key = params.key or default_key_path()
+        load_key(key)  # a missing or unreadable key stops the export before it reads anything
+        params = params.model_copy(update={"key": key})
+    file = StoreSpec(store="jsonl", options={"path": params.output, "force": params.force})
     with open_store(params.source) as source, open_store(file) as target:
+        if isinstance(target, JsonlConnector):
+            target.sign = params.sign  # before it writes: the writer hashes each record as it makes its line
         return _transfer("export", source, target, params, runner, progress, rejects=rejects_path(params.output))
 
 

@@ -52,7 +52,9 @@ class ExportParams(JobParams):
     output: Path = Field(description="the .vmig.jsonl (or .gz/.zst) file to write")
     force: bool = Field(default=False, description="replace an existing output that is not a .vmig.jsonl file")
     sign: bool = Field(default=False, description="sign the file as it is written: <stem>.vmig.sig")
-    key: Path | None = Field(default=None, description="the private key file to sign with (an existing one)")
+    key: Path | None = Field(
+        default=None, description="the private key file to sign with (default: VEX_SIGNING_KEY, else the user's own)"
+    )
 
 
 class ReembedParams(BaseModel):

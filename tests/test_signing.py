@@ -549,3 +549,48 @@ def test_the_bound_file_digest_shortcut_and_its_limits(signed_file: tuple[Path, 
     sig.write_bytes(orjson.dumps(payload))
     forged = check_file(data)
     assert not forged.by_digest and forged.problem is not None and "1 signed record(s) missing" in forged.problem
+
+
+def test_compressed_files_are_signed_by_their_records_and_damaged_lines_are_not_signed(tmp_path: Path) -> None:
+    from tests.conftest import run_vex
+    from tests.records import sample_records, to_batch
+    from vmig.sigcheck import check_file
+    from vmig.writer import VmigWriter
+
+    key = str(tmp_path / "k.key")
+    for name in ("c.vmig.jsonl.gz", "c.vmig.jsonl.zst"):
+        data = tmp_path / name
+        with VmigWriter(data, workers=0) as writer:
+            writer.write_batch(to_batch(sample_records(30)))
+        done = run_vex("sign", str(data), "--key", key, "--json")
+        assert done.returncode == 0, done.stderr
+        assert orjson.loads(done.stdout)["records"] == 32
+        assert signature_path(data) == tmp_path / "c.vmig.sig"
+        assert check_file(data, every_record=True).ok
+    damaged = tmp_path / "d.vmig.jsonl"
+    damaged.write_bytes(b'{"id":"a"}\n\n{"id": "b",\n{"id":"c"}\n')
+    done = run_vex("sign", str(damaged), "--key", key)
+    assert done.returncode == 3 and not signature_path(damaged).exists()
+    assert "line 3 is not valid JSON" in done.stderr and "cannot be signed" in done.stderr
+
+
+def test_an_export_job_signs_with_the_default_key_and_stops_without_one(tmp_path: Path) -> None:
+    """The job itself (as a Prefect flow runs it): `sign` without a key path uses the user's key; no key at all
+    stops it before anything is read or written."""
+    from engine.jobs import export_job
+    from engine.local import LocalRunner
+    from engine.params import ExportParams, StoreSpec
+    from tests.records import sample_records, write_vmig
+
+    source = write_vmig(tmp_path / "src.vmig.jsonl", sample_records(5, odd_ones=False))
+    out = tmp_path / "out.vmig.jsonl"
+    params = ExportParams(source=StoreSpec(store="jsonl", options={"path": source}), output=out, sign=True)
+    key = tmp_path / "default.key"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VEX_SIGNING_KEY", str(key))
+        with pytest.raises(UsageError, match="cannot read the key file"):
+            export_job(params, LocalRunner())
+        assert not out.exists()
+        create_key(key)
+        export_job(params, LocalRunner())
+    assert read_signature(signature_path(out)).public_key == load_key(key).public_key

@@ -1,10 +1,10 @@
 """Signing a data file and checking one against its `.vmig.sig`, with one clear line for every way it fails.
 
-A check first looks at the signature alone (its root hash is the hash of its list, the Ed25519
-signature of the root is valid, and with `--trust` it is the trusted key's), then hashes every record
-of the file and compares the list: the first records that differ are named by line and id, and the
-message says whether records were changed, removed or added, moved, or whether the signature is for
-another file altogether.
+A check first looks at the signature alone (its count and root hash agree with its list, the Ed25519
+signature of the root is valid, and with `--trust` it is the trusted key's). A file whose bytes have the
+digest the signer bound into the signature is then done; any other has every record hashed and the list
+compared: the first records that differ are named by line and id, and the message says whether records
+were changed or added, removed, or put out of order, or whether the signature is for another file.
 """
 
 from __future__ import annotations
@@ -156,10 +156,6 @@ def _difference(found: _Found, signed: list[str]) -> str:
         what = "records out of the signed order" if not count else "records repeated"
         parts.append(f"{what}, first at {_at(found, moved)}")
     return count + "; ".join(parts)
-
-
-def signature_exists(path: Path) -> bool:
-    return signature_path(path).exists()
 
 
 def check_before_import(path: Path, check: bool, trusted: str | None, checksum: str | None = None) -> list[str]:
