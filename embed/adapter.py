@@ -32,26 +32,38 @@ class Adapter:
     source_dims: int
     target_dims: int
     kind: str
-    """"procrustes" or "ridge"."""
+    """"procrustes" or "ridge"; "+mlp" where the small MLP measured better and was kept."""
     sample: int
     """Texts the map was fitted on."""
     weights: np.ndarray = field(repr=False)
     """(source_dims + 1) x target_dims: the last row is the bias."""
     quality: dict[str, float] = field(default_factory=dict)
+    mlp: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    """The residual MLP's weights (`embed.mlp`), where kept."""
+    compared: dict[str, dict[str, float]] | None = None
+    """With `--mlp`: the held-out quality of the linear map and of the MLP, the better one kept."""
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Vectors of the source model mapped into the target model's space, unit length as both models give."""
         if vectors.shape[1] != self.source_dims:
             raise UsageError(f"the adapter maps {self.source_dims}-d vectors, not {vectors.shape[1]}-d")
-        mapped = _unit(vectors) @ self.weights[:-1] + self.weights[-1]
+        unit = _unit(vectors)
+        mapped = unit @ self.weights[:-1] + self.weights[-1]
+        if self.mlp is not None:
+            from embed.mlp import residual
+
+            mapped = mapped + residual(unit, self.mlp)
         return _unit(mapped).astype(np.float32)
 
     def header(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if key != "weights"}
+        return {key: value for key, value in asdict(self).items() if key not in ("weights", "mlp")}
 
     def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {f"mlp_{name}": value for name, value in (self.mlp or {}).items()}
+        arrays["weights"] = self.weights
+        arrays["header"] = np.frombuffer(orjson.dumps(self.header()), np.uint8)
         with path.open("wb") as handle:
-            np.savez(handle, weights=self.weights, header=np.frombuffer(orjson.dumps(self.header()), np.uint8))
+            np.savez(handle, **arrays)
 
 
 def load(path: Path) -> Adapter:
@@ -59,13 +71,15 @@ def load(path: Path) -> Adapter:
         with np.load(path, allow_pickle=False) as archive:
             header = orjson.loads(archive["header"].tobytes())
             weights = archive["weights"]
+            layers = {name[4:]: archive[name] for name in archive.files if name.startswith("mlp_")}
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"{path} is not a vex adapter file ({exc})") from None
-    return Adapter(weights=weights, **header)
+    return Adapter(weights=weights, mlp=layers or None, **header)
 
 
-def fit(source: np.ndarray, target: np.ndarray, source_model: str, target_model: str) -> Adapter:
-    """Fit on the first 80% of the pairs, measure on the rest, then refit on all of them."""
+def fit(source: np.ndarray, target: np.ndarray, source_model: str, target_model: str, try_mlp: bool = False) -> Adapter:
+    """Fit on the first 80% of the pairs, measure on the rest, then refit on all of them. With `try_mlp`, a
+    small residual MLP is trained on the same 80% too, and kept only if it measures better."""
     if len(source) != len(target) or len(source) < 20:
         raise UsageError(f"an adapter needs at least 20 paired texts, got {len(source)}")
     cut = int(len(source) * (1 - HOLD_OUT))
@@ -74,7 +88,30 @@ def fit(source: np.ndarray, target: np.ndarray, source_model: str, target_model:
                       len(source), trial)  # fmt: skip
     adapter.quality = measure(adapter, source[cut:], target[cut:])
     adapter.weights = _weights(source, target)
+    if try_mlp:
+        _keep_mlp_if_better(adapter, source, target, cut)
     return adapter
+
+
+def _keep_mlp_if_better(adapter: Adapter, source: np.ndarray, target: np.ndarray, cut: int) -> None:
+    from dataclasses import replace
+
+    from embed.mlp import train
+
+    linear = _weights(source[:cut], target[:cut])
+    unit_a, unit_b = _unit(source), _unit(target)
+    trial = replace(adapter, weights=linear)
+    trial.mlp = train(unit_a[:cut], unit_a[:cut] @ linear[:-1] + linear[-1], unit_b[:cut])
+    with_mlp = measure(trial, source[cut:], target[cut:])
+    adapter.compared = {"linear": adapter.quality, "mlp": with_mlp}
+    if (with_mlp["recall_at_10"], with_mlp["mean_cosine"]) <= (
+        adapter.quality["recall_at_10"],
+        adapter.quality["mean_cosine"],
+    ):
+        return
+    adapter.kind += "+mlp"
+    adapter.quality = with_mlp
+    adapter.mlp = train(unit_a, unit_a @ adapter.weights[:-1] + adapter.weights[-1], unit_b)
 
 
 def measure(adapter: Adapter, source: np.ndarray, target: np.ndarray) -> dict[str, float]:

@@ -24,7 +24,7 @@ def fit_command(args: argparse.Namespace, extra: list[str] | None = None) -> int
         raise UsageError(f"{args.source} has {len(texts)} distinct texts: an adapter needs at least 20")
     source = encoder.encode(args.source_model, texts)
     target = encoder.encode(args.target_model, texts)
-    adapter = fit(source, target, canonical(args.source_model), canonical(args.target_model))
+    adapter = fit(source, target, canonical(args.source_model), canonical(args.target_model), args.mlp)
     output = Path(args.output)
     partial = output.with_name(output.name + ".partial")
     adapter.save(partial)
@@ -37,6 +37,8 @@ def fit_command(args: argparse.Namespace, extra: list[str] | None = None) -> int
           f"({adapter.target_dims}-d), {adapter.kind}, fitted on {adapter.sample} texts")  # fmt: skip
     print(f"held out {quality['held_out']:.0f} texts: mean cosine {quality['mean_cosine']:.3f}, recall@10 "
           f"{quality['recall_at_10']:.3f}, neighbour overlap@10 {quality['neighbour_overlap_at_10']:.3f}")  # fmt: skip
+    for kind, measured in (adapter.compared or {}).items():
+        print(f"  {kind}: mean cosine {measured['mean_cosine']:.3f}, recall@10 {measured['recall_at_10']:.3f}")
     return EXIT_OK
 
 

@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target-model", required=True, help="the model to map them into")
     fit.add_argument("--output", required=True, metavar="FILE", help="the .vxa adapter file to write")
     fit.add_argument("--sample", type=int, default=2000, help="texts to fit and measure on (default 2000)")
+    fit.add_argument(
+        "--mlp", action="store_true", help="also train a small MLP on top of the linear map; kept if it measures better"
+    )
     fit.add_argument("--json", action="store_true")
 
     stores = sub.add_parser("stores", help="every store: installed or not, what it can do, its options")
