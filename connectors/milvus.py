@@ -81,6 +81,8 @@ MAX_VARCHAR = 65_535
 MAX_DIMS = 32_768
 REQUEST_BYTES = 16 * 1024 * 1024
 """Roughly the most one upsert request carries (Milvus refuses gRPC messages over 64 MiB by default)."""
+DELETE_PER_REQUEST = 1000
+"""Ids one delete request names."""
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 READ_AHEAD = 2
 """Pages an export reads (and turns into records) ahead of the one the run is writing."""
@@ -250,6 +252,7 @@ class MilvusConnector(Connector[MilvusOptions]):
     name: ClassVar[str] = "milvus"
     Options: ClassVar[type[StoreOptions]] = MilvusOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
+        deletes=True,
         max_batch=1000,
         metrics=tuple(METRICS),
         embedded=True,
@@ -788,6 +791,16 @@ class MilvusConnector(Connector[MilvusOptions]):
         if count != len(rows):
             raise StoreError(f"milvus {self._where} acknowledged {count} of the {len(rows)} entities sent (upsert)")
         return count
+
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        layout = self._layout()
+        if layout is None:
+            return  # no collection: none of the records is there
+        keys: list[Any] = ids if layout.pk_text else [_int_id(record_id, self._what, layout.pk) for record_id in ids]
+        for start in range(0, len(keys), DELETE_PER_REQUEST):
+            self._call(
+                "deleting entities", self.client().delete, self.collection, ids=keys[start : start + DELETE_PER_REQUEST]
+            )
 
     def finish(self) -> None:
         """The indexes built after the load (the vector field's with the run's metric, the sparse field's), and the
