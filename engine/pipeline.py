@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from connectors.base import Connector, WrittenFile
-from embed.plan import SKIP_NO_TEXT, ReembedPlan
+from embed.plan import SKIP_NO_TEXT, Reembedded, ReembedPlan
 from engine import steps
 from engine.checkpoint import Checkpoint, TargetMark, restore, saved_mark
 from engine.chunks import ChunkReader
@@ -279,7 +279,9 @@ def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: R
         batch, prints = changed.batch, changed.prints
         if not batch.num_rows:
             return
-    reembedded = runner.run(steps.REEMBED, batch, state.transfer.reembed)
+    plan = state.transfer.reembed
+    # No model, no adapter: no re-embed step (in Prefect mode a task run per chunk that does nothing costs time).
+    reembedded = runner.run(steps.REEMBED, batch, plan) if plan is not None else Reembedded(batch)
     batch = reembedded.batch
     summary.skipped.update(reembedded.skipped)
     summary.reembedded.update(reembedded.counts)

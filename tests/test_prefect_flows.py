@@ -314,3 +314,39 @@ def test_a_migrate_whose_verify_differs_ends_failed_with_the_counts_and_shows_th
 
     tables = json.dumps(asyncio.run(verify_artifacts()))
     assert "first extra ids" in tables and "stranger" in tables
+
+
+def test_a_run_without_a_model_makes_no_reembed_task_runs(prefect_api: None, tmp_path: Path) -> None:
+    """Each chunk is an extract, a filter-dimensions and a load task run; re-embedding only when a run asks."""
+    from collections import Counter
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.migrate import migrate_flow
+
+    state = migrate_flow(
+        MigrateParams(
+            source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}),
+            target=StoreSpec(store="vektor", options={"db": str(tmp_path / "t.db")}),
+        ),
+        return_state=True,
+    )
+    assert state.is_completed()
+
+    async def task_names() -> Counter[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
+            return Counter(run.name.rsplit("-", 1)[0] for run in runs)
+
+    import time
+
+    deadline = time.monotonic() + 30  # task runs reach the API as events, a moment after they ran
+    names = asyncio.run(task_names())
+    while names["finish"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        names = asyncio.run(task_names())
+    assert names["load"] == names["filter-dimensions"] >= 1 and names["extract"] >= names["load"], names
+    assert names["reembed"] == 0
