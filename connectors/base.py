@@ -102,6 +102,17 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Partition:
+    """One worker's share of a source: `extract(namespace, start)` with `stop` set reads exactly it."""
+
+    start: Cursor
+    stop: Any
+    """Where the share ends, exclusive, in the store's terms; the connector's `stop` while it is read."""
+    estimate: int | None = None
+    """Records it holds at most, where the store says cheaply."""
+
+
+@dataclass(frozen=True)
 class WrittenFile:
     """What a file target hands back from `finish`: the data file and what its sidecar says of it."""
 
@@ -145,6 +156,8 @@ class Connector(ABC, Generic[OptionsT]):
             self.client_library.load(self.name)
         self.page_size = self.capabilities.max_batch
         """Records per extracted page; tests lower it to exercise cursors."""
+        self.stop: Any = None
+        """Where `extract` ends (a `Partition.stop`); None: at the end of the source."""
 
     def client_package(self) -> Any:
         """The client library's module, imported now; a missing one names the pip extra."""
@@ -169,6 +182,16 @@ class Connector(ABC, Generic[OptionsT]):
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         raise NotImplementedError(f"{self.name} cannot be imported into")
+
+    def partitions(self, namespace: str | None, parts: int) -> list[Partition] | None:
+        """The source cut into up to `parts` ranges that workers read apart (`--workers`), in the store's own
+        terms (rowids, key ranges, byte ranges); None where the store cannot be cut."""
+        return None
+
+    def takes_concurrent_writers(self) -> bool:
+        """Several processes may load into it at once (`--workers`): servers do; a folder one process locks
+        (embedded Qdrant, Chroma, Milvus Lite) or a file being written does not."""
+        return not self.capabilities.embedded and not self.capabilities.writes_file
 
     def delete(self, namespace: str | None, ids: list[str]) -> None:
         """Remove these records (ids as the records carry them) where they are; ids it does not hold are no

@@ -343,6 +343,9 @@ class ChromaConnector(Connector[ChromaOptions]):
             self.guarded("deleting records to replace them", collection.delete, ids=delete)
         return replacing
 
+    def takes_concurrent_writers(self) -> bool:
+        return self.opts.url is not None  # a server does; the embedded store is one process's
+
     def delete(self, namespace: str | None, ids: list[str]) -> None:
         collection = self._collection or self._existing()
         if collection is None:

@@ -792,6 +792,9 @@ class MilvusConnector(Connector[MilvusOptions]):
             raise StoreError(f"milvus {self._where} acknowledged {count} of the {len(rows)} entities sent (upsert)")
         return count
 
+    def takes_concurrent_writers(self) -> bool:
+        return self.opts.url is not None  # a server does; the embedded store is one process's
+
     def delete(self, namespace: str | None, ids: list[str]) -> None:
         layout = self._layout()
         if layout is None:

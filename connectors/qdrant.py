@@ -289,6 +289,9 @@ class QdrantConnector(Connector[QdrantOptions]):
             self.guarded("upserting points", self.client().upsert, self.collection, points=points, wait=True)
         return LoadResult(written=batch.num_rows, failed=failed)
 
+    def takes_concurrent_writers(self) -> bool:
+        return self.opts.url is not None  # a server does; the embedded store is one process's
+
     def delete(self, namespace: str | None, ids: list[str]) -> None:
         from qdrant_client import models
 

@@ -21,6 +21,7 @@ other writers' commits back until the export ends; in WAL mode they go on.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -31,7 +32,17 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
+from connectors.base import (
+    Capabilities,
+    Connector,
+    Cursor,
+    LoadResult,
+    Location,
+    Page,
+    Partition,
+    StoreInfo,
+    StoreOptions,
+)
 from vmig import metadata as md
 from vmig import reserved
 from vmig.batch import RecordColumns, vector_rows
@@ -275,8 +286,10 @@ class VektorConnector(Connector[VektorOptions]):
         last_rowid = int(cursor or 0)
         size = self.page_size
         while True:
-            where = "WHERE m.rowid > ?" + (" AND m.namespace = ?" if namespace is not None else "")
-            params: list[Any] = [last_rowid] + ([namespace] if namespace is not None else []) + [size]
+            where = "WHERE m.rowid > ?" + (" AND m.rowid <= ?" if self.stop is not None else "")
+            where += " AND m.namespace = ?" if namespace is not None else ""
+            params: list[Any] = [last_rowid] + ([int(self.stop)] if self.stop is not None else [])
+            params += ([namespace] if namespace is not None else []) + [size]
             with self.translated("reading rows"):
                 rows = conn.execute(f"{select} {where} ORDER BY m.rowid LIMIT ?", params).fetchall()
             if not rows:
@@ -395,6 +408,20 @@ class VektorConnector(Connector[VektorOptions]):
             with conn:
                 conn.executemany(_UPSERT, rows)
         return LoadResult(written=len(rows))
+
+    def partitions(self, namespace: str | None, parts: int) -> list[Partition] | None:
+        """Rowid ranges of about equal size (rowids are the order every read takes)."""
+        conn = self._connect(create=False)
+        with self.translated("reading the rowid range"):
+            low, high, count = conn.execute("SELECT min(rowid), max(rowid), count(*) FROM memories").fetchone()
+        if not count:
+            return [Partition(None, None, 0)]
+        step = max(1, -(-(high - low + 1) // max(1, parts)))
+        bounds = [*range(low - 1, high, step), high]
+        return [Partition(start, stop, None) for start, stop in itertools.pairwise(bounds)]
+
+    def takes_concurrent_writers(self) -> bool:
+        return True  # SQLite serialises the writers' transactions; each waits its turn (busy timeout)
 
     def delete(self, namespace: str | None, ids: list[str]) -> None:
         conn = self._connect(create=False)

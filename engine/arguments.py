@@ -113,6 +113,10 @@ def _store_to_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dims", type=int, help="dimension of a new target (default: from the data)")
     parser.add_argument("--rejects", metavar="FILE", help="where unreadable source records go")
     parser.add_argument("--verify", action="store_true", help="compare source and target record by record at the end")
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="move the source in N partitions at once on Dask (a Prefect run)"
+    )
+    parser.add_argument("--dask-address", metavar="URL", help="with --workers: an existing Dask scheduler")
     _reembedding(parser)
     _job(parser)
 
@@ -269,7 +273,10 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
         return Request("import", params, args.target, **shown)
     source, target = two_sides(args.source, args.target, pairs)
     rejects = None if args.rejects is None else _file_flag("--rejects", args.rejects)
-    both = {"source": source, "target": target, "dims": args.dims, "rejects": rejects, "verify": args.verify}
+    both = {"source": source, "target": target, "dims": args.dims, "rejects": rejects, "verify": args.verify,
+            "workers": args.workers, "dask_address": args.dask_address}  # fmt: skip
+    if args.workers is not None or args.dask_address is not None:
+        shown["prefect"] = True  # partitions are task runs on Dask
     if args.command == "sync":
         state = None if args.state is None else _file_flag("--state", args.state)
         params = _params(SyncParams, delete=args.delete, state=state, **both, **_reembed_flags(args), **common)

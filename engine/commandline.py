@@ -108,6 +108,11 @@ def _run_request(wanted: Request, flow_for: FlowFor, progress: ProgressFn | None
     if wanted.prefect:
         TERMINAL_PROGRESS.set(progress)
         flow = flow_for(wanted.command)
+        workers = getattr(wanted.params, "workers", None)
+        if workers is not None or getattr(wanted.params, "dask_address", None) is not None:
+            from tasks.dask import on_dask
+
+            flow = on_dask(flow, workers or 1, wanted.params.dask_address)
         quiet_prefect_console()
         return run_tracked(flow, wanted.params)
     from engine.jobs import export_job, import_job, migrate_job, sync_job, verify_job

@@ -99,6 +99,13 @@ def _preload_client(store: str) -> None:
 
 def migrate_job(params: MigrateParams, runner: Runner, progress: ProgressFn | None = None) -> RunSummary:
     """Store -> store directly, no intermediate file; `verify` compares the two at the end."""
+    if params.workers is not None:
+        from engine.scaleout import scaled_out
+
+        summary = scaled_out(params, runner)
+        if params.verify:
+            _verify_after(params, summary, runner)
+        return summary
     with open_store(params.source) as source, open_store(params.target) as target:
         rejects = params.rejects or Path(f"{source.name}-to-{target.name}.rejects.jsonl")
         summary = _transfer("migrate", source, target, params, runner, progress, dims=params.dims, rejects=rejects)
@@ -119,6 +126,8 @@ def _verify_after(params: MigrateParams, summary: RunSummary, runner: Runner) ->
 def sync_job(params: SyncParams, runner: Runner, progress: ProgressFn | None = None) -> RunSummary:
     """Store -> store again: only records new or changed since the last run are written; with `delete`, those
     that left the source are deleted from the target. The first run of a pair copies everything."""
+    if params.workers is not None:
+        raise UsageError("--workers is for migrate: a sync keeps its state in one process")
     with open_store(params.source) as source, open_store(params.target) as target:
         caps = target.capabilities
         if caps.writes_file or not caps.one_record_per_id:

@@ -7,7 +7,7 @@ API needs to start; `--prefect` (or PREFECT_API_URL) runs the same steps as task
 
 from __future__ import annotations
 
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from engine.retry import with_retries
 from engine.steps import Step
@@ -23,3 +23,7 @@ class LocalRunner:
         if step.retried:
             return with_retries(step.fn)(*args, **kwargs)
         return step.fn(*args, **kwargs)
+
+    def run_all(self, step: Step[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
+        """One after another: local mode has no workers."""
+        return [self.run(step, *args) for args in calls]

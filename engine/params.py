@@ -106,6 +106,12 @@ class MigrateParams(JobParams, ReembedParams):
     dims: int | None = Field(default=None, ge=1, description="dimension of a new target (default: from the data)")
     rejects: Path | None = Field(default=None, description="where unreadable source records are written")
     verify: bool = Field(default=False, description="compare source and target record by record at the end")
+    workers: int | None = Field(
+        default=None, ge=1, description="move the source in this many partitions at once on Dask (a Prefect run)"
+    )
+    dask_address: str | None = Field(
+        default=None, description="an existing Dask scheduler (tcp://host:8786) for --workers; default a local one"
+    )
 
 
 class SyncParams(MigrateParams):

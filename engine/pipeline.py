@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from connectors.base import Connector, WrittenFile
+from connectors.base import Connector, Cursor, WrittenFile
 from embed.plan import SKIP_NO_TEXT, Reembedded, ReembedPlan
 from engine import steps
 from engine.checkpoint import Checkpoint, TargetMark, restore, saved_mark
@@ -39,6 +39,12 @@ ProgressFn = Callable[[int, int | None], None]
 
 TERMINAL_PROGRESS: ContextVar[ProgressFn | None] = ContextVar("vex_terminal_progress", default=None)
 """A terminal bar the CLI hands to a Prefect flow, which cannot take it as a parameter."""
+
+
+def terminal_progress() -> ProgressFn | None:
+    """The terminal bar, for a flow's body: a flow function names this, not the context variable, so a Dask
+    worker that is sent the flow (`--workers`) is sent a reference to it (a context variable cannot travel)."""
+    return TERMINAL_PROGRESS.get()
 
 
 def both(*callbacks: ProgressFn | None) -> ProgressFn:
@@ -72,6 +78,8 @@ class Transfer:
     """What a file target handed back from `finish`, for its sidecar."""
     sync: SyncRun | None = None
     """A sync: only new and changed records are written, and those that left the source may be deleted."""
+    start: Cursor = None
+    """Where the read begins (a `--workers` partition's start); a checkpoint's cursor wins."""
 
 
 @dataclass
@@ -109,7 +117,7 @@ def run_transfer(
     """Move every record, or raise; the target is finished only after the last chunk loaded."""
     started = time.perf_counter()
     checkpoint = None if transfer.target.capabilities.writes_file else transfer.checkpoint
-    cursor, limit = None, transfer.limit
+    cursor, limit = transfer.start, transfer.limit
     saved = _usable_checkpoint(checkpoint, transfer.target, summary)
     if saved is not None:
         restore(summary, saved)

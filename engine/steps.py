@@ -55,6 +55,11 @@ class Runner(Protocol):
 
     def run(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R: ...
 
+    def run_all(self, step: Step[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
+        """The step once per argument tuple, at once where the runner can (a Dask task runner), results in order;
+        every call ends before the first error is raised."""
+        ...
+
 
 @dataclass(frozen=True)
 class TargetWish:
@@ -179,6 +184,13 @@ def delete(target: Connector, namespace: str | None, ids: list[str]) -> None:
     target.delete(namespace, ids)
 
 
+def transfer_part(job: Any) -> Any:
+    """One partition of a `--workers` migrate, moved in its worker (`engine.scaleout`)."""
+    from engine.scaleout import transfer_part as move
+
+    return move(job)
+
+
 def finish(target: Connector) -> WrittenFile | None:
     """Make what was loaded durable (index builds); a file target hands back its sealed file."""
     return target.finish()
@@ -223,6 +235,7 @@ LOAD = Step("load", load, retried=True)
 SELECT_CHANGED = Step("select-changed", select_changed, retried=False)
 RECORD_SYNCED = Step("record-synced", record_synced, retried=False)
 DELETE = Step("delete", delete, retried=True)
+TRANSFER_PART = Step("transfer-part", transfer_part, retried=False)
 FINISH = Step("finish", finish, retried=True)
 WRITE_SIDECAR = Step("write-sidecar", write_sidecar, retried=False)
 RECORD_IMPORT = Step("record-import", record_import_entry, retried=False)
@@ -238,6 +251,7 @@ STEPS: tuple[Step[Any, Any], ...] = (
     LOAD,
     RECORD_SYNCED,
     DELETE,
+    TRANSFER_PART,
     FINISH,
     WRITE_SIDECAR,
     RECORD_IMPORT,

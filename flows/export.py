@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import State
 
 from engine.jobs import export_job
 from engine.params import ExportParams
-from engine.pipeline import TERMINAL_PROGRESS, both
+from engine.pipeline import both, terminal_progress
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, final_state, publish_summary
 from tasks import PrefectRunner
@@ -19,7 +19,7 @@ from tasks import PrefectRunner
 def export_flow(params: ExportParams) -> RunSummary | State:
     """Export a store to a `.vmig.jsonl` file and its sidecar (checksum, counts): every record, each field kept,
     damaged source records set aside with their reason."""
-    summary = export_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("export")))
+    summary = export_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("export")))
     publish_summary(summary)
     return final_state(summary, summary.problems())
 

@@ -13,7 +13,7 @@ from prefect.client.schemas.objects import State
 
 from engine.jobs import import_job
 from engine.params import ImportParams
-from engine.pipeline import TERMINAL_PROGRESS, both
+from engine.pipeline import both, terminal_progress
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, final_state, publish_summary
 from tasks import PrefectRunner
@@ -24,7 +24,7 @@ def import_flow(params: ImportParams) -> RunSummary | State:
     """Load a `.vmig.jsonl` file into a store, checked against its sidecar before the first write; re-embed on
     the way with a model; every record accounted for (upserted, skipped by reason, failed with the store's
     reason)."""
-    summary = import_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("import")))
+    summary = import_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("import")))
     publish_summary(summary)
     return final_state(summary, summary.problems())
 

@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import State
 
 from engine.jobs import migrate_job
 from engine.params import MigrateParams
-from engine.pipeline import TERMINAL_PROGRESS, both
+from engine.pipeline import both, terminal_progress
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, final_state, publish_summary, publish_verify
 from tasks import PrefectRunner
@@ -19,7 +19,7 @@ from tasks import PrefectRunner
 def migrate_flow(params: MigrateParams) -> RunSummary | State:
     """Copy every record of one store into another, with no file between them; re-embed on the way with a
     model; compare the two record by record at the end with verify."""
-    summary = migrate_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("migrate")))
+    summary = migrate_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("migrate")))
     publish_summary(summary)
     if summary.verify is not None:
         publish_verify(summary.verify)

@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import State
 
 from engine.jobs import sync_job
 from engine.params import SyncParams
-from engine.pipeline import TERMINAL_PROGRESS, both
+from engine.pipeline import both, terminal_progress
 from engine.summary import RunSummary
 from flows._observe import ProgressArtifact, final_state, publish_summary, publish_verify
 from tasks import PrefectRunner
@@ -21,7 +21,7 @@ def sync_flow(params: SyncParams) -> RunSummary | State:
     """Keep a target in step with a source: the first run copies every record; later runs write the records
     that are new or changed since the last successful run and, with `delete`, delete those that left the source.
     The state (each record's fingerprint) lives in a file per source/target pair."""
-    summary = sync_job(params, PrefectRunner(), both(TERMINAL_PROGRESS.get(), ProgressArtifact("sync")))
+    summary = sync_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("sync")))
     publish_summary(summary)
     if summary.verify is not None:
         publish_verify(summary.verify)

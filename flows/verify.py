@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import State
 
 from engine.jobs import verify_job
 from engine.params import VerifyParams
-from engine.pipeline import TERMINAL_PROGRESS
+from engine.pipeline import terminal_progress
 from engine.verify import VerifyReport
 from flows._observe import final_state, publish_verify
 from tasks import PrefectRunner
@@ -19,7 +19,7 @@ from tasks import PrefectRunner
 def verify_flow(params: VerifyParams) -> VerifyReport | State:
     """Compare two stores record by record: matched, missing, extra and mismatched records, the first ids of
     each in an artifact; the run ends Failed when they differ."""
-    report = verify_job(params, PrefectRunner(), TERMINAL_PROGRESS.get())
+    report = verify_job(params, PrefectRunner(), terminal_progress())
     publish_verify(report)
     return final_state(report, [] if report.ok else [f"the stores differ: {report.difference()}"])
 

@@ -55,3 +55,12 @@ class PrefectRunner:
 
     def run(self, step: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return TASKS[step.name](*args, **kwargs)  # type: ignore[return-value]
+
+    def run_all(self, step: Step[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
+        """Submitted to the flow's task runner at once (Dask workers with `--workers`), results in order."""
+        futures = [TASKS[step.name].submit(*args) for args in calls]
+        outcomes = [future.result(raise_on_failure=False) for future in futures]
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes
