@@ -52,7 +52,6 @@ import itertools
 import logging
 import math
 import os
-import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,6 +68,7 @@ from connectors.base import Capabilities, Connector, Cursor, LoadResult, Locatio
 from connectors.clients import ClientLibrary, is_network_error, network_reason
 from vmig.batch import RecordColumns, last_of_each_id, vector_matrix
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
+from vmig.parallel import read_ahead
 from vmig.sparse import sparse_rows
 from vmig.timefmt import TimestampError, to_micros
 
@@ -489,40 +489,8 @@ class MilvusConnector(Connector[MilvusOptions]):
         filtered = namespace is not None and _type_name(layout.fields.get(NAMESPACE, {}).get("type")) == "VARCHAR"
         scope = f"{NAMESPACE} == {literal(namespace)}" if filtered and namespace is not None else ""
         size = max(1, min(self.page_size, 16_384))
-        pages: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=READ_AHEAD)
-        stop = threading.Event()
-
-        def put(item: Page | BaseException | None) -> bool:
-            while not stop.is_set():
-                try:
-                    pages.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def read() -> None:
-            try:
-                for page in self._pages(layout, namespace, scope, size, cursor):
-                    if not put(page):
-                        return
-                put(None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader of the pages, which raises it
-                put(exc)
-
-        reader = threading.Thread(target=read, name="milvus-read-ahead", daemon=True)
-        reader.start()
-        try:
-            while True:
-                item = pages.get(timeout=self.opts.timeout + 30)
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            reader.join(timeout=self.opts.timeout + 5)
+        # A thread reads up to READ_AHEAD pages ahead while the run converts and writes the last ones.
+        yield from read_ahead(self._pages(layout, namespace, scope, size, cursor), READ_AHEAD)
 
     def _pages(
         self, layout: _Layout, namespace: str | None, scope: str, size: int, cursor: Cursor | None

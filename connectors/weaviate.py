@@ -47,9 +47,7 @@ import hashlib
 import logging
 import math
 import os
-import queue
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -68,6 +66,7 @@ from connectors.ids import ID_NAMESPACE
 from vmig import metadata as md
 from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix, vector_rows
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
+from vmig.parallel import read_ahead
 from vmig.timefmt import TimestampError, format_micros_column, to_micros
 
 METRICS = {"cosine": "cosine", "dot": "dot", "euclid": "l2-squared", "manhattan": "manhattan", "hamming": "hamming"}
@@ -436,48 +435,22 @@ class WeaviateConnector(Connector[WeaviateOptions]):
 
     def _read_ahead(self, handle: Any, after: str | None, size: int) -> Iterator[list[Any]]:
         """A shard's objects a page at a time, in UUID order from `after`, read by a thread of their own up to
-        `READ_AHEAD` pages ahead: Weaviate prepares the next pages while vex turns the last into records and the
-        run writes them. Closing the generator stops the thread (after the request it is waiting for)."""
-        pages: queue.Queue[list[Any] | BaseException | None] = queue.Queue(maxsize=READ_AHEAD)
-        stop = threading.Event()
+        `READ_AHEAD` pages ahead (`vmig.parallel.read_ahead`): Weaviate prepares the next pages while vex turns
+        the last into records and the run writes them. Closing the generator stops the thread."""
 
-        def put(item: list[Any] | BaseException | None) -> bool:
-            while not stop.is_set():
-                try:
-                    pages.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def read() -> None:
+        def pages() -> Iterator[list[Any]]:
             last = after
-            try:
-                while not stop.is_set():
-                    found = self.guarded("reading objects", handle.query.fetch_objects, limit=size, after=last,
-                                         include_vector=True)  # fmt: skip
-                    objects = list(found.objects)
-                    if not put(objects) or len(objects) < size:
-                        break
-                    last = str(objects[-1].uuid)
-                put(None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader of the pages, which raises it
-                put(exc)
-
-        reader = threading.Thread(target=read, name="weaviate-read-ahead", daemon=True)
-        reader.start()
-        try:
             while True:
-                item = pages.get(timeout=self.opts.timeout + 30)
-                if item is None:
+                found = self.guarded("reading objects", handle.query.fetch_objects, limit=size, after=last,
+                                     include_vector=True)  # fmt: skip
+                objects = list(found.objects)
+                if objects:
+                    yield objects
+                if len(objects) < size:
                     return
-                if isinstance(item, BaseException):
-                    raise item
-                if item:
-                    yield item
-        finally:
-            stop.set()
-            reader.join(timeout=self.opts.timeout + 5)
+                last = str(objects[-1].uuid)
+
+        return read_ahead(pages(), READ_AHEAD)
 
     def _shards_to_read(self, layout: _Layout, namespace: str | None) -> list[str | None]:
         """The tenants an export reads, in order (None: the collection is single-tenant)."""

@@ -1,6 +1,7 @@
 """`vex migrate` from a store into a hub store and back out into a fresh one, each run verified.
 
-tests/test_pinecone_migrate.py and tests/test_weaviate_migrate.py run this with their store as the hub
+tests/test_pinecone_migrate.py, tests/test_weaviate_migrate.py and tests/test_milvus_migrate.py run this with
+their store as the hub
 and every other store on the far side; what differs between them is only the hub's options.
 """
 
@@ -15,7 +16,7 @@ from tests.records import write_vmig
 
 
 def store_options(store: str, where: Path, name: str, server: Any, tag: str) -> dict[str, str]:
-    """Options for a store named `name`, in `where` or on `server` (pg_server, pinecone_fake).
+    """Options for a store named `name`, in `where` or on `server` (pg_server, pinecone_fake, weaviate_fake).
 
     `tag` keeps the names on a shared server apart from those of another test module's.
     """
@@ -24,6 +25,9 @@ def store_options(store: str, where: Path, name: str, server: Any, tag: str) -> 
     if store == "pinecone":
         return {"index": f"{tag}-{name}", "api_key": server.api_key, "controller_host": server.url, "cloud": "aws",
                 "region": "us-east-1"}  # fmt: skip
+    if store == "weaviate":
+        return {"url": server.url, "grpc_port": str(server.grpc_port), "api_key": server.api_key,
+                "collection": f"{tag.capitalize()}_{name}_{where.name[-10:]}"}  # fmt: skip
     return {
         "vektor": {"db": str(where / f"{name}.db")},
         "jsonl": {"path": str(where / f"{name}.vmig.jsonl")},
@@ -46,8 +50,9 @@ def migrate_both_ways(
     if store == "jsonl":
         first = {"path": str(source)}
     else:
-        plain = [item for key, value in first.items() for item in (f"--{key}", value)]
-        assert run_vex("import", "--from", str(source), "--to", store, *plain, cwd=where).returncode == 0
+        plain = [item for key, value in first.items() for item in (f"--{key.replace('_', '-')}", value)]
+        imported = run_vex("import", "--from", str(source), "--to", store, *plain, cwd=where)
+        assert imported.returncode == 0, imported.stderr
     into = run_vex("migrate", "--from", store, "--to", hub, *side_flags(first, "source"),
                    *side_flags(hub_options, "target"), "--verify", "--json", cwd=where)  # fmt: skip
     assert into.returncode == 0, into.stderr
