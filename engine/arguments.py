@@ -328,7 +328,7 @@ def _register_secrets(pairs: dict[str, Any]) -> None:
     for key, value in pairs.items():
         if not isinstance(value, str):
             continue
-        if key.endswith(("api_key", "password")):
+        if key.endswith(("api_key", "password", "token")):
             register_secret(value)
         if key.endswith(("url", "host", "dsn")):
             register_url(value)
@@ -364,11 +364,13 @@ def _spec(store: str, options: dict[str, Any]) -> StoreSpec:
     values = dict(options)
     secret = values.pop("api_key", None)
     password = values.pop("password", None)
+    token = values.pop("token", None)
     return StoreSpec(
         store=store,
         options=values,
         api_key=SecretStr(str(secret)) if secret is not None else None,
         password=SecretStr(str(password)) if password is not None else None,
+        token=SecretStr(str(token)) if token is not None else None,
     )
 
 

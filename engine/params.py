@@ -12,7 +12,8 @@ from connectors.registry import get_connector
 from engine.redact import split_url_password, with_url_password
 from vmig.errors import UsageError
 
-SECRET_FIELDS = frozenset({"api_key", "password"})
+SECRET_FIELDS = frozenset({"api_key", "password", "token"})
+"""Store options that are credentials: kept out of the options, never printed, never a form field."""
 
 
 class StoreSpec(BaseModel):
@@ -22,6 +23,7 @@ class StoreSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="store options, as on the command line")
     api_key: SecretStr | None = Field(default=None, description="API key; never logged")
     password: SecretStr | None = Field(default=None, description="database password; never logged")
+    token: SecretStr | None = Field(default=None, description="access token (Milvus, Zilliz); never logged")
 
     @model_validator(mode="after")
     def _password_out_of_url(self) -> StoreSpec:
@@ -134,6 +136,8 @@ def open_store(spec: StoreSpec) -> Connector:
     values = dict(spec.options)
     if spec.api_key is not None:
         values["api_key"] = spec.api_key
+    if spec.token is not None:
+        values["token"] = spec.token
     if spec.password is not None:
         if "password" in cls.Options.model_fields:
             values["password"] = spec.password
