@@ -306,6 +306,8 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         it started in (row order changes when rows are updated), while LanceDB keeps it."""
         current = int(self.guarded("reading the table version", lambda: table.version))
         if cursor is None:
+            # Held at this version, so a write landing before the scan starts is not read, as the cursor says.
+            self.guarded("holding the table version", table.checkout, current)
             return current, 0
         if not isinstance(cursor, dict) or not {"version", "offset"} <= set(cursor):
             raise UsageError(f"{self.label()}: the resume point {cursor!r} is not one a LanceDB export wrote")

@@ -337,3 +337,27 @@ def test_index_is_built_when_asked_and_skipped_with_a_warning_when_small(tmp_pat
     indices = _table(tmp_path / "lance", "big").list_indices()
     assert len(indices) == 1 and indices[0].columns == ["vector"]
     assert str(indices[0].index_details["metric_type"]).lower() == "dot"
+
+
+def test_sigkill_during_an_import_then_the_same_command_again(tmp_path: Path) -> None:
+    """A real crash: the process is killed while chunks are being written (perhaps one written and not yet
+    checkpointed); the same command resumes and the table ends with every record once."""
+    from tests.test_crash import _kill_when
+
+    count = 60_000
+    data = write_vmig(tmp_path / "data.vmig.jsonl", sample_records(count, dims=64, odd_ones=False))
+    lance = tmp_path / "lance"
+    args = ["import", "--from", str(data), "--to", "lancedb", "--path", str(lance), "--table", "killed",
+            "--chunk-rows", "2000"]  # fmt: skip
+    versions = lance / "killed.lance" / "_versions"
+
+    def some_chunks_written() -> bool:
+        return versions.is_dir() and len(list(versions.iterdir())) >= 6
+
+    _kill_when(args, tmp_path, some_chunks_written)
+    written = _rows(lance, "killed")[0]
+    assert 0 < written < count
+    result = run_vex(*args, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert any("resumed" in warning for warning in _last(result)["warnings"])
+    assert _rows(lance, "killed") == (count, count)
