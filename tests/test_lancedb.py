@@ -69,7 +69,7 @@ def test_vektor_to_lancedb_to_jsonl_round_trips_every_field_exactly(tmp_path: Pa
         _same(record, back[record["id"]])
     assert run_vex("validate", str(out)).returncode == 0
     check = run_vex("verify", "--from", "jsonl", "--source-path", str(source), "--to", "lancedb",
-                    "--target-path", str(tmp_path / "lance"), "--json")  # fmt: skip
+                    "--target-path", str(tmp_path / "lance"), "--json", cwd=tmp_path)  # fmt: skip
     assert check.returncode == 0, check.stderr + check.stdout
 
 
