@@ -361,3 +361,14 @@ def test_sigkill_during_an_import_then_the_same_command_again(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert any("resumed" in warning for warning in _last(result)["warnings"])
     assert _rows(lance, "killed") == (count, count)
+
+
+def test_the_import_flow_in_prefect_mode_loads_and_says_what_finish_skipped(prefect_api: None, tmp_path: Path) -> None:
+    """Tracked by Prefect, each step a task run: the same rows, and the index notice still reaches the summary."""
+    from flows.import_file import import_flow
+
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=40, odd_ones=False))
+    options = {"path": str(tmp_path / "lance"), "table": "tracked", "index": "ivf_pq"}
+    summary = import_flow(ImportParams(input=source, target=StoreSpec(store="lancedb", options=options)))
+    assert summary.upserted == 40 and _rows(tmp_path / "lance", "tracked") == (40, 40)
+    assert any("no ivf_pq index built" in warning for warning in summary.warnings)
