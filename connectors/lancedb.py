@@ -415,7 +415,9 @@ def _dims_of(schema: pa.Schema) -> int | None:
 
 def _refuse_schema(schema: pa.Schema, what: str) -> None:
     """An existing table takes an import only when it has every column a record fills, of a type the record's
-    value goes into; anything else is refused naming the columns, before a row is written."""
+    value goes into, and no other column that must be filled; anything else is refused naming the columns,
+    before a row is written. Other, nullable columns (the user's own) are left as they are by an update and
+    null in a new row."""
     missing = [name for name in STORED_COLUMNS if name not in schema.names]
     if missing:
         raise UsageError(
@@ -430,6 +432,12 @@ def _refuse_schema(schema: pa.Schema, what: str) -> None:
              if not schema.field(name).type.equals(kind)]  # fmt: skip
     if wrong:
         raise UsageError(f"{what} has columns of other types: {', '.join(wrong)}; import into a new --table")
+    required = [field.name for field in schema if field.name not in STORED_COLUMNS and not field.nullable]
+    if required:
+        raise UsageError(
+            f"{what} has columns vex does not fill that may not be null: {', '.join(required)}; a new record "
+            "could not be inserted (make them nullable, or import into a new --table)"
+        )
 
 
 def _table_rows(batch: pa.RecordBatch, dims: int) -> pa.Table:

@@ -372,3 +372,34 @@ def test_the_import_flow_in_prefect_mode_loads_and_says_what_finish_skipped(pref
     summary = import_flow(ImportParams(input=source, target=StoreSpec(store="lancedb", options=options)))
     assert summary.upserted == 40 and _rows(tmp_path / "lance", "tracked") == (40, 40)
     assert any("no ivf_pq index built" in warning for warning in summary.warnings)
+
+
+def test_a_column_of_the_users_own_survives_a_reimport_and_exports_in_the_metadata(tmp_path: Path) -> None:
+    source = _sample(tmp_path)
+    store = ["--path", str(tmp_path / "lance"), "--table", "mine"]
+    assert run_vex("import", "--from", str(source), "--to", "lancedb", *store).returncode == 0
+    table = _table(tmp_path / "lance", "mine")
+    table.add_columns(pa.field("reviewed", pa.bool_()))
+    table.update(where="id = 'mem-0002'", values={"reviewed": True})
+    result = run_vex("import", "--from", str(source), "--to", "lancedb", *store)
+    assert result.returncode == 0, result.stderr
+    rows = _table(tmp_path / "lance", "mine").to_arrow().select(["id", "reviewed"]).to_pylist()
+    flags = {row["id"]: row["reviewed"] for row in rows}
+    assert flags["mem-0002"] is True and flags["mem-0001"] is None, "the update left the user's column alone"
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "lancedb", *store, "--output", str(out)).returncode == 0
+    assert read_vmig(out)["mem-0002"]["metadata"]["reviewed"] is True
+
+
+def test_a_column_of_the_users_own_that_must_be_filled_is_refused(tmp_path: Path) -> None:
+    source = _sample(tmp_path)
+    store = ["--path", str(tmp_path / "lance"), "--table", "strict"]
+    assert run_vex("import", "--from", str(source), "--to", "lancedb", *store).returncode == 0
+    table = _table(tmp_path / "lance", "strict")
+    table.add_columns({"reviewed": "id = 'mem-0002'"})  # computed for every row: not nullable
+    before = table.version
+    more = write_vmig(tmp_path / "more.vmig.jsonl", sample_records(count=8, odd_ones=False, seed=3))
+    result = run_vex("import", "--from", str(more), "--to", "lancedb", *store)
+    _one_clear_line(result)
+    assert "reviewed" in result.stderr and "may not be null" in result.stderr
+    assert _table(tmp_path / "lance", "strict").version == before
