@@ -403,3 +403,25 @@ def test_a_column_of_the_users_own_that_must_be_filled_is_refused(tmp_path: Path
     _one_clear_line(result)
     assert "reviewed" in result.stderr and "may not be null" in result.stderr
     assert _table(tmp_path / "lance", "strict").version == before
+
+
+def test_metadata_someone_else_wrote_into_a_vex_table_is_kept_not_a_crash(tmp_path: Path) -> None:
+    """Anyone can write to the table: metadata that is no JSON object comes out under the key `metadata`."""
+    source = _sample(tmp_path)
+    lance = tmp_path / "lance"
+    assert run_vex("import", "--from", str(source), "--to", "lancedb", "--path", str(lance)).returncode == 0
+    table = _table(lance, "memories")
+    edits = {"mem-0001": "not json", "mem-0002": "[1, 2]", "mem-0003": '{"a": }', "mem-0004": '{"a": 1},{"b": 2}'}
+    for record_id, text in edits.items():
+        table.update(where=f"id = '{record_id}'", values={"metadata": text})
+    table.update(where="id = 'mem-0005'", values={"metadata": None})
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "lancedb", "--path", str(lance), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert back["mem-0001"]["metadata"] == {"metadata": "not json"}
+    assert back["mem-0002"]["metadata"] == {"metadata": [1, 2]}
+    assert back["mem-0003"]["metadata"] == {"metadata": '{"a": }'}
+    assert back["mem-0004"]["metadata"] == {"metadata": '{"a": 1},{"b": 2}'}
+    assert back["mem-0005"]["metadata"] == {}
+    assert back["mem-0000"]["metadata"] == sample_records(count=6, odd_ones=False)[0]["metadata"]
