@@ -24,7 +24,6 @@ column is kept in the metadata under its own name.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,10 +38,10 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Location, Page, StoreInfo, StoreOptions
 from connectors.clients import ClientLibrary, is_network_error, network_reason
+from connectors.newids import NewIds
 from vmig import metadata as md
 from vmig.batch import last_of_each_id
 from vmig.errors import StoreError, TransientError, UsageError
-from vmig.idset import IdSet
 from vmig.schema import RECORD_SCHEMA, SPARSE_TYPE
 
 _DISTANCES = {"cosine": "cosine", "dot": "dot", "euclid": "l2"}
@@ -120,8 +119,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         self._table: Any = None
         self._appending = False
         """Loads may append: the table was created (or found empty) by this run and every id so far was new."""
-        self._seen: IdSet | None = None
-        self._rows_loaded = 0
+        self._seen: NewIds | None = None
         self._dims: int | None = None
         self._notices: list[str] = []
 
@@ -349,7 +347,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
     def _start_appending(self, empty: bool) -> None:
         self._appending = empty
         if empty and self._seen is None:
-            self._seen = IdSet(Path(tempfile.mkdtemp(prefix="vex-lancedb-ids-")))
+            self._seen = NewIds()
 
     def load(self, batch: pa.RecordBatch) -> LoadResult:
         if batch.num_rows == 0:
@@ -361,9 +359,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
                 raise UsageError(f"{self.label()}: its vector column is not a fixed-size list")
         unique = pc.count_distinct(batch.column("id")).as_py() == batch.num_rows
         if self._appending and unique and self._seen is not None:
-            first = self._rows_loaded
-            repeated, _ = self._seen.add(batch.column("id"), np.arange(first, first + batch.num_rows))
-            unique = not len(repeated)
+            unique = self._seen.add(batch.column("id"))
         # LanceDB refuses a merge that names one id twice; the batch's last record of an id is the one kept.
         rows = _table_rows(batch if unique else last_of_each_id(batch), self._dims)
         if self._appending and unique:
@@ -376,7 +372,6 @@ class LanceDBConnector(Connector[LanceDBOptions]):
             self._appending = False
             merge = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
             self.guarded("upserting rows", merge.execute, rows)
-        self._rows_loaded += batch.num_rows
         return LoadResult(written=batch.num_rows)
 
     def finish(self) -> None:
@@ -399,9 +394,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         return None
 
     def close(self) -> None:
-        if self._seen is not None:
-            self._seen.close()
-            self._seen = None
+        self._seen = None
         self._table = None
         self._dims = None
         self._db = None
@@ -468,9 +461,9 @@ class _RowReader:
         if not (pa.types.is_fixed_size_list(vector) or pa.types.is_list(vector) or pa.types.is_large_list(vector)):
             raise UsageError(f"lancedb table: its vector column is {vector}, not a list of floats")
         self.origin = origin
-        self.known = [name for name, _ in _STORED if name in schema.names]
-        self.others = [name for name in schema.names if name not in STORED_COLUMNS]
-        self.struct_metadata = "metadata" in schema.names and not pa.types.is_string(schema.field("metadata").type)
+        self.known = [name for name, _ in _STORED if name in schema.names and _fits(name, schema.field(name).type)]
+        self.others = [name for name in schema.names if name not in ("id", "vector", *self.known)]
+        self.struct_metadata = "metadata" in self.known and pa.types.is_struct(schema.field("metadata").type)
         self.columns = ["id", "vector", *self.known, *self.others]
 
     def records(self, raw: pa.RecordBatch) -> pa.RecordBatch:
@@ -577,6 +570,20 @@ def _object_text(text: str) -> str:
     return text if isinstance(value, dict) else md.dumps({"metadata": value}) or "{}"
 
 
+def _fits(name: str, kind: pa.DataType) -> bool:
+    """Whether a column of a record's name holds what the record keeps there (a table another tool made may
+    use the name for something else: such a column travels in the metadata like any other, not lost)."""
+    if name == "created_at":
+        return bool(pa.types.is_timestamp(kind))
+    if name == "score":
+        return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind))
+    if name == "sparse_vector":
+        return bool(kind.equals(SPARSE_TYPE))
+    if name == "metadata" and pa.types.is_struct(kind):
+        return True
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
 def _json_value(value: Any) -> Any:
     """A cell as a JSON value: bytes as hex text, times as ISO text, the rest as it is."""
     if isinstance(value, bytes):
@@ -591,11 +598,8 @@ def _json_value(value: Any) -> Any:
 
 
 def _timestamps(column: pa.Array) -> pa.Array:
-    """created_at as µs UTC: a timestamp of any unit (one without a zone taken as UTC); other types null."""
+    """created_at as µs UTC from a timestamp of any unit (one without a zone taken as UTC)."""
     kind = column.type
-    target = pa.timestamp("us", tz="UTC")
-    if pa.types.is_timestamp(kind):
-        if kind.tz is None:
-            column = column.cast(pa.timestamp(kind.unit)).cast(pa.int64()).cast(pa.timestamp(kind.unit, tz="UTC"))
-        return column.cast(target, safe=False)  # nanoseconds lose their last digits, as the format keeps µs
-    return pa.nulls(len(column), type=target)
+    if kind.tz is None:
+        column = column.cast(pa.int64()).cast(pa.timestamp(kind.unit, tz="UTC"))
+    return column.cast(pa.timestamp("us", tz="UTC"), safe=False)  # ns lose their last digits: the format keeps µs

@@ -312,7 +312,7 @@ def test_a_table_another_tool_made_exports_with_every_column(tmp_path: Path) -> 
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(8, dtype=np.float32)), 4)
     metadata = pa.array([{"source": "a.pdf", "page": 1}, {"source": "b.pdf", "page": 2}])
     data = pa.table({"id": ["d1", "d2"], "vector": vectors, "text": ["one", "two"], "metadata": metadata,
-                     "lang": ["en", "de"]})  # fmt: skip
+                     "lang": ["en", "de"], "created_at": ["yesterday", "today"]})  # fmt: skip
     lancedb.connect(str(lance)).create_table("vectorstore", data=data)
     out = tmp_path / "o.vmig.jsonl"
     result = run_vex(
@@ -320,7 +320,8 @@ def test_a_table_another_tool_made_exports_with_every_column(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     back = read_vmig(out)
-    assert back["d1"]["metadata"] == {"source": "a.pdf", "page": 1, "lang": "en"}
+    assert back["d1"]["metadata"] == {"source": "a.pdf", "page": 1, "lang": "en", "created_at": "yesterday"}
+    assert back["d1"]["created_at"] is None, "a column named like a record field but holding no time is metadata"
     assert back["d2"]["text"] == "two" and back["d2"]["vector"] == [4.0, 5.0, 6.0, 7.0]
 
 
