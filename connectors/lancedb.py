@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 import orjson
@@ -124,12 +125,18 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         self._notices: list[str] = []
 
     def label(self) -> str:
-        where = self.opts.path.name if self.opts.path is not None else "uri"
+        if self.opts.path is not None:
+            where = self.opts.path.name
+        else:  # the URI's last folder, never its query (where a signed URL would keep a credential)
+            where = urlsplit(self.opts.uri or "").path.rstrip("/").rsplit("/", 1)[-1] or "uri"
         return f"lancedb:{where}/{self.opts.table}"
 
     @property
     def _where(self) -> str:
-        return str(self.opts.path) if self.opts.path is not None else str(self.opts.uri)
+        if self.opts.path is not None:
+            return str(self.opts.path)
+        parts = urlsplit(self.opts.uri or "")
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
     def locations(self) -> list[Location]:
         if self.opts.path is None:

@@ -426,3 +426,17 @@ def test_metadata_someone_else_wrote_into_a_vex_table_is_kept_not_a_crash(tmp_pa
     assert back["mem-0004"]["metadata"] == {"metadata": '{"a": 1},{"b": 2}'}
     assert back["mem-0005"]["metadata"] == {}
     assert back["mem-0000"]["metadata"] == sample_records(count=6, odd_ones=False)[0]["metadata"]
+
+
+def test_a_uri_takes_the_place_of_a_path(tmp_path: Path) -> None:
+    source = _sample(tmp_path)
+    uri = (tmp_path / "by-uri").as_uri()
+    result = run_vex("import", "--from", str(source), "--to", "lancedb", "--uri", uri, "--table", "t", "--json")
+    assert result.returncode == 0, result.stderr
+    assert _last(result)["target"] == "lancedb:by-uri/t"
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "lancedb", "--uri", uri, "--table", "t", "--output", str(out)).returncode == 0
+    assert len(read_vmig(out)) == 6 and _rows(tmp_path / "by-uri", "t") == (6, 6)
+    both = run_vex("import", "--from", str(source), "--to", "lancedb", "--uri", uri, "--path", str(tmp_path / "x"))
+    _one_clear_line(both)
+    assert "--path DIR" in both.stderr and not (tmp_path / "x").exists()
