@@ -440,3 +440,31 @@ def test_a_uri_takes_the_place_of_a_path(tmp_path: Path) -> None:
     both = run_vex("import", "--from", str(source), "--to", "lancedb", "--uri", uri, "--path", str(tmp_path / "x"))
     _one_clear_line(both)
     assert "--path DIR" in both.stderr and not (tmp_path / "x").exists()
+
+
+def test_an_hnsw_index_with_the_tables_metric(tmp_path: Path) -> None:
+    many = write_vmig(tmp_path / "m.vmig.jsonl", sample_records(count=600, dims=16, odd_ones=False))
+    store = ["--path", str(tmp_path / "lance"), "--table", "h", "--index", "ivf_hnsw_sq", "--index-min-rows", "256"]
+    result = run_vex("import", "--from", str(many), "--to", "lancedb", *store, "--metric", "euclid", "--json")
+    assert result.returncode == 0, result.stderr
+    assert not _last(result)["warnings"]
+    (index,) = _table(tmp_path / "lance", "h").list_indices()
+    assert "hnsw" in str(index.index_type).lower() and str(index.index_details["metric_type"]).lower() == "l2"
+    with LanceDBConnector(LanceDBOptions(path=tmp_path / "lance", table="h")) as connector:
+        assert connector.describe().metric == "euclid"
+
+
+def test_a_table_another_tool_made_has_the_metric_of_its_vector_index(tmp_path: Path) -> None:
+    from lancedb.index import IvfPq
+
+    lance = tmp_path / "lance"
+    vectors = np.random.default_rng(1).standard_normal((300, 16)).astype(np.float32)
+    data = pa.table({"id": [f"r{i}" for i in range(300)],
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 16)})  # fmt: skip
+    table = lancedb.connect(str(lance)).create_table("theirs", data=data)
+    with LanceDBConnector(LanceDBOptions(path=lance, table="theirs")) as connector:
+        assert connector.describe().metric is None, "no index, no metric: nothing to check against"
+    table.create_index("vector", config=IvfPq(distance_type="dot", num_partitions=2, num_sub_vectors=2))
+    with LanceDBConnector(LanceDBOptions(path=lance, table="theirs")) as connector:
+        info = connector.describe()
+    assert (info.metric, info.dims, info.count, info.layout) == ("dot", 16, 300, "a table vex did not create")
