@@ -43,6 +43,7 @@ from connectors.newids import NewIds
 from vmig import metadata as md
 from vmig.batch import last_of_each_id
 from vmig.errors import StoreError, TransientError, UsageError
+from vmig.rejects import Reject
 from vmig.schema import RECORD_SCHEMA, SPARSE_TYPE
 
 _DISTANCES = {"cosine": "cosine", "dot": "dot", "euclid": "l2"}
@@ -305,7 +306,13 @@ class LanceDBConnector(Connector[LanceDBOptions]):
                 if not raw.num_rows:
                     continue
                 offset += raw.num_rows
-                yield Page(reader.records(raw), {"version": version, "offset": offset})
+                rejects: list[Reject] = []
+                if raw.column("id").null_count:  # only a table another tool made: vex's id column is not null
+                    rows = offset - raw.num_rows
+                    missing = np.flatnonzero(raw.column("id").is_null().to_numpy(zero_copy_only=False))
+                    rejects = [Reject(None, f"{self.label()}: row {rows + int(i)} has no id", b"") for i in missing]
+                    raw = raw.filter(raw.column("id").is_valid())
+                yield Page(reader.records(raw), {"version": version, "offset": offset}, rejects)
 
     def _pinned(self, table: Any, cursor: Cursor | None) -> tuple[int, int]:
         """The version the export reads and the rows already read: a resumed export goes on in the version

@@ -468,3 +468,18 @@ def test_a_table_another_tool_made_has_the_metric_of_its_vector_index(tmp_path: 
     with LanceDBConnector(LanceDBOptions(path=lance, table="theirs")) as connector:
         info = connector.describe()
     assert (info.metric, info.dims, info.count, info.layout) == ("dot", 16, 300, "a table vex did not create")
+
+
+def test_rows_without_an_id_are_rejects_of_the_export_not_a_failure(tmp_path: Path) -> None:
+    lance = tmp_path / "lance"
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(12, dtype=np.float32)), 4)
+    data = pa.table({"id": pa.array([7, None, 9], pa.int64()), "vector": vectors, "text": ["a", "b", "c"]})
+    lancedb.connect(str(lance)).create_table("ints", data=data)
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "lancedb", "--path", str(lance), "--table", "ints", "--output", str(out),
+                     "--json")  # fmt: skip
+    assert result.returncode == 3, "a source record that could not be read: the exit says so (as a damaged line)"
+    summary = _last(result)
+    assert (summary["upserted"], summary["rejected"]) == (2, 1)
+    assert "row 1 has no id" in Path(summary["rejects_file"]).read_text()
+    assert sorted(read_vmig(out)) == ["7", "9"], "integer ids come out as text"
