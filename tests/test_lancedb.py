@@ -415,7 +415,7 @@ def test_metadata_someone_else_wrote_into_a_vex_table_is_kept_not_a_crash(tmp_pa
     edits = {"mem-0001": "not json", "mem-0002": "[1, 2]", "mem-0003": '{"a": }', "mem-0004": '{"a": 1},{"b": 2}'}
     for record_id, text in edits.items():
         table.update(where=f"id = '{record_id}'", values={"metadata": text})
-    table.update(where="id = 'mem-0005'", values={"metadata": None})
+    table.update(where="id = 'mem-0005'", values={"metadata": None, "extra": "no object"})
     out = tmp_path / "o.vmig.jsonl"
     result = run_vex("export", "--from", "lancedb", "--path", str(lance), "--output", str(out))
     assert result.returncode == 0, result.stderr
@@ -424,7 +424,7 @@ def test_metadata_someone_else_wrote_into_a_vex_table_is_kept_not_a_crash(tmp_pa
     assert back["mem-0002"]["metadata"] == {"metadata": [1, 2]}
     assert back["mem-0003"]["metadata"] == {"metadata": '{"a": }'}
     assert back["mem-0004"]["metadata"] == {"metadata": '{"a": 1},{"b": 2}'}
-    assert back["mem-0005"]["metadata"] == {}
+    assert back["mem-0005"]["metadata"] == {"extra": "no object"}, "an extra that is no object: kept in the metadata"
     assert back["mem-0000"]["metadata"] == sample_records(count=6, odd_ones=False)[0]["metadata"]
 
 
