@@ -12,7 +12,10 @@ whole table, every column, nothing done with the batches; lancedb -> lancedb is 
 - `vex import`: the whole import of a `.vmig.jsonl` (read, parse, check the sidecar, filter, load), against the
   in-memory floor, which reads no file: the rest of vex's time is the file, not LanceDB;
 - `vex export`: the whole export to `.vmig.jsonl` (read, write the lines, checksum, sidecar);
-- `vex migrate`: lancedb -> lancedb through the pipeline, against the bare `to_batches` -> `add` copy.
+- `vex migrate`: lancedb -> lancedb through the pipeline, against the bare `to_batches` -> `add` copy;
+- `hand script`: what one would write without vex (orjson lines in and out, Arrow columns, `add` /
+  `to_batches`), with none of vex's checks, no checksum, no sidecar, no resume; `vex / script` compares vex's
+  whole import or export with it.
 
     python bench/bench_lancedb.py                       # 100,000 records of 384 dims, 1 round
     python bench/bench_lancedb.py --records 20000 --rounds 3
@@ -114,6 +117,10 @@ def child(kind: str, count: int, data: Path, work: Path) -> dict[str, float]:
         for part in tables:
             table.add(part)
         return {"seconds": time.perf_counter() - started, "records": table.count_rows()}
+    if kind == "script-import":
+        return _script_import(data, work / "script")
+    if kind == "script-export":
+        return _script_export(work / "source", work / "script.jsonl")
     if kind == "load-step":
         from connectors.lancedb import LanceDBConnector, LanceDBOptions
 
@@ -169,6 +176,67 @@ def child(kind: str, count: int, data: Path, work: Path) -> dict[str, float]:
     raise SystemExit(f"unknown measurement {kind}")
 
 
+def _script_import(data: Path, where: Path) -> dict[str, float]:
+    """What one would write by hand without vex: orjson per line, Arrow columns, `add` every 10,000 lines;
+    no sidecar check, no validation of a line, no resume."""
+    import lancedb
+    import orjson
+    import pyarrow as pa
+
+    from connectors.lancedb import table_schema
+
+    schema = table_schema(DIMS, "cosine")
+    started = time.perf_counter()
+    table = lancedb.connect(str(where)).create_table("memories", schema=schema)
+
+    def flush(rows: list[dict[str, Any]]) -> None:
+        vectors = np.asarray([row["vector"] for row in rows], dtype=np.float32)
+        created = [row.get("created_at") for row in rows]
+        columns = {
+            "id": pa.array([row["id"] for row in rows]),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIMS),
+            "text": pa.array([row.get("text") for row in rows]),
+            "model": pa.array([row.get("model") for row in rows], pa.string()),
+            "namespace": pa.array([row.get("namespace") for row in rows], pa.string()),
+            "metadata": pa.array([orjson.dumps(row.get("metadata") or {}).decode() for row in rows]),
+            "created_at": pa.array(created, pa.string()).cast(pa.timestamp("us", tz="UTC")),
+        }
+        size = len(rows)
+        table.add(pa.Table.from_arrays(
+            [columns[f.name] if f.name in columns else pa.nulls(size, f.type) for f in schema], schema=schema
+        ))  # fmt: skip
+
+    rows: list[dict[str, Any]] = []
+    with open(data, "rb") as lines:
+        for line in lines:
+            rows.append(orjson.loads(line))
+            if len(rows) == BATCH:
+                flush(rows)
+                rows = []
+    if rows:
+        flush(rows)
+    return {"seconds": time.perf_counter() - started, "records": table.count_rows()}
+
+
+def _script_export(where: Path, output: Path) -> dict[str, float]:
+    """By hand: `to_batches`, each row a dict, one orjson line each (numpy vectors as lists); no checksum,
+    no sidecar, no resume."""
+    import lancedb
+    import orjson
+
+    started = time.perf_counter()
+    table = lancedb.connect(str(where)).open_table("memories")
+    rows = 0
+    with open(output, "wb") as out:
+        for batch in table.search().to_batches(BATCH):
+            for row in batch.to_pylist():
+                created = row["created_at"]
+                row["created_at"] = created.isoformat() if created is not None else None
+                out.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+                rows += 1
+    return {"seconds": time.perf_counter() - started, "records": rows}
+
+
 def run_child(kind: str, count: int, data: Path, work: Path) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(count), str(data), str(work)],
@@ -186,8 +254,12 @@ def _warm(folder: Path) -> None:
 PAIRS = [
     ("jsonl -> lancedb, load step", "load-step", "floor-import"),
     ("jsonl -> lancedb, vex import", "vex-import", "floor-import"),
+    ("jsonl -> lancedb, hand script", "script-import", "floor-import"),
+    ("jsonl -> lancedb, vex / script", "vex-import", "script-import"),
     ("lancedb -> jsonl, extract", "extract", "floor-export"),
     ("lancedb -> jsonl, vex export", "vex-export", "floor-export"),
+    ("lancedb -> jsonl, hand script", "script-export", "floor-export"),
+    ("lancedb -> jsonl, vex / script", "vex-export", "script-export"),
     ("lancedb -> lancedb, vex migrate", "vex-migrate", "floor-migrate"),
 ]
 
@@ -211,15 +283,15 @@ def main() -> None:
             work = base / f"round-{round_}"
             work.mkdir()
             # vex-import first: it makes the table the reading kinds read.
-            for kind in ("vex-import", "floor-import", "load-step", "floor-export", "extract", "vex-export",
-                         "floor-migrate", "vex-migrate"):  # fmt: skip
+            for kind in ("vex-import", "floor-import", "script-import", "load-step", "floor-export", "extract",
+                         "vex-export", "script-export", "floor-migrate", "vex-migrate"):  # fmt: skip
                 if kind == "floor-export":
                     _warm(work / "source")  # the reading kinds all start with the table in the page cache
                 result = run_child(kind, args.records, data, work)
                 assert result["records"] == args.records, (kind, result)
                 seconds.setdefault(kind, []).append(result["seconds"])
                 print(f"round {round_ + 1} {kind:<14} {result['seconds']:7.2f} s", file=sys.stderr, flush=True)
-    print(f"\n{'path':<34}{'records':>9}{'vex rec/s':>12}{'floor rec/s':>13}  {'vex/floor (range)':<18}")
+    print(f"\n{'path':<34}{'records':>9}{'rec/s':>12}{'against':>13}  {'ratio (range)':<18}")
     for label, vex, floor in PAIRS:
         vex_rate = args.records / statistics.median(seconds[vex])
         floor_rate = args.records / statistics.median(seconds[floor])

@@ -69,7 +69,7 @@ def test_vektor_to_lancedb_to_jsonl_round_trips_every_field_exactly(tmp_path: Pa
         _same(record, back[record["id"]])
     assert run_vex("validate", str(out)).returncode == 0
     check = run_vex("verify", "--from", "jsonl", "--source-path", str(source), "--to", "lancedb",
-                    "--target-path", str(tmp_path / "lance"), "--json")  # fmt: skip
+                    "--target-path", str(tmp_path / "lance"), "--json", cwd=tmp_path)  # fmt: skip
     assert check.returncode == 0, check.stderr + check.stdout
 
 
@@ -312,7 +312,7 @@ def test_a_table_another_tool_made_exports_with_every_column(tmp_path: Path) -> 
     vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(8, dtype=np.float32)), 4)
     metadata = pa.array([{"source": "a.pdf", "page": 1}, {"source": "b.pdf", "page": 2}])
     data = pa.table({"id": ["d1", "d2"], "vector": vectors, "text": ["one", "two"], "metadata": metadata,
-                     "lang": ["en", "de"]})  # fmt: skip
+                     "lang": ["en", "de"], "created_at": ["yesterday", "today"]})  # fmt: skip
     lancedb.connect(str(lance)).create_table("vectorstore", data=data)
     out = tmp_path / "o.vmig.jsonl"
     result = run_vex(
@@ -320,7 +320,8 @@ def test_a_table_another_tool_made_exports_with_every_column(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     back = read_vmig(out)
-    assert back["d1"]["metadata"] == {"source": "a.pdf", "page": 1, "lang": "en"}
+    assert back["d1"]["metadata"] == {"source": "a.pdf", "page": 1, "lang": "en", "created_at": "yesterday"}
+    assert back["d1"]["created_at"] is None, "a column named like a record field but holding no time is metadata"
     assert back["d2"]["text"] == "two" and back["d2"]["vector"] == [4.0, 5.0, 6.0, 7.0]
 
 
@@ -337,3 +338,148 @@ def test_index_is_built_when_asked_and_skipped_with_a_warning_when_small(tmp_pat
     indices = _table(tmp_path / "lance", "big").list_indices()
     assert len(indices) == 1 and indices[0].columns == ["vector"]
     assert str(indices[0].index_details["metric_type"]).lower() == "dot"
+
+
+def test_sigkill_during_an_import_then_the_same_command_again(tmp_path: Path) -> None:
+    """A real crash: the process is killed while chunks are being written (perhaps one written and not yet
+    checkpointed); the same command resumes and the table ends with every record once."""
+    from tests.test_crash import _kill_when
+
+    count = 60_000
+    data = write_vmig(tmp_path / "data.vmig.jsonl", sample_records(count, dims=64, odd_ones=False))
+    lance = tmp_path / "lance"
+    args = ["import", "--from", str(data), "--to", "lancedb", "--path", str(lance), "--table", "killed",
+            "--chunk-rows", "2000"]  # fmt: skip
+    versions = lance / "killed.lance" / "_versions"
+
+    def some_chunks_written() -> bool:
+        return versions.is_dir() and len(list(versions.iterdir())) >= 6
+
+    _kill_when(args, tmp_path, some_chunks_written)
+    written = _rows(lance, "killed")[0]
+    assert 0 < written < count
+    result = run_vex(*args, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert any("resumed" in warning for warning in _last(result)["warnings"])
+    assert _rows(lance, "killed") == (count, count)
+
+
+def test_the_import_flow_in_prefect_mode_loads_and_says_what_finish_skipped(prefect_api: None, tmp_path: Path) -> None:
+    """Tracked by Prefect, each step a task run: the same rows, and the index notice still reaches the summary."""
+    from flows.import_file import import_flow
+
+    source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=40, odd_ones=False))
+    options = {"path": str(tmp_path / "lance"), "table": "tracked", "index": "ivf_pq"}
+    summary = import_flow(ImportParams(input=source, target=StoreSpec(store="lancedb", options=options)))
+    assert summary.upserted == 40 and _rows(tmp_path / "lance", "tracked") == (40, 40)
+    assert any("no ivf_pq index built" in warning for warning in summary.warnings)
+
+
+def test_a_column_of_the_users_own_survives_a_reimport_and_exports_in_the_metadata(tmp_path: Path) -> None:
+    source = _sample(tmp_path)
+    store = ["--path", str(tmp_path / "lance"), "--table", "mine"]
+    assert run_vex("import", "--from", str(source), "--to", "lancedb", *store).returncode == 0
+    table = _table(tmp_path / "lance", "mine")
+    table.add_columns(pa.field("reviewed", pa.bool_()))
+    table.update(where="id = 'mem-0002'", values={"reviewed": True})
+    result = run_vex("import", "--from", str(source), "--to", "lancedb", *store)
+    assert result.returncode == 0, result.stderr
+    rows = _table(tmp_path / "lance", "mine").to_arrow().select(["id", "reviewed"]).to_pylist()
+    flags = {row["id"]: row["reviewed"] for row in rows}
+    assert flags["mem-0002"] is True and flags["mem-0001"] is None, "the update left the user's column alone"
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "lancedb", *store, "--output", str(out)).returncode == 0
+    assert read_vmig(out)["mem-0002"]["metadata"]["reviewed"] is True
+
+
+def test_a_column_of_the_users_own_that_must_be_filled_is_refused(tmp_path: Path) -> None:
+    source = _sample(tmp_path)
+    store = ["--path", str(tmp_path / "lance"), "--table", "strict"]
+    assert run_vex("import", "--from", str(source), "--to", "lancedb", *store).returncode == 0
+    table = _table(tmp_path / "lance", "strict")
+    table.add_columns({"reviewed": "id = 'mem-0002'"})  # computed for every row: not nullable
+    before = table.version
+    more = write_vmig(tmp_path / "more.vmig.jsonl", sample_records(count=8, odd_ones=False, seed=3))
+    result = run_vex("import", "--from", str(more), "--to", "lancedb", *store)
+    _one_clear_line(result)
+    assert "reviewed" in result.stderr and "may not be null" in result.stderr
+    assert _table(tmp_path / "lance", "strict").version == before
+
+
+def test_metadata_someone_else_wrote_into_a_vex_table_is_kept_not_a_crash(tmp_path: Path) -> None:
+    """Anyone can write to the table: metadata that is no JSON object comes out under the key `metadata`."""
+    source = _sample(tmp_path)
+    lance = tmp_path / "lance"
+    assert run_vex("import", "--from", str(source), "--to", "lancedb", "--path", str(lance)).returncode == 0
+    table = _table(lance, "memories")
+    edits = {"mem-0001": "not json", "mem-0002": "[1, 2]", "mem-0003": '{"a": }', "mem-0004": '{"a": 1},{"b": 2}'}
+    for record_id, text in edits.items():
+        table.update(where=f"id = '{record_id}'", values={"metadata": text})
+    table.update(where="id = 'mem-0005'", values={"metadata": None, "extra": "no object"})
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "lancedb", "--path", str(lance), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    back = read_vmig(out)
+    assert back["mem-0001"]["metadata"] == {"metadata": "not json"}
+    assert back["mem-0002"]["metadata"] == {"metadata": [1, 2]}
+    assert back["mem-0003"]["metadata"] == {"metadata": '{"a": }'}
+    assert back["mem-0004"]["metadata"] == {"metadata": '{"a": 1},{"b": 2}'}
+    assert back["mem-0005"]["metadata"] == {"extra": "no object"}, "an extra that is no object: kept in the metadata"
+    assert back["mem-0000"]["metadata"] == sample_records(count=6, odd_ones=False)[0]["metadata"]
+
+
+def test_a_uri_takes_the_place_of_a_path(tmp_path: Path) -> None:
+    source = _sample(tmp_path)
+    uri = (tmp_path / "by-uri").as_uri()
+    result = run_vex("import", "--from", str(source), "--to", "lancedb", "--uri", uri, "--table", "t", "--json")
+    assert result.returncode == 0, result.stderr
+    assert _last(result)["target"] == "lancedb:by-uri/t"
+    out = tmp_path / "o.vmig.jsonl"
+    assert run_vex("export", "--from", "lancedb", "--uri", uri, "--table", "t", "--output", str(out)).returncode == 0
+    assert len(read_vmig(out)) == 6 and _rows(tmp_path / "by-uri", "t") == (6, 6)
+    both = run_vex("import", "--from", str(source), "--to", "lancedb", "--uri", uri, "--path", str(tmp_path / "x"))
+    _one_clear_line(both)
+    assert "--path DIR" in both.stderr and not (tmp_path / "x").exists()
+
+
+def test_an_hnsw_index_with_the_tables_metric(tmp_path: Path) -> None:
+    many = write_vmig(tmp_path / "m.vmig.jsonl", sample_records(count=600, dims=16, odd_ones=False))
+    store = ["--path", str(tmp_path / "lance"), "--table", "h", "--index", "ivf_hnsw_sq", "--index-min-rows", "256"]
+    result = run_vex("import", "--from", str(many), "--to", "lancedb", *store, "--metric", "euclid", "--json")
+    assert result.returncode == 0, result.stderr
+    assert not _last(result)["warnings"]
+    (index,) = _table(tmp_path / "lance", "h").list_indices()
+    assert "hnsw" in str(index.index_type).lower() and str(index.index_details["metric_type"]).lower() == "l2"
+    with LanceDBConnector(LanceDBOptions(path=tmp_path / "lance", table="h")) as connector:
+        assert connector.describe().metric == "euclid"
+
+
+def test_a_table_another_tool_made_has_the_metric_of_its_vector_index(tmp_path: Path) -> None:
+    from lancedb.index import IvfPq
+
+    lance = tmp_path / "lance"
+    vectors = np.random.default_rng(1).standard_normal((300, 16)).astype(np.float32)
+    data = pa.table({"id": [f"r{i}" for i in range(300)],
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 16)})  # fmt: skip
+    table = lancedb.connect(str(lance)).create_table("theirs", data=data)
+    with LanceDBConnector(LanceDBOptions(path=lance, table="theirs")) as connector:
+        assert connector.describe().metric is None, "no index, no metric: nothing to check against"
+    table.create_index("vector", config=IvfPq(distance_type="dot", num_partitions=2, num_sub_vectors=2))
+    with LanceDBConnector(LanceDBOptions(path=lance, table="theirs")) as connector:
+        info = connector.describe()
+    assert (info.metric, info.dims, info.count, info.layout) == ("dot", 16, 300, "a table vex did not create")
+
+
+def test_rows_without_an_id_are_rejects_of_the_export_not_a_failure(tmp_path: Path) -> None:
+    lance = tmp_path / "lance"
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(12, dtype=np.float32)), 4)
+    data = pa.table({"id": pa.array([7, None, 9], pa.int64()), "vector": vectors, "text": ["a", "b", "c"]})
+    lancedb.connect(str(lance)).create_table("ints", data=data)
+    out = tmp_path / "o.vmig.jsonl"
+    result = run_vex("export", "--from", "lancedb", "--path", str(lance), "--table", "ints", "--output", str(out),
+                     "--json")  # fmt: skip
+    assert result.returncode == 3, "a source record that could not be read: the exit says so (as a damaged line)"
+    summary = _last(result)
+    assert (summary["upserted"], summary["rejected"]) == (2, 1)
+    assert "row 1 has no id" in Path(summary["rejects_file"]).read_text()
+    assert sorted(read_vmig(out)) == ["7", "9"], "integer ids come out as text"
