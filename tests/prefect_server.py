@@ -4,7 +4,6 @@ need the server as a user runs it rather than the test harness's."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,13 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bench.fakes import free_port  # pytest-free: benchmarks start a server with this too
 
 
 @contextmanager
 def prefect_server(home: Path, timeout: float = 180) -> Iterator[dict[str, str]]:
     """Start it, wait until it answers, give the environment that points a process at it; stop it after."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_UI_ENABLED": "true"}  # fmt: skip
     server = subprocess.Popen(

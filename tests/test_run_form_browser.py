@@ -29,21 +29,22 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def prefect_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """The server's address (UI at /, API at /api) and the environment that points a process at it."""
     with running_server(tmp_path / "prefect-home") as env:
-        yield int(env["PREFECT_API_URL"].rsplit(":", 1)[1].split("/")[0]), env
+        yield env["PREFECT_API_URL"].removesuffix("/api"), env
 
 
-def test_the_sync_run_form_offers_the_stores_and_the_fields(prefect_server: tuple[int, dict[str, str]],
+def test_the_sync_run_form_offers_the_stores_and_the_fields(prefect_server: tuple[str, dict[str, str]],
                                                             tmp_path: Path) -> None:  # fmt: skip
     assert CHROMIUM is not None, "Debian's chromium is missing: apt-get install -y chromium (the test command does)"
-    port, env = prefect_server
+    base, env = prefect_server
     env = {**env, "PYTHONPATH": str(ROOT)}
     served = subprocess.Popen([sys.executable, "-m", "deployments.serve"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deployment_id = _deployment_id(port, "vex-sync", "vex-sync")
-        url = f"http://127.0.0.1:{port}/deployments/deployment/{deployment_id}/run"
+        deployment_id = _deployment_id(base, "vex-sync", "vex-sync")
+        url = f"{base}/deployments/deployment/{deployment_id}/run"
         page = _chromium(tmp_path, "--dump-dom", url)
         screenshot = SCREENSHOT if os.environ.get("VEX_UPDATE_DOCS") else tmp_path / SCREENSHOT.name
         _chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,1800", url)
@@ -58,10 +59,10 @@ def test_the_sync_run_form_offers_the_stores_and_the_fields(prefect_server: tupl
     assert screenshot.stat().st_size > 10_000
 
 
-def _deployment_id(port: int, flow: str, name: str) -> str:
+def _deployment_id(base: str, flow: str, name: str) -> str:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        answer = httpx.get(f"http://127.0.0.1:{port}/api/deployments/name/{flow}/{name}", timeout=5)
+        answer = httpx.get(f"{base}/api/deployments/name/{flow}/{name}", timeout=5)
         if answer.status_code == 200:
             return str(answer.json()["id"])
         time.sleep(0.5)
