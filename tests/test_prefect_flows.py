@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -71,29 +72,33 @@ def test_import_and_migrate_flows_publish_artifacts(prefect_api: None, tmp_path:
     from flows.migrate import migrate_flow
 
     exported = tmp_path / "m.vmig.jsonl"
-    migrate_flow(
+    migrated = migrate_flow(
         MigrateParams(
             source=StoreSpec(store="vektor", options={"db": str(DEMO_DB)}),
             target=StoreSpec(store="jsonl", options={"path": str(exported)}),
             chunk_rows=64,
-        )
+        ),
+        return_state=True,
     )
-    summary = import_flow(
-        ImportParams(input=exported, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "i.db")}))
+    imported = import_flow(
+        ImportParams(input=exported, target=StoreSpec(store="vektor", options={"db": str(tmp_path / "i.db")})),
+        return_state=True,
     )
+    summary = imported.result()
     assert summary.upserted == 300
     assert len(read_vmig(exported)) == 300
 
     async def artifacts() -> tuple[list, list]:
+        """This test's runs' artifacts: other tests of the session publish under the same keys."""
         async with get_client() as client:
-            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-            tables = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-import-summary"]))
-            )
-            progress = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["vex-migrate-progress"]))
-            )
+            def of(key: str, state: Any) -> ArtifactFilter:
+                run = ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+                return ArtifactFilter(key=ArtifactFilterKey(any_=[key]), flow_run_id=run)
+
+            tables = await client.read_artifacts(artifact_filter=of("vex-import-summary", imported))
+            progress = await client.read_artifacts(artifact_filter=of("vex-migrate-progress", migrated))
             return tables, progress
 
     tables, progress = asyncio.run(artifacts())
