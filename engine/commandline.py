@@ -107,9 +107,15 @@ def _run_request(wanted: Request, flow_for: FlowFor, progress: ProgressFn | None
     """The command in Prefect mode (the flow, tracked) or in local mode (the same steps, called directly)."""
     if wanted.prefect:
         TERMINAL_PROGRESS.set(progress)
-        flow = flow_for(wanted.command)
         workers = getattr(wanted.params, "workers", None)
-        if workers is not None or getattr(wanted.params, "dask_address", None) is not None:
+        scaled = workers is not None or getattr(wanted.params, "dask_address", None) is not None
+        if scaled:
+            from engine.scaleout import check_scheduler, refuse_what_cannot_scale
+
+            refuse_what_cannot_scale(wanted.params)
+            check_scheduler(wanted.params.dask_address)
+        flow = flow_for(wanted.command)
+        if scaled:
             from tasks.dask import on_dask
 
             flow = on_dask(flow, workers or 1, wanted.params.dask_address)

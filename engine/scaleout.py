@@ -9,17 +9,18 @@ them; the parts' summaries add up to the run's. A partition that fails fails the
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 
-from connectors.base import Partition
+from connectors.base import Connector, Partition
 from engine import steps
 from engine.chunks import ChunkReader
 from engine.params import MigrateParams, StoreSpec, open_store
 from engine.pipeline import Transfer, run_transfer
 from engine.steps import Runner, TargetWish
 from engine.summary import RunSummary
-from vmig.errors import UsageError
+from vmig.errors import AccessError, UsageError
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,34 @@ def transfer_part(job: PartJob) -> RunSummary:
         return run_transfer(transfer, LocalRunner(), summary)
 
 
+def refuse_what_cannot_scale(params: MigrateParams) -> None:
+    """The refusals of `--workers`, checked before the flow starts: one line in a fraction of a second, before
+    Prefect is imported and a Dask cluster started. The flow checks them again (a deployment run comes here
+    without the command line)."""
+    with open_store(params.source) as source, open_store(params.target) as target:
+        _partitions(params, source, target)
+
+
+def _partitions(params: MigrateParams, source: Connector, target: Connector) -> list[Partition]:
+    """The source's partitions for `params.workers`, or the reason a scaled-out migrate cannot run."""
+    if params.limit is not None:
+        raise UsageError("--workers moves the whole source: --limit cannot be split among workers")
+    if not target.takes_concurrent_writers():
+        raise UsageError(
+            f"--workers: {target.label()} takes one writer at a time (an embedded store or a file); "
+            "use a server, or run without --workers"
+        )
+    parts = source.partitions(params.namespace, params.workers or 1)
+    if parts is None:
+        raise UsageError(f"--workers: {source.name} cannot be cut into ranges yet; run without --workers")
+    return parts
+
+
 def scaled_out(params: MigrateParams, runner: Runner) -> RunSummary:
     """The migrate over `params.workers` partitions at once."""
     started = time.perf_counter()
     with open_store(params.source) as source, open_store(params.target) as target:
-        if params.limit is not None:
-            raise UsageError("--workers moves the whole source: --limit cannot be split among workers")
-        if not target.takes_concurrent_writers():
-            raise UsageError(
-                f"--workers: {target.label()} takes one writer at a time (an embedded store or a file); "
-                "use a server, or run without --workers"
-            )
-        parts = source.partitions(params.namespace, params.workers or 1)
-        if parts is None:
-            raise UsageError(f"--workers: {source.name} cannot be cut into ranges yet; run without --workers")
+        parts = _partitions(params, source, target)
         info = source.describe()
         wish = TargetWish(dims=params.dims, dims_hint=info.dims, metric=info.metric)
         first = ChunkReader(source, params.namespace, None)
@@ -96,3 +111,23 @@ def _add(total: RunSummary, part: RunSummary) -> None:
     for warning in part.warnings:
         total.warn(warning)
     total.target_dims = total.target_dims or part.target_dims
+
+
+def check_scheduler(address: str | None) -> None:
+    """A scheduler that does not answer is one line before anything is read or written, not a hang. A port
+    that refuses the connection is told at once (Dask's client would retry it for its whole timeout)."""
+    if address is None:
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--workers needs Dask: pip install 'vex-migrate[dask]'") from None
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        if port.isdigit():
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        Client(address, timeout="10s").close()
+    except (OSError, TimeoutError) as exc:
+        raise AccessError(
+            f"dask scheduler {address} did not answer ({exc or type(exc).__name__}; waited up to 10 s)"
+        ) from None

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmig.errors import AccessError, UsageError
+from vmig.errors import UsageError
 
 
 def on_dask(flow: Any, workers: int, address: str | None) -> Any:
-    """The flow with a Dask task runner: partitions run in worker processes, one thread each."""
+    """The flow with a Dask task runner: partitions run in worker processes, one thread each. The caller has
+    checked that a scheduler at `address` answers (`engine.scaleout.check_scheduler`)."""
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError:
         raise UsageError("--workers needs Dask: pip install 'vex-migrate[dask]'") from None
     if address is not None:
-        _answers(address)
         return flow.with_options(task_runner=DaskTaskRunner(address=address))
     cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
                "dashboard_address": None}  # fmt: skip
     return flow.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))
-
-
-def _answers(address: str) -> None:
-    """A scheduler that does not answer is one line before anything is read or written, not a hang."""
-    from distributed import Client
-
-    try:
-        Client(address, timeout="10s").close()
-    except (OSError, TimeoutError) as exc:
-        raise AccessError(
-            f"dask scheduler {address} did not answer within 10 s ({exc or type(exc).__name__})"
-        ) from None

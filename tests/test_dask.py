@@ -49,7 +49,9 @@ def test_a_migrate_on_a_local_dask_cluster_moves_every_record(
     assert "moved by 2 partitions at once (--workers 2)" in " ".join(summary["warnings"])
 
 
-def test_what_workers_cannot_do_is_refused_in_one_line(tmp_path: Path, tracked: dict[str, str]) -> None:
+def test_what_workers_cannot_do_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Refused before Prefect starts: no API is set, and none is started for a run that cannot happen."""
+    tracked = {"PREFECT_API_URL": ""}
     source = tmp_path / "source.db"
     make_vektor(source, 50)
     embedded = run_vex("migrate", "--from", "vektor", "--to", "qdrant", "--db", str(source), "--path",
