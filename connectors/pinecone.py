@@ -34,6 +34,7 @@ from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, S
 from connectors.clients import ClientLibrary, is_network_error, network_reason
 from connectors.flatmeta import FlatRule, flatten, restore
 from connectors.ids import uuid_for
+from vmig.backoff import base_delay
 from vmig.batch import RecordColumns
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
 from vmig.parallel import read_ahead
@@ -125,7 +126,10 @@ class PineconeConnector(Connector[PineconeOptions]):
             key = self.opts.api_key.get_secret_value() if self.opts.api_key else os.environ.get("PINECONE_API_KEY")
             if not key:
                 raise UsageError("pinecone needs an API key: pass --api-key or set PINECONE_API_KEY")
-            self._pc = module.Pinecone(api_key=key, host=self.opts.controller_host, timeout=self.opts.timeout)
+            # The SDK's own control-plane backoff (0.25 s floor, 4 attempts) scales with vex's retry knob.
+            retries = module.RetryConfig(backoff_factor=0.25 * base_delay(), max_wait=60.0 * base_delay())
+            self._pc = module.Pinecone(api_key=key, host=self.opts.controller_host, timeout=self.opts.timeout,
+                                       retry_config=retries)  # fmt: skip
         return self._pc
 
     def _describe_model(self) -> Any:

@@ -64,6 +64,7 @@ from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, S
 from connectors.clients import ClientLibrary, is_network_error, network_reason
 from connectors.ids import ID_NAMESPACE
 from vmig import metadata as md
+from vmig.backoff import base_delay
 from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix, vector_rows
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
 from vmig.parallel import read_ahead
@@ -590,7 +591,7 @@ class WeaviateConnector(Connector[WeaviateOptions]):
                 raise TransientError(
                     f"weaviate {self._where}: {len(transient)} objects failed {RESENDS + 1} times: {reason}"
                 )
-            time.sleep(float(os.environ.get("VEX_RETRY_DELAY", "1.0")) * 2**attempt)
+            time.sleep(base_delay() * 2**attempt)
             pending = [sent[object_id] for object_id in transient]
             refused, transient = self._send(pending)
         return LoadResult(written=written, failed=failed)

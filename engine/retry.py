@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TypeVar
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from vmig.backoff import base_delay
 from vmig.errors import TransientError
 
 ATTEMPTS = 3
 JITTER = 0.5
 
 T = TypeVar("T")
-
-
-def base_delay() -> float:
-    """Seconds before the first retry; tests shorten it with VEX_RETRY_DELAY."""
-    return float(os.environ.get("VEX_RETRY_DELAY", "1.0"))
 
 
 def with_retries(fn: Callable[..., T]) -> Callable[..., T]:

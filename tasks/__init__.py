@@ -13,8 +13,9 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from engine import steps
-from engine.retry import ATTEMPTS, JITTER, base_delay
+from engine.retry import ATTEMPTS, JITTER
 from engine.steps import Step
+from vmig.backoff import base_delay
 from vmig.errors import TransientError
 
 P = ParamSpec("P")

@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,23 @@ def run_vex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         timeout=timeout,
     )
 
+
+
+def run_vex_cases(
+    cases: Mapping[str, Sequence[str]], cwd: Path, env: dict[str, str] | None = None
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Independent `vex` commands run at once, one per core, each in its own folder under `cwd` (so relative
+    output paths do not collide). A bad-input table's cases are cold processes whose imports take most of
+    their time; run one after another they would leave a core idle."""
+
+    def one(item: tuple[int, tuple[str, Sequence[str]]]) -> tuple[str, subprocess.CompletedProcess[str]]:
+        index, (name, args) = item
+        folder = cwd / f"case-{index}"
+        folder.mkdir()
+        return name, run_vex(*args, cwd=folder, env=env)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        return dict(pool.map(one, enumerate(cases.items())))
 
 DEMO_DB = ROOT / "demo" / "memory.db"
 

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, summary_of
+from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, run_vex_cases, summary_of
 from tests.fakes.pinecone import FakePinecone
 from tests.records import read_vmig, sample_records, write_lines, write_vmig
 
@@ -125,7 +125,7 @@ def test_limits_give_failed_records_with_the_reason(pinecone_fake: FakePinecone,
 
 def test_bad_input_is_one_line_with_its_exit_code(pinecone_fake: FakePinecone, tmp_path: Path) -> None:
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=5, odd_ones=False))
-    out = str(tmp_path / "o.vmig.jsonl")
+    out = "o.vmig.jsonl"  # each case runs in its own folder
     assert run_vex("import", "--from", str(source), "--to", "pinecone", *_options(pinecone_fake, "eight"),
                    cwd=tmp_path).returncode == 0  # fmt: skip
     pinecone_fake.create_index("wide", dimension=16)
@@ -146,8 +146,10 @@ def test_bad_input_is_one_line_with_its_exit_code(pinecone_fake: FakePinecone, t
         "no key": (["export", "--from", "pinecone", "--index", "eight", "--output", out], 2,
                    "pass --api-key or set PINECONE_API_KEY"),
     }  # fmt: skip
-    for name, (args, code, fragment) in cases.items():
-        result = run_vex(*args, cwd=tmp_path, env={"PINECONE_API_KEY": ""})
+    commands = {name: args for name, (args, _, _) in cases.items()}
+    results = run_vex_cases(commands, tmp_path, env={"PINECONE_API_KEY": ""})
+    for name, (_, code, fragment) in cases.items():
+        result = results[name]
         assert result.returncode == code, (name, result.stderr)
         assert fragment in one_line_error(result.stderr), (name, result.stderr)
         assert "wrong" not in result.stderr

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("weaviate")
 
 from connectors.weaviate import WeaviateConnector, WeaviateOptions, object_uuid
-from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, summary_of
+from tests.conftest import DEMO_DB, export_to_a_demo_copy, one_line_error, run_vex, run_vex_cases, summary_of
 from tests.fakes.weaviate import FakeWeaviate
 from tests.records import read_vmig, sample_records, write_lines, write_vmig
 
@@ -189,7 +189,7 @@ def test_per_object_errors_are_failed_records_with_weaviate_s_message(fake: Fake
 def test_bad_input_is_one_line_with_its_exit_code(fake: FakeWeaviate, tmp_path: Path) -> None:
     source = write_vmig(tmp_path / "s.vmig.jsonl", sample_records(count=6, odd_ones=False))
     wide = write_vmig(tmp_path / "w.vmig.jsonl", sample_records(count=3, dims=16, odd_ones=False))
-    out = str(tmp_path / "o.vmig.jsonl")
+    out = "o.vmig.jsonl"  # each case runs in its own folder
     assert run_vex("import", "--from", str(source), "--to", "weaviate", *_options(fake, "Eight"),
                    cwd=tmp_path).returncode == 0  # fmt: skip
     assert run_vex("import", "--from", str(source), "--to", "weaviate", *_options(fake, "Tenants", "--namespace-mode",
@@ -218,8 +218,10 @@ def test_bad_input_is_one_line_with_its_exit_code(fake: FakeWeaviate, tmp_path: 
         "a name Weaviate refuses": (["import", "--from", str(source), "--to", "weaviate",
                                      *_options(fake, "my-collection")], 2, "is no collection name"),
     }  # fmt: skip
-    for name, (args, code, fragment) in cases.items():
-        result = run_vex(*args, cwd=tmp_path, env={"WEAVIATE_API_KEY": ""})
+    commands = {name: args for name, (args, _, _) in cases.items()}
+    results = run_vex_cases(commands, tmp_path, env={"WEAVIATE_API_KEY": ""})
+    for name, (_, code, fragment) in cases.items():
+        result = results[name]
         assert result.returncode == code, (name, result.stderr)
         assert fragment in one_line_error(result.stderr), (name, result.stderr)
         assert "wrong" not in result.stderr and (fake.api_key or "") not in result.stderr
