@@ -21,12 +21,14 @@ from connectors.base import (
     LoadResult,
     Location,
     Page,
+    Partition,
     StoreInfo,
     StoreOptions,
     WrittenFile,
 )
 from vmig.errors import UsageError
-from vmig.paths import sidecar_path, temporary_path
+from vmig.lines import line_starts
+from vmig.paths import compression_of, sidecar_path, temporary_path
 from vmig.reader import read_batches, start_workers_for
 from vmig.sidecar import read_sidecar
 from vmig.signing import signature_path
@@ -101,11 +103,30 @@ class JsonlConnector(Connector[JsonlOptions]):
 
     def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         position = cursor or {"offset": 0, "line": 1}
-        for read in read_batches(self.path, self.page_size, position["offset"], position["line"]):
+        for read in read_batches(self.path, self.page_size, position["offset"], position["line"],
+                                 stop_offset=self.stop):  # fmt: skip
             batch = read.batch
             if namespace is not None:
                 batch = batch.filter(pc.equal(batch.column("namespace"), pa.scalar(namespace)))
             yield Page(batch, {"offset": read.next_offset, "line": read.next_line}, read.rejects)
+
+    def partitions(self, namespace: str | None, parts: int) -> list[Partition] | None:
+        """Byte ranges of about equal size, each starting at a line (its number kept for the rejects)."""
+        compression = compression_of(self.path)
+        if compression is not None:
+            raise UsageError(
+                f"--workers: {self.path} is {compression}-compressed and cannot be cut into byte ranges; "
+                "decompress it, or run without --workers"
+            )
+        if not self.path.is_file():
+            raise UsageError(f"input file not found: {self.path}")
+        starts = line_starts(self.path, parts)
+        stops: list[int | None] = [offset for offset, _ in starts[1:]]
+        stops.append(None)
+        return [
+            Partition({"offset": offset, "line": line}, stop)
+            for (offset, line), stop in zip(starts, stops, strict=True)
+        ]
 
     def warm_up(self) -> None:
         start_workers_for(self.path)

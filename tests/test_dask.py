@@ -60,13 +60,15 @@ def test_what_workers_cannot_do_is_refused_in_one_line(tmp_path: Path) -> None:
     assert "takes one writer at a time (an embedded store or a file)" in embedded.stderr
     assert not (tmp_path / "q").exists()
 
-    data = tmp_path / "in.vmig.jsonl"
+    data = tmp_path / "in.vmig.jsonl.gz"
     assert (
         run_vex("export", "--from", "vektor", "--db", str(source), "--output", str(data), cwd=tmp_path).returncode == 0
     )
     unsplittable = run_vex("migrate", "--from", "jsonl", "--to", "vektor", "--source-path", str(data), "--db",
                            str(tmp_path / "t.db"), "--workers", "2", cwd=tmp_path, env=tracked)  # fmt: skip
-    assert unsplittable.returncode == 2 and "jsonl cannot be cut into ranges yet" in unsplittable.stderr
+    assert unsplittable.returncode == 2, unsplittable.stderr
+    assert "gzip-compressed and cannot be cut into byte ranges" in unsplittable.stderr
+    assert not (tmp_path / "t.db").exists()
 
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))

@@ -137,8 +137,10 @@ def read_batches(
     start_offset: int = 0,
     start_line: int = 1,
     workers: int | None = None,
+    stop_offset: int | None = None,
 ) -> Iterator[ReadBatch]:
-    """Stream a data file as canonical batches, starting at a byte offset (resume).
+    """Stream a data file as canonical batches, starting at a byte offset (resume) and, with `stop_offset`,
+    ending before the first line that starts there (a worker's share of an uncompressed file).
 
     Each batch holds the records of up to `batch_rows` non-blank lines, in file order.
     Large files are parsed by `workers` processes (default `vmig.parallel.worker_count()`
@@ -152,11 +154,12 @@ def read_batches(
             workers = _auto_workers(path, start_offset)
         if workers > 1 and compression_of(path) is None:
             stream.close()
-            yield from _parallel_ranges(path, path.stat().st_size, batch_rows, start_offset, start_line, workers)
+            end = path.stat().st_size if stop_offset is None else min(stop_offset, path.stat().st_size)
+            yield from _parallel_ranges(path, end, batch_rows, start_offset, start_line, workers)
             return
         if start_offset:
             skip_bytes(stream, start_offset)
-        chunks = filter(has_lines, line_chunks(path, stream, batch_rows, start_offset, start_line))
+        chunks = filter(has_lines, line_chunks(path, stream, batch_rows, start_offset, start_line, stop_offset))
         parsed: Iterator[ReadBatch]
         if workers > 1:
             parsed = OrderedWorkers(_parse_lines, workers).map(chunks)
