@@ -45,7 +45,6 @@ def run_vex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     )
 
 
-
 def run_vex_cases(
     cases: Mapping[str, Sequence[str]], cwd: Path, env: dict[str, str] | None = None
 ) -> dict[str, subprocess.CompletedProcess[str]]:
@@ -61,6 +60,7 @@ def run_vex_cases(
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
         return dict(pool.map(one, enumerate(cases.items())))
+
 
 DEMO_DB = ROOT / "demo" / "memory.db"
 
@@ -109,11 +109,33 @@ def export_to_a_demo_copy(store: str, options: list[str], where: Path) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
-    """A throwaway Prefect API for tests that run the tracked flows."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One real `prefect server start` with its UI for the session (tests/prefect_server.py), in a home of its own:
+    the environment that points a process at it. The tracked-flow tests and the browser test share it (one
+    server start, about 11 s, instead of two)."""
+    from tests.prefect_server import prefect_server
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server_env: dict[str, str]) -> Iterator[None]:
+    """This process pointed at the session's Prefect server, as Prefect's own test harness points it at its
+    server: the API URL (and the server's database, which a test searches for secrets) in the settings, also as
+    the process-wide settings context."""
+    from contextlib import ExitStack
+
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
+
+    database = Path(prefect_server_env["PREFECT_HOME"]) / "prefect.db"
+    with ExitStack() as stack:
+        stack.enter_context(temporary_settings(updates={
+            PREFECT_API_URL: prefect_server_env["PREFECT_API_URL"],
+            PREFECT_SERVER_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{database}",
+        }))  # fmt: skip
+        stack.enter_context(prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()))
         yield
 
 

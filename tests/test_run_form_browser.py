@@ -10,14 +10,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.prefect_server import prefect_server as running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT = ROOT / "docs" / "sync-run-form.png"
@@ -29,10 +27,9 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """The server's address (UI at /, API at /api) and the environment that points a process at it."""
-    with running_server(tmp_path / "prefect-home") as env:
-        yield env["PREFECT_API_URL"].removesuffix("/api"), env
+def prefect_server(prefect_server_env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The session's server's address (UI at /, API at /api) and the environment that points a process at it."""
+    return prefect_server_env["PREFECT_API_URL"].removesuffix("/api"), prefect_server_env
 
 
 def test_the_sync_run_form_offers_the_stores_and_the_fields(prefect_server: tuple[str, dict[str, str]],
