@@ -46,11 +46,12 @@ def run_vex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
 
 
 def run_vex_cases(
-    cases: Mapping[str, Sequence[str]], cwd: Path, env: dict[str, str] | None = None
+    cases: Mapping[str, Sequence[str]], cwd: Path, env: dict[str, str] | None = None, at_once: bool = True
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """Independent `vex` commands run at once, one per core, each in its own folder under `cwd` (so relative
     output paths do not collide). A bad-input table's cases are cold processes whose imports take most of
-    their time; run one after another they would leave a core idle."""
+    their time; run one after another they would leave a core idle. `at_once=False`: one after another (a
+    store that one process at a time may open)."""
 
     def one(item: tuple[int, tuple[str, Sequence[str]]]) -> tuple[str, subprocess.CompletedProcess[str]]:
         index, (name, args) = item
@@ -58,7 +59,7 @@ def run_vex_cases(
         folder.mkdir()
         return name, run_vex(*args, cwd=folder, env=env)
 
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1) if at_once else 1) as pool:
         return dict(pool.map(one, enumerate(cases.items())))
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.registry import get_connector
 from engine.params import StoreSpec, open_store
-from tests.conftest import run_vex
+from tests.conftest import run_vex, run_vex_cases
 from tests.records import DIMS, read_vmig, sample_records, to_batch, write_vmig
 from tests.stores import StoreContext, StoreKind, all_kinds, flags
 
@@ -116,11 +116,19 @@ def test_reimport_does_not_duplicate(kind: StoreKind, store_options: dict[str, s
 def test_limit_and_namespace_filter(kind: StoreKind, store_options: dict[str, str], tmp_path: Path) -> None:
     records = sample_records(count=30, odd_ones=False)
     import_sample(tmp_path, kind, store_options, records)
-    limited = read_vmig(export_store(tmp_path, kind, store_options, "--limit", "7", name="limited"))
+    exports = {
+        "limited": ["--limit", "7"],
+        "trading": ["--namespace", "trading"],
+        "both": ["--namespace", "research", "--limit", "3"],
+    }
+    commands = {name: ["export", "--from", kind.store, *flags(store_options), "--output", "out.vmig.jsonl", *extra]
+                for name, extra in exports.items()}  # fmt: skip
+    results = run_vex_cases(commands, tmp_path, at_once=not kind.one_process)
+    for result in results.values():
+        assert result.returncode == 0, result.stderr
+    limited, trading, both = (read_vmig(tmp_path / f"case-{i}" / "out.vmig.jsonl") for i in range(len(exports)))
     assert len(limited) == 7
-    trading = read_vmig(export_store(tmp_path, kind, store_options, "--namespace", "trading", name="trading"))
     assert sorted(trading) == sorted(r["id"] for r in records if r["namespace"] == "trading")
-    both = read_vmig(export_store(tmp_path, kind, store_options, "--namespace", "research", "--limit", "3", name="b"))
     assert len(both) == 3 and all(r["namespace"] == "research" for r in both.values())
 
 

@@ -38,6 +38,8 @@ class StoreKind:
     tolerance: float = 0.0
     """Largest per-component vector difference after a round trip."""
     extra: dict[str, Any] = field(default_factory=dict)
+    one_process: bool = False
+    """Only one process at a time may open it (an embedded engine that locks its folder or file)."""
 
 
 def all_kinds() -> list[StoreKind]:

@@ -11,6 +11,6 @@ def _server(ctx: StoreContext) -> dict[str, str]:
 
 
 KINDS = [
-    StoreKind(id="chroma-embedded", store="chroma", options=_embedded, tolerance=1e-5),
+    StoreKind(id="chroma-embedded", store="chroma", options=_embedded, tolerance=1e-5, one_process=True),
     StoreKind(id="chroma-server", store="chroma", options=_server, tolerance=1e-5),
 ]

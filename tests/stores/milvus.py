@@ -6,4 +6,4 @@ def _lite(ctx: StoreContext) -> dict[str, str]:
 
 
 # Milvus Lite, the real engine (pure Python, in-process): vectors come back exactly as written.
-KINDS = [StoreKind(id="milvus-lite", store="milvus", options=_lite)]
+KINDS = [StoreKind(id="milvus-lite", store="milvus", options=_lite, one_process=True)]

@@ -6,4 +6,4 @@ def _local(ctx: StoreContext) -> dict[str, str]:
 
 
 # Qdrant normalises vectors for the cosine metric; the round trip compares against that form.
-KINDS = [StoreKind(id="qdrant-local", store="qdrant", options=_local, tolerance=1e-6)]
+KINDS = [StoreKind(id="qdrant-local", store="qdrant", options=_local, tolerance=1e-6, one_process=True)]
