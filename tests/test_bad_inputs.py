@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,19 +27,34 @@ def _records_in(db: Path) -> int:
     return int(count)
 
 
-@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
-def test_bad_input(case: Case, tmp_path: Path) -> None:
+def _run(case: Case, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """One case's input built and its `vex` command run (a locked source stays locked while it runs)."""
     args = case.build(tmp_path)
     lock = None
     if case.extra.get("lock"):
         lock = sqlite3.connect(tmp_path / "source.db", isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
     try:
-        result = run_vex(*args, cwd=tmp_path, env={"VEX_SQLITE_TIMEOUT": "0.2"})
+        return run_vex(*args, cwd=tmp_path, env={"VEX_SQLITE_TIMEOUT": "0.2"})
     finally:
         if lock is not None:
             lock.execute("ROLLBACK")
             lock.close()
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Every case run once, one per core at once (each is a cold process in a folder of its own), so that the
+    test of each case only reads its outcome."""
+    folders = {case.name: tmp_path_factory.mktemp("bad-input") for case in CORPUS}
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        results = pool.map(lambda case: _run(case, folders[case.name]), CORPUS)
+        return {case.name: (folders[case.name], result) for case, result in zip(CORPUS, results, strict=True)}
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
+def test_bad_input(case: Case, outcomes: dict[str, tuple[Path, subprocess.CompletedProcess[str]]]) -> None:
+    tmp_path, result = outcomes[case.name]
     output = result.stdout + result.stderr
     assert "Traceback" not in output
     assert result.returncode == case.exit_code, output
