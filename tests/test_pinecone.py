@@ -234,3 +234,31 @@ def test_an_export_whose_requests_fail_past_the_sdk_s_retries_writes_every_recor
             assert pinecone_fake.requests["data /vectors/list"] - lists == 15 + 4 + 24
         ids = [orjson.loads(line)["id"] for line in out.read_bytes().splitlines()]
         assert len(ids) == len(records) and set(ids) == {r["id"] for r in records}
+
+
+def test_fetch_reads_the_same_through_the_sdk_s_client_and_its_public_fetch(pinecone_fake: FakePinecone) -> None:
+    """The export reads `fetch` answers itself (orjson) through the SDK's HTTP client; an SDK without that client
+    is read through its public `fetch`. Both readings give the same values, metadata and sparse values."""
+    from pinecone import Pinecone
+
+    from connectors.pinecone import _get_fetched
+
+    pinecone_fake.create_index("both-readings", dimension=4)
+    pc = Pinecone(api_key=pinecone_fake.api_key, host=pinecone_fake.url)
+    index = pc.index(host=pc.indexes.describe("both-readings").host)
+    index.upsert(vectors=[{"id": "a", "values": [0.5, 0.25, 0.0, 1.0], "metadata": {"k": "v", "n": 2}},
+                          {"id": "b", "values": [1.0, 0.0, 0.0, 0.0],
+                           "sparse_values": {"indices": [3, 9], "values": [0.5, 0.75]}}], namespace="ns")  # fmt: skip
+
+    class PublicOnly:
+        fetch = index.fetch
+
+    own, public = _get_fetched(index, ["a", "b", "gone"], "ns"), _get_fetched(PublicOnly(), ["a", "b", "gone"], "ns")
+    assert set(own) == set(public) == {"a", "b"}
+    for key in own:
+        assert own[key]["values"] == list(public[key]["values"])
+        assert (own[key].get("metadata") or {}) == (public[key]["metadata"] or {})
+        sparse = public[key]["sparseValues"]
+        expected = None if sparse is None else {"indices": list(sparse["indices"]), "values": list(sparse["values"])}
+        assert own[key].get("sparseValues") == expected
+    assert own["b"]["sparseValues"] == {"indices": [3, 9], "values": [0.5, 0.75]}
