@@ -1,10 +1,10 @@
 """`--workers N`: a migrate's source cut into partitions that workers move at once.
 
-The flow prepares the target once (created from a first look at the source), cuts the source where the store
-can (`Connector.partitions`: VEKTOR rowid ranges, a file's line-aligned byte ranges), and hands each partition
-to a `transfer-part` task run; on Dask (`--workers`, `--dask-address`) those run in worker processes, each
-opening its own connections and running the ordinary pipeline over its share. The target's `finish` (index
-builds) runs once, after all of them; the parts' summaries add up to the run's. A partition that fails fails
+The flow prepares the target once (created from a first look at the source), cuts the source where the store can
+(`Connector.partitions`: VEKTOR rowid ranges, a file's line-aligned byte ranges, pgvector key ranges), and hands
+each partition to a `transfer-part` task run; on Dask (`--workers`, `--dask-address`) those run in worker
+processes, each opening its own connections and running the ordinary pipeline over its share. The target's `finish`
+(index builds) runs once, after all of them; the parts' summaries add up to the run's. A partition that fails fails
 the run, after the others ended.
 """
 

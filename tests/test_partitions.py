@@ -1,6 +1,7 @@
-"""A `.vmig.jsonl` source cut for `--workers`: byte ranges that start at lines, read by the ordinary reader up
-to the next range's start. Every record is read once, in file order, and a damaged line is reported with its
-line number in the file, whichever share it falls in."""
+"""Sources cut for `--workers`: a `.vmig.jsonl` file in byte ranges that start at lines, read by the ordinary
+reader up to the next range's start, and a pgvector table in ranges of the key its pages follow. Every record
+is read once, in order, and a damaged line is reported with its line number in the file, whichever share it
+falls in."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from connectors.jsonl import JsonlConnector, JsonlOptions
-from tests.records import sample_records, write_lines
+from connectors.pgvector.connector import PgvectorConnector
+from connectors.pgvector.options import PgvectorOptions
+from tests.pg_server import PgServer
+from tests.records import sample_records, write_lines, write_vmig
+from tests.test_pgvector import make_llamaindex_table
 from vmig import reader
 from vmig.errors import UsageError
 from vmig.reader import read_batches
@@ -97,4 +102,42 @@ def test_a_scaled_out_migrate_from_a_file_moves_every_share(
     assert (summary.read, summary.upserted, summary.rejected, summary.failed) == (len(ids), len(ids), 1, 0)
     assert [line for line, _ in summary.reject_sample] == [damaged_line]
     assert summary.verify is not None and summary.verify.ok and summary.verify.matched == len(ids)
+    assert "moved by 3 partitions at once (--workers 3)" in summary.warnings
+
+
+def test_a_pgvector_table_is_cut_by_its_integer_key_in_numeric_order(pg_server: PgServer) -> None:
+    """A LlamaIndex table pages by its BIGSERIAL key: shares cut at keys 3, 6, 9 of 12 must compare as numbers
+    (as text, '10' < '3' and the shares would overlap or skip)."""
+    make_llamaindex_table(pg_server, "shares")
+    with pg_server.admin("vexdb") as conn:
+        for i in range(12):
+            conn.execute("INSERT INTO data_shares (text, metadata_, node_id, embedding) VALUES (%s, '{}', %s, %s)",
+                         (f"text {i}", f"n-{i}", "[" + ",".join(["0.5"] * 8) + "]"))  # fmt: skip
+    connector = PgvectorConnector(PgvectorOptions(url=pg_server.dsn(), layout="llamaindex", collection="shares"))
+    connector.page_size = 2
+    with connector:
+        shares = connector.partitions(None, 4)
+        assert shares is not None and [(s.start, s.stop) for s in shares][1:3] == [("3", "6"), ("6", "9")]
+        read: list[str] = []
+        for share in shares:
+            connector.stop = share.stop
+            read.extend(i for page in connector.extract(None, share.start) for i in page.batch.column("id").to_pylist())
+    assert read == [f"n-{i}" for i in range(12)]
+
+
+def test_a_scaled_out_migrate_from_pgvector_moves_each_namespace_share(pg_server: PgServer, tmp_path: Path) -> None:
+    from engine.jobs import import_job, migrate_job
+    from engine.local import LocalRunner
+    from engine.params import ImportParams, MigrateParams, StoreSpec
+
+    records = sample_records(count=90, odd_ones=False)
+    source = StoreSpec(store="pgvector", options={"url": pg_server.dsn(), "table": "scaled_source"})
+    write_vmig(tmp_path / "in.vmig.jsonl", records)
+    import_job(ImportParams(input=tmp_path / "in.vmig.jsonl", target=source), LocalRunner())
+    trading = sorted(str(r["id"]) for r in records if r["namespace"] == "trading")
+    params = MigrateParams(source=source, target=StoreSpec(store="vektor", options={"db": tmp_path / "out.db"}),
+                           namespace="trading", workers=3, chunk_rows=5, verify=True)  # fmt: skip
+    summary = migrate_job(params, LocalRunner())
+    assert (summary.read, summary.upserted, summary.failed) == (len(trading), len(trading), 0)
+    assert summary.verify is not None and summary.verify.ok and summary.verify.matched == len(trading)
     assert "moved by 3 partitions at once (--workers 3)" in summary.warnings

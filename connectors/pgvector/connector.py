@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
+from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, Partition, StoreInfo, StoreOptions
 from connectors.clients import ClientLibrary
 from connectors.pgvector import catalog, statements, target
 from connectors.pgvector.options import PgvectorOptions, table_name
@@ -122,8 +122,27 @@ class PgvectorConnector(Connector[PgvectorOptions]):
                 else (f"table {'.'.join(table_name(self.opts))}")
             )
             raise UsageError(f"pgvector {self.session.where()}: {what} not found (check --table/--collection)")
-        reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name)
+        reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name, stop=self.stop)
         yield from reader.pages(namespace, cursor)
+
+    def partitions(self, namespace: str | None, parts: int) -> list[Partition] | None:
+        """Key ranges of about equal rows (the key pages are read by); each share is read in a snapshot of
+        its own, so shares of a table written to during the run may each see a different moment."""
+
+        def run() -> list[str]:
+            mapping = self._table(create=False)
+            if mapping is None:
+                return []  # the extract says the table is missing
+            conn = self.session.conn()
+            try:
+                return statements.share_bounds(conn, mapping, namespace, parts)
+            finally:
+                conn.rollback()
+
+        bounds = self.session.run("cutting the table into key ranges", run)
+        starts: list[str | None] = [None, *bounds]
+        stops: list[str | None] = [*bounds, None]
+        return [Partition(start, stop) for start, stop in zip(starts, stops, strict=True)]
 
     def delete(self, namespace: str | None, ids: list[str]) -> None:
         def run() -> None:

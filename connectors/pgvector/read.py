@@ -25,6 +25,8 @@ class PageReader:
     mapping: TableMap
     page_size: int
     store: str
+    stop: str | None = None
+    """The last key of this read's share (`--workers`), inclusive; None: to the end of the table."""
 
     def pages(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         """The pages after `cursor` (None: from the start), each with the cursor after it."""
@@ -86,10 +88,7 @@ class PageReader:
         messages: list[bytes] = []
         while True:
             where, params = statements.scope_clause(mapping, namespace)
-            if last is not None:
-                keyset = sql.SQL("{} > %s").format(sql.Identifier(mapping.page_key))
-                where = (where + sql.SQL(" AND ") + keyset) if params else (sql.SQL(" WHERE ") + keyset)
-                params = [*params, last]
+            where, params = statements.key_bounds(mapping, where, params, after=last, up_to=self.stop)
             query = (
                 sql.SQL("SELECT {cols} FROM {t}").format(cols=select, t=sql.Identifier(*mapping.table))
                 + where

@@ -21,6 +21,43 @@ def qualified(table: tuple[str, ...]) -> str:
     return ".".join(sql.Identifier(part).as_string(None) for part in table)
 
 
+def key_bounds(
+    mapping: TableMap, where: Any, params: list[Any], after: str | None, up_to: str | None
+) -> tuple[Any, list[Any]]:
+    """`where` (from `scope_clause`) narrowed to the keys after `after` (a page's keyset) and up to `up_to`,
+    inclusive (a `--workers` share). The keys travel as text; the server reads them as the key's type."""
+    from psycopg import sql
+
+    clauses = [sql.SQL(" WHERE ")] if not params else [where, sql.SQL(" AND ")]
+    bounds = [(">", after), ("<=", up_to)]
+    narrowed = [(operator, value) for operator, value in bounds if value is not None]
+    if not narrowed:
+        return where, params
+    column = sql.Identifier(mapping.page_key)
+    tests = sql.SQL(" AND ").join(sql.SQL("{} " + operator + " %s").format(column) for operator, _ in narrowed)
+    return sql.Composed([*clauses, tests]), [*params, *(value for _, value in narrowed)]
+
+
+def share_bounds(conn: Any, mapping: TableMap, namespace: str | None, parts: int) -> list[str]:
+    """The last key of each share but the last, for `parts` shares of about equal rows (by the key's order)."""
+    from psycopg import sql
+
+    where, params = scope_clause(mapping, namespace)
+    table = sql.Identifier(*mapping.table)
+    count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table) + where, params).fetchone()[0]
+    bounds: list[str] = []
+    for share in range(1, max(1, parts)):
+        offset = count * share // parts - 1
+        if offset < 0:
+            continue
+        query = sql.SQL("SELECT {}::text FROM {}").format(sql.Identifier(mapping.page_key), table) + where
+        query += sql.SQL(" ORDER BY {} OFFSET %s LIMIT 1").format(sql.Identifier(*mapping.table, mapping.page_key))
+        row = conn.execute(query, [*params, offset]).fetchone()
+        if row is not None and (not bounds or row[0] != bounds[-1]):
+            bounds.append(row[0])
+    return bounds
+
+
 def scope_clause(mapping: TableMap, namespace: str | None) -> tuple[Any, list[Any]]:
     """` WHERE ...` and its parameters selecting the rows of the collection and of `namespace` (None: all),
     or nothing where there is nothing to select."""
