@@ -118,8 +118,6 @@ class JsonlConnector(Connector[JsonlOptions]):
                 f"--workers: {self.path} is {compression}-compressed and cannot be cut into byte ranges; "
                 "decompress it, or run without --workers"
             )
-        if not self.path.is_file():
-            raise UsageError(f"input file not found: {self.path}")
         starts = line_starts(self.path, parts)
         stops: list[int | None] = [offset for offset, _ in starts[1:]]
         stops.append(None)

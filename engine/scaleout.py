@@ -23,6 +23,8 @@ from engine.steps import Runner, TargetWish
 from engine.summary import RunSummary
 from vmig.errors import AccessError, UsageError
 
+NEEDS_DASK = "--workers needs Dask: pip install 'vex-migrate[dask]'"
+
 
 @dataclass(frozen=True)
 class PartJob:
@@ -122,7 +124,7 @@ def check_scheduler(address: str | None) -> None:
     try:
         from distributed import Client
     except ImportError:
-        raise UsageError("--workers needs Dask: pip install 'vex-migrate[dask]'") from None
+        raise UsageError(NEEDS_DASK) from None
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     try:
         if port.isdigit():

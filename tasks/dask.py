@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.scaleout import NEEDS_DASK
 from vmig.errors import UsageError
 
 
@@ -13,7 +14,7 @@ def on_dask(flow: Any, workers: int, address: str | None) -> Any:
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError:
-        raise UsageError("--workers needs Dask: pip install 'vex-migrate[dask]'") from None
+        raise UsageError(NEEDS_DASK) from None
     if address is not None:
         return flow.with_options(task_runner=DaskTaskRunner(address=address))
     cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",

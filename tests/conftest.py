@@ -9,13 +9,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
+T = TypeVar("T")
+R = TypeVar("R")
 ROOT = Path(__file__).resolve().parent.parent
 _PREFECT_HOME = tempfile.mkdtemp(prefix="vex-prefect-home-")
 _STATE_DIR = tempfile.mkdtemp(prefix="vex-state-")
@@ -45,6 +47,13 @@ def run_vex(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     )
 
 
+def each_at_once(work: Callable[[T], R], items: Iterable[T], at_once: bool = True) -> list[R]:
+    """`work` on each item, one per core at once (tests whose time is mostly cold `vex` processes), results in
+    order; `at_once=False`: one after another."""
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1) if at_once else 1) as pool:
+        return list(pool.map(work, items))
+
+
 def run_vex_cases(
     cases: Mapping[str, Sequence[str]], cwd: Path, env: dict[str, str] | None = None, at_once: bool = True
 ) -> dict[str, subprocess.CompletedProcess[str]]:
@@ -59,8 +68,7 @@ def run_vex_cases(
         folder.mkdir()
         return name, run_vex(*args, cwd=folder, env=env)
 
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1) if at_once else 1) as pool:
-        return dict(pool.map(one, enumerate(cases.items())))
+    return dict(each_at_once(one, enumerate(cases.items()), at_once))
 
 
 DEMO_DB = ROOT / "demo" / "memory.db"

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.bad_inputs import CORPUS, Case
-from tests.conftest import run_vex
+from tests.conftest import each_at_once, run_vex
 
 
 def test_the_corpus_is_large_and_distinct() -> None:
@@ -47,9 +45,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     """Every case run once, one per core at once (each is a cold process in a folder of its own), so that the
     test of each case only reads its outcome."""
     folders = {case.name: tmp_path_factory.mktemp("bad-input") for case in CORPUS}
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-        results = pool.map(lambda case: _run(case, folders[case.name]), CORPUS)
-        return {case.name: (folders[case.name], result) for case, result in zip(CORPUS, results, strict=True)}
+    results = each_at_once(lambda case: _run(case, folders[case.name]), CORPUS)
+    return {case.name: (folders[case.name], result) for case, result in zip(CORPUS, results, strict=True)}
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])

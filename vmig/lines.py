@@ -118,9 +118,9 @@ def line_starts(path: Path, parts: int) -> list[tuple[int, int]]:
     (byte offset, line number) pairs, the first (0, 1). A range that would begin inside the last line, or where
     the one before it began, is left out, so a small file gives fewer ranges. The line numbers come from one
     pass counting newlines (bytes.count: memory-speed), so that a worker's rejects name the file's lines."""
-    size = path.stat().st_size
     offsets = [0]
-    with open(path, "rb") as stream:
+    with open_data(path) as stream:  # uncompressed: the caller refuses a compressed file
+        size = path.stat().st_size
         for k in range(1, max(1, parts)):
             stream.seek(max(size * k // parts - 1, offsets[-1]))
             stream.readline()  # to the end of the line the cut falls in

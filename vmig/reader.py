@@ -115,12 +115,13 @@ PARALLEL_FROM_BYTES = 256 << 20
 Measured on jsonl -> pgvector: one process was faster up to about 190 MiB on 2 cores and on 16."""
 
 
-def _auto_workers(path: Path, start_offset: int) -> int:
+def _auto_workers(path: Path, start_offset: int, stop_offset: int | None = None) -> int:
+    """Workers for the bytes a read covers: from `start_offset` to `stop_offset` (a share) or the end."""
     try:
-        large = path.stat().st_size - start_offset >= PARALLEL_FROM_BYTES
+        end = path.stat().st_size if stop_offset is None else stop_offset
     except OSError:
         return 0
-    return worker_count() if large else 0
+    return worker_count() if end - start_offset >= PARALLEL_FROM_BYTES else 0
 
 
 def start_workers_for(path: Path) -> None:
@@ -151,10 +152,11 @@ def read_batches(
     stream = open_data(path)
     try:
         if workers is None:
-            workers = _auto_workers(path, start_offset)
+            workers = _auto_workers(path, start_offset, stop_offset)
         if workers > 1 and compression_of(path) is None:
             stream.close()
-            end = path.stat().st_size if stop_offset is None else min(stop_offset, path.stat().st_size)
+            size = path.stat().st_size
+            end = size if stop_offset is None else min(stop_offset, size)
             yield from _parallel_ranges(path, end, batch_rows, start_offset, start_line, workers)
             return
         if start_offset:
