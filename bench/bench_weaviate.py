@@ -3,8 +3,9 @@
 No Weaviate server installs here: the fake runs in its own process, and both sides talk to it through the official
 `weaviate-client`, so the figures compare vex's work around the client with the client alone (a real Weaviate adds
 its network and server time to both). Import: `vex import` of a `.vmig.jsonl` (read, validate, filter, map ids and
-metadata to properties, fixed-size batches) against a bare loop that feeds the same objects, already in memory,
-to one `fixed_size` batch of the same size and concurrency. Export: `vex export` to a `.vmig.jsonl` (cursor read,
+metadata to properties, fixed-size batches) against two bare loops fed the same objects, already in memory: one
+`fixed_size` batch of the same size and concurrency (`import`), and `insert_many` a request at a time (`import*`,
+the faster: the floor). Export: `vex export` to a `.vmig.jsonl` (cursor read,
 properties back to records, write) against a bare loop of `fetch_objects(after=...)` with the same page size.
 
     python bench/bench_weaviate.py                 # 20,000 records of 384 dims

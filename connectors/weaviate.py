@@ -1,13 +1,14 @@
 """Weaviate, on the official `weaviate-client` 4.x, both directions; a namespace is a property or a tenant.
 
 The client speaks HTTP for the schema and tenants and gRPC for objects. Objects go in batch requests of
-`--batch-size` (the client's `insert_many`, one gRPC BatchObjects call each), `--concurrent-requests` of them in
+`--batch-size` (one gRPC BatchObjects call each, the call `insert_many` makes), `--concurrent-requests` of them in
 flight; every object Weaviate refuses in a reply is a failed record with Weaviate's reason, and one refused for a
 transient reason (or a whole request that failed so) is sent again, up to three more times in a load, before the
 step's own retries. The client's batch context (`collection.batch.fixed_size`) sends the same requests, but
 checks each object with pydantic first (three quarters of the time `add_object` takes, measured here) and
 holds a part-filled request back for up to a second: vex's records arrive in batches already. Objects are read
-back with the cursor.
+back with the cursor. The BatchObjects and Search messages are made and read by `connectors.weaviate_wire`
+(vectors as float32 bytes both ways), on the client's connection.
 
 How a record is held. The object's UUID is the record's id when that is a UUID in its canonical spelling, else
 the UUIDv5 of the id (`connectors.ids`); the original id is always kept in the property `vex_id` and restored
@@ -56,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import numpy as np
 import orjson
 import pyarrow as pa
 from pydantic import SecretStr
@@ -63,9 +65,10 @@ from pydantic import SecretStr
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
 from connectors.clients import ClientLibrary, is_network_error, network_reason
 from connectors.ids import ID_NAMESPACE
+from connectors.weaviate_wire import WireObject, batch_request, reply_objects, search_page, send_batch
 from vmig import metadata as md
 from vmig.backoff import base_delay
-from vmig.batch import RecordColumns, last_of_each_id, uniform_dims, vector_matrix, vector_rows
+from vmig.batch import RecordColumns, last_of_each_id, vector_rows
 from vmig.errors import AccessError, StoreError, TransientError, UsageError
 from vmig.parallel import read_ahead
 from vmig.timefmt import TimestampError, format_micros_column, to_micros
@@ -108,7 +111,6 @@ _TRANSIENT = re.compile(
     re.IGNORECASE,
 )
 _REFUSED_KEY = re.compile(r"unauthenticated|unauthori[sz]ed|invalid api key|permission denied|forbidden", re.IGNORECASE)
-_ALL_FAILED = "Here is the set of all errors: "
 
 _TYPES = {bool: "boolean", int: "int", float: "number", str: "text"}
 
@@ -434,7 +436,7 @@ class WeaviateConnector(Connector[WeaviateOptions]):
                 else:
                     yield Page(batch, {"tenant": later[0], "after": None} if later else None)
 
-    def _read_ahead(self, handle: Any, after: str | None, size: int) -> Iterator[list[Any]]:
+    def _read_ahead(self, handle: Any, after: str | None, size: int) -> Iterator[list[WireObject]]:
         """A shard's objects a page at a time, in UUID order from `after`, read by a thread of their own up to
         `READ_AHEAD` pages ahead (`vmig.parallel.read_ahead`): Weaviate prepares the next pages while vex turns
         the last into records and the run writes them. Closing the generator stops the thread."""
@@ -442,9 +444,8 @@ class WeaviateConnector(Connector[WeaviateOptions]):
         def pages() -> Iterator[list[Any]]:
             last = after
             while True:
-                found = self.guarded("reading objects", handle.query.fetch_objects, limit=size, after=last,
-                                     include_vector=True)  # fmt: skip
-                objects = list(found.objects)
+                reply = self.guarded("reading objects", search_page, handle, size, last)
+                objects = reply_objects(handle, reply)
                 if objects:
                     yield objects
                 if len(objects) < size:
@@ -470,21 +471,21 @@ class WeaviateConnector(Connector[WeaviateOptions]):
             raise UsageError(f"{self._what} has no tenant '{tenant}'{shown}: check --tenant or --namespace")
         return [tenant]
 
-    def _objects_to_batch(self, objects: list[Any], tenant: str | None, chosen: str) -> pa.RecordBatch:
+    def _objects_to_batch(self, objects: list[WireObject], tenant: str | None, chosen: str) -> pa.RecordBatch:
         records = RecordColumns()
         vectors: list[Any] = []
         tenant_namespace = namespace_for(tenant) if self.opts.namespace_mode == "tenant" and tenant else None
         vector_key = chosen or "default"
         for obj in objects:
-            record_id, fields, meta = _record_fields(obj.properties or {}, str(obj.uuid))
-            named = dict(obj.vector or {})
+            record_id, fields, meta = _record_fields(obj.properties, obj.uuid)
+            named = dict(obj.vector)
             vector = named.pop(vector_key, None)
-            if vector is not None and len(vector) and isinstance(vector[0], list):
+            if isinstance(vector, list):
                 named[vector_key], vector = vector, None  # a multi-vector cannot be the record's vector
             if named:
                 if VECTORS_KEY in meta:
                     meta[md.ESCAPE_PREFIX + VECTORS_KEY] = meta.pop(VECTORS_KEY)
-                meta[VECTORS_KEY] = named
+                meta[VECTORS_KEY] = {name: _as_list(value) for name, value in named.items()}
             if self.opts.namespace_mode == "tenant":
                 fields["namespace"] = tenant_namespace
             records.add(record_id, metadata=md.dumps(meta) or "{}", **fields)
@@ -612,17 +613,12 @@ class WeaviateConnector(Connector[WeaviateOptions]):
         origins = batch.column("source_store").to_pylist()
         extras = batch.column("extra").to_pylist()
         metadata = batch.column("metadata").to_pylist()
-        vectors: list[Any] = (
-            vector_matrix(batch).tolist()
-            if uniform_dims(batch) is not None
-            else [None if row is None else row.tolist() for row in vector_rows(batch)]
-        )
+        vectors = vector_rows(batch)  # float32 rows: sent as their bytes (connectors.weaviate_wire)
         tenant_mode = self.opts.namespace_mode == "tenant"
         tenants = [tenant_for(ns) for ns in namespaces] if tenant_mode else [self.opts.tenant] * len(ids)
         self._ensure_tenants(sorted({tenant for tenant in tenants if tenant is not None}))
         rows = sorted(range(len(ids)), key=lambda row: tenants[row] or "") if tenant_mode else range(len(ids))
-        # With one named vector a plain vector is that one (Weaviate assigns it), and costs the client a third less
-        # to send than a {name: vector} mapping.
+        # With one named vector a plain vector is that one (Weaviate assigns it).
         several = layout.vectors is not None and len(layout.vectors) > 1
         size = max(1, self.opts.batch_size)
         new_properties: list[tuple[str, str]] = []
@@ -742,26 +738,11 @@ class WeaviateConnector(Connector[WeaviateOptions]):
             return _gathered([pool.submit(self._insert, handle, part) for handle, part in requests])
 
     def _insert(self, handle: Any, part: list[_Object]) -> tuple[list[tuple[str, str]], dict[str, str]]:
-        """One batch request (`insert_many`: the client's gRPC batch call) and what Weaviate said of each object."""
-        from weaviate import exceptions as wx
-        from weaviate.classes.data import DataObject
-
-        all_failed = getattr(wx, "WeaviateInsertManyAllFailedError", ())  # older clients return every error
-
-        data = [DataObject(properties=obj.properties, uuid=obj.uuid, vector=obj.vector) for obj in part]
+        """One BatchObjects request (made by `connectors.weaviate_wire`, sent on the client's connection) and what
+        Weaviate said of each object."""
         try:
-            answer = handle.data.insert_many(data)
-        except all_failed as exc:
-            reasons = _all_failed_reasons(exc)
-            if len(part) == 1 or len(reasons) == 1:
-                return self._sorted(part, dict.fromkeys(range(len(part)), reasons[0] if reasons else str(exc)))
-            refused: list[tuple[str, str]] = []  # several reasons: which is whose, one object at a time
-            transient: dict[str, str] = {}
-            for obj in part:
-                one_refused, one_transient = self._insert(handle, [obj])
-                refused.extend(one_refused)
-                transient.update(one_transient)
-            return refused, transient
+            objects = [(obj.uuid, obj.properties, obj.vector) for obj in part]
+            reasons = send_batch(handle, batch_request(handle.name, handle.tenant, objects))
         except Exception as exc:  # noqa: BLE001 - sorted here: a transient failure is sent again, others fail records
             error = self.classify(exc, "writing objects")
             if isinstance(error, TransientError):
@@ -769,7 +750,7 @@ class WeaviateConnector(Connector[WeaviateOptions]):
             if not isinstance(error, StoreError):
                 raise error from None
             return [(obj.record_id, str(error)) for obj in part], {}
-        return self._sorted(part, {index: error.message for index, error in answer.errors.items()})
+        return self._sorted(part, reasons)
 
     def _sorted(self, part: list[_Object], reasons: dict[int, str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
         """Per-object failures sorted into refused records and objects worth sending again."""
@@ -956,6 +937,11 @@ def _record_fields(props: dict[str, Any], object_id: str) -> tuple[str, dict[str
     return (record_id if isinstance(record_id, str) else object_id), fields, meta
 
 
+def _as_list(vector: Any) -> Any:
+    """A vector as JSON holds it: the values as Python floats (a multi-vector's rows already are)."""
+    return vector.tolist() if isinstance(vector, np.ndarray) else vector
+
+
 def _json_object(text: Any) -> dict[str, Any] | None:
     if not isinstance(text, str):
         return None
@@ -990,13 +976,6 @@ def _jsonable(value: Any) -> Any:
 def _distance(config: Any) -> str:
     metric = getattr(config, "distance_metric", None)
     return str(getattr(metric, "value", metric)) if metric is not None else "cosine"
-
-
-def _all_failed_reasons(exc: Exception) -> list[str]:
-    """Weaviate's reasons, from the error the client raises when every object of a request failed."""
-    text = str(getattr(exc, "message", "") or exc)
-    listed = text.split(_ALL_FAILED, 1)[1] if _ALL_FAILED in text else text
-    return sorted({line.strip() for line in listed.splitlines() if line.strip()})
 
 
 def _server_message(exc: Any) -> str:
