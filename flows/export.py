@@ -19,7 +19,8 @@ from tasks import PrefectRunner
 def export_flow(params: ExportParams) -> RunSummary | State:
     """Export a store to a `.vmig.jsonl` file and its sidecar (checksum, counts): every record, each field kept,
     damaged source records set aside with their reason."""
-    summary = export_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("export")))
+    with ProgressArtifact("export") as progress:
+        summary = export_job(params, PrefectRunner(), both(terminal_progress(), progress))
     publish_summary(summary)
     return final_state(summary, summary.problems())
 

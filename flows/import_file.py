@@ -24,7 +24,8 @@ def import_flow(params: ImportParams) -> RunSummary | State:
     """Load a `.vmig.jsonl` file into a store, checked against its sidecar before the first write; re-embed on
     the way with a model; every record accounted for (upserted, skipped by reason, failed with the store's
     reason)."""
-    summary = import_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("import")))
+    with ProgressArtifact("import") as progress:
+        summary = import_job(params, PrefectRunner(), both(terminal_progress(), progress))
     publish_summary(summary)
     return final_state(summary, summary.problems())
 

@@ -19,7 +19,8 @@ from tasks import PrefectRunner
 def migrate_flow(params: MigrateParams) -> RunSummary | State:
     """Copy every record of one store into another, with no file between them; re-embed on the way with a
     model; compare the two record by record at the end with verify."""
-    summary = migrate_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("migrate")))
+    with ProgressArtifact("migrate") as progress:
+        summary = migrate_job(params, PrefectRunner(), both(terminal_progress(), progress))
     publish_summary(summary)
     if summary.verify is not None:
         publish_verify(summary.verify)

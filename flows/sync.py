@@ -21,7 +21,8 @@ def sync_flow(params: SyncParams) -> RunSummary | State:
     """Keep a target in step with a source: the first run copies every record; later runs write the records
     that are new or changed since the last successful run and, with `delete`, delete those that left the source.
     The state (each record's fingerprint) lives in a file per source/target pair."""
-    summary = sync_job(params, PrefectRunner(), both(terminal_progress(), ProgressArtifact("sync")))
+    with ProgressArtifact("sync") as progress:
+        summary = sync_job(params, PrefectRunner(), both(terminal_progress(), progress))
     publish_summary(summary)
     if summary.verify is not None:
         publish_verify(summary.verify)

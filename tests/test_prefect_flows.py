@@ -355,3 +355,30 @@ def test_a_run_without_a_model_makes_no_reembed_task_runs(prefect_api: None, tmp
         names = asyncio.run(task_names())
     assert names["load"] == names["filter-dimensions"] >= 1 and names["extract"] >= names["load"], names
     assert names["reembed"] == 0
+
+
+def test_a_command_line_run_sends_heartbeats_only_when_asked(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prefect's heartbeat thread is joined at the end of a run (up to a second): a run the command line starts
+    has none unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set, and then it has them."""
+    from prefect.flow_engine import FlowRunEngine
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from engine.commandline import run_tracked
+    from flows.export import export_flow
+
+    beats: list[object] = []
+    emit = FlowRunEngine._emit_flow_run_heartbeat
+
+    def counted(self: FlowRunEngine, *args: Any) -> Any:
+        beats.append(self.flow_run.id if self.flow_run else None)
+        return emit(self, *args)
+
+    monkeypatch.setattr(FlowRunEngine, "_emit_flow_run_heartbeat", counted)
+    source = StoreSpec(store="vektor", options={"db": str(DEMO_DB)})
+    quiet = run_tracked(export_flow, ExportParams(source=source, output=tmp_path / "a.vmig.jsonl"))
+    assert quiet.upserted == 300 and beats == []
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 30}):
+        asked = run_tracked(export_flow, ExportParams(source=source, output=tmp_path / "b.vmig.jsonl"))
+    assert asked.upserted == 300 and len(beats) == 1  # the first heartbeat goes out as the run starts
