@@ -17,10 +17,32 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, run_vex
 from tests.vektor_layouts import make_layout1
 
 RECORDS = 120_000
+
+
+@pytest.fixture(scope="module")
+def big_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VEKTOR database large enough to stop a job halfway, made once for the module (jobs only read it)."""
+    return make_layout1(tmp_path_factory.mktemp("big") / "source.db", count=RECORDS, dims=64)
+
+
+@pytest.fixture(scope="module")
+def big_export(big_source: Path) -> Path:
+    """Its export and sidecar, made once: the imports read them."""
+    data = big_source.parent / "data.vmig.jsonl"
+    assert run_vex("export", "--from", "vektor", "--db", str(big_source), "--output", str(data)).returncode == 0
+    return data
+
+
+def _linked(source: Path, folder: Path) -> Path:
+    """The module's file in the test's own folder (a hard link: no copy)."""
+    os.link(source, folder / source.name)
+    return folder / source.name
 
 
 def _kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: float = 120) -> None:
@@ -44,8 +66,8 @@ def _kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: f
             process.wait(timeout=30)
 
 
-def test_sigkill_during_export_leaves_no_partial_file(tmp_path: Path) -> None:
-    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
+def test_sigkill_during_export_leaves_no_partial_file(tmp_path: Path, big_source: Path) -> None:
+    db = _linked(big_source, tmp_path)
     output = tmp_path / "out.vmig.jsonl"
     temp = tmp_path / ".out.vmig.jsonl.partial"
     args = ["export", "--from", "vektor", "--db", str(db), "--output", str(output), "--chunk-rows", "2000"]
@@ -68,11 +90,11 @@ def _count(db: Path) -> tuple[int, int]:
     return int(total), int(distinct)
 
 
-def _import_under_way(tmp_path: Path) -> tuple[Path, Path, list[str], Callable[[], bool]]:
+def _import_under_way(tmp_path: Path, big_export: Path) -> tuple[Path, Path, list[str], Callable[[], bool]]:
     """The source database, the target, the import's arguments, and a test that 10,000 rows are in."""
-    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
-    data = tmp_path / "data.vmig.jsonl"
-    assert run_vex("export", "--from", "vektor", "--db", str(db), "--output", str(data)).returncode == 0
+    db = _linked(big_export.parent / "source.db", tmp_path)
+    data = _linked(big_export, tmp_path)
+    _linked(big_export.with_name("data.vmig.meta.json"), tmp_path)
     target = tmp_path / "target.db"
     args = ["import", "--from", str(data), "--to", "vektor", "--db", str(target), "--chunk-rows", "2000"]
 
@@ -85,8 +107,8 @@ def _import_under_way(tmp_path: Path) -> tuple[Path, Path, list[str], Callable[[
     return db, target, args, some_rows_loaded
 
 
-def test_sigkill_during_import_resumes_without_duplicates(tmp_path: Path) -> None:
-    db, target, args, some_rows_loaded = _import_under_way(tmp_path)
+def test_sigkill_during_import_resumes_without_duplicates(tmp_path: Path, big_export: Path) -> None:
+    db, target, args, some_rows_loaded = _import_under_way(tmp_path, big_export)
     _kill_when(args, tmp_path, some_rows_loaded)
     partial, _ = _count(target)
     assert 0 < partial < RECORDS
@@ -146,15 +168,15 @@ def _signal_when(args: list[str], cwd: Path, ready: Callable[[], bool], signals:
             process.wait(timeout=30)
 
 
-def _export_under_way(tmp_path: Path) -> tuple[list[str], Callable[[], bool]]:
-    db = make_layout1(tmp_path / "source.db", count=RECORDS, dims=64)
+def _export_under_way(tmp_path: Path, big_source: Path) -> tuple[list[str], Callable[[], bool]]:
+    db = _linked(big_source, tmp_path)
     temp = tmp_path / ".out.vmig.jsonl.partial"
     args = ["export", "--from", "vektor", "--db", str(db), "--output", str(tmp_path / "out.vmig.jsonl")]
     return args, lambda: temp.exists() and temp.stat().st_size > 2_000_000
 
 
-def test_sigterm_ends_an_export_through_its_cleanup(tmp_path: Path) -> None:
-    args, ready = _export_under_way(tmp_path)
+def test_sigterm_ends_an_export_through_its_cleanup(tmp_path: Path, big_source: Path) -> None:
+    args, ready = _export_under_way(tmp_path, big_source)
     code, stderr = _signal_when(args, tmp_path, ready, [signal.SIGTERM])
     assert code == 128 + signal.SIGTERM
     assert stderr.strip().splitlines() == [
@@ -163,9 +185,9 @@ def test_sigterm_ends_an_export_through_its_cleanup(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"], "no hidden .partial is left"
 
 
-def test_repeated_ctrl_c_ends_quietly(tmp_path: Path) -> None:
+def test_repeated_ctrl_c_ends_quietly(tmp_path: Path, big_source: Path) -> None:
     """Three SIGINTs to the whole group (workers included): no traceback from any process, nothing left."""
-    args, ready = _export_under_way(tmp_path)
+    args, ready = _export_under_way(tmp_path, big_source)
     code, stderr = _signal_when(args, tmp_path, ready, [signal.SIGINT, signal.SIGINT])
     assert code == 128 + signal.SIGINT
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr and "leaked" not in stderr, stderr
@@ -173,8 +195,8 @@ def test_repeated_ctrl_c_ends_quietly(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db"]
 
 
-def test_an_import_stopped_says_what_the_target_holds(tmp_path: Path) -> None:
-    _, _, args, some_rows_loaded = _import_under_way(tmp_path)
+def test_an_import_stopped_says_what_the_target_holds(tmp_path: Path, big_export: Path) -> None:
+    _, _, args, some_rows_loaded = _import_under_way(tmp_path, big_export)
     code, stderr = _signal_when(args, tmp_path, some_rows_loaded, [signal.SIGINT])
     assert code == 130
     line = stderr.strip().splitlines()[-1]
@@ -190,7 +212,6 @@ def _export_params(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_a_stop_before_the_sidecar_leaves_no_data_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A Ctrl-C after every record is written but before the sidecar: the data file never appears alone."""
-    import pytest
 
     import engine.steps
     from engine.interrupt import what_is_left
@@ -209,8 +230,6 @@ def test_a_stop_before_the_sidecar_leaves_no_data_file(tmp_path: Path, monkeypat
 
 def test_a_sidecar_the_disk_refuses_leaves_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import errno
-
-    import pytest
 
     from engine.jobs import export_job
     from engine.local import LocalRunner
