@@ -188,6 +188,22 @@ class Connector(ABC, Generic[OptionsT]):
         terms (rowids, key ranges, byte ranges); None where the store cannot be cut."""
         return None
 
+    def highest(self, column: str) -> Any:
+        """The highest value of a modification column of the source (`vex sync --watermark`), as JSON can hold
+        it; None when the store holds no rows or the column is empty. A store without such a column says so."""
+        raise UsageError(f"{self.name} has no column of its own that records when a record changed: "
+                         "leave out --watermark (the sync compares every record instead)")  # fmt: skip
+
+    def read_changed_since(self, column: str, value: Any) -> None:
+        """Later reads return only the records whose `column` is at or after `value`, or is empty (a record
+        with no value could have changed at any time)."""
+        raise UsageError(f"{self.name} cannot read only the records changed since a time: leave out --watermark")
+
+    def list_keys(self, namespace: str | None) -> Iterator[list[tuple[str, str]]]:
+        """Every record's (namespace or "", id), a page at a time, without reading the records: what a
+        `--watermark` sync with `--delete` compares with its state to find the records that left."""
+        raise UsageError(f"{self.name} cannot list its ids on their own: leave out --watermark")
+
     def takes_concurrent_writers(self) -> bool:
         """Several processes may load into it at once (`--workers`): servers do; a folder one process locks
         (embedded Qdrant, Chroma, Milvus Lite) or a file being written does not."""

@@ -118,6 +118,7 @@ class VektorConnector(Connector[VektorOptions]):
         self._layout: int | None = None
         self._writable = False
         self._written = False
+        self._changed_since: tuple[str, Any] | None = None
 
     def label(self) -> str:
         return f"vektor:{self.db.name}"
@@ -289,7 +290,12 @@ class VektorConnector(Connector[VektorOptions]):
             where = "WHERE m.rowid > ?" + (" AND m.rowid <= ?" if self.stop is not None else "")
             where += " AND m.namespace = ?" if namespace is not None else ""
             params: list[Any] = [last_rowid] + ([int(self.stop)] if self.stop is not None else [])
-            params += ([namespace] if namespace is not None else []) + [size]
+            params += [namespace] if namespace is not None else []
+            if self._changed_since is not None:
+                column, since = self._changed_since
+                where += f' AND (m."{column}" >= ? OR m."{column}" IS NULL)'
+                params.append(since)
+            params.append(size)
             with self.translated("reading rows"):
                 rows = conn.execute(f"{select} {where} ORDER BY m.rowid LIMIT ?", params).fetchall()
             if not rows:
@@ -300,6 +306,46 @@ class VektorConnector(Connector[VektorOptions]):
             yield Page(batch, None if done else last_rowid, rejects)
             if done:
                 return
+
+    def _modification_column(self, column: str) -> str:
+        """A column of `memories` named by `--watermark` (layout 3 keeps `updated_at`)."""
+        self._connect(create=False)
+        self.layout()
+        columns = self._columns("memories")
+        if column not in columns:
+            raise UsageError(
+                f"vektor {self.db}: the memories table has no column '{column}' for --watermark "
+                f"(it has: {', '.join(columns)})"
+            )
+        return column
+
+    def highest(self, column: str) -> Any:
+        name = self._modification_column(column)
+        with self.translated(f"reading the highest {name}"):
+            return self._conn.execute(f'SELECT max("{name}") FROM memories').fetchone()[0]
+
+    def read_changed_since(self, column: str, value: Any) -> None:
+        self._changed_since = (self._modification_column(column), value)
+
+    def list_keys(self, namespace: str | None) -> Iterator[list[tuple[str, str]]]:
+        self._connect(create=False)
+        self.layout()
+        spaced = "namespace" in self._columns("memories")
+        ns = "namespace" if spaced else "NULL"
+        last_rowid, size = 0, max(self.page_size, 10_000)
+        while True:
+            where = "WHERE rowid > ?" + (" AND namespace = ?" if namespace is not None and spaced else "")
+            params: list[Any] = [last_rowid] + ([namespace] if namespace is not None and spaced else []) + [size]
+            with self.translated("listing ids"):
+                rows = self._conn.execute(
+                    f"SELECT rowid, {ns}, id FROM memories {where} ORDER BY rowid LIMIT ?", params
+                ).fetchall()
+            if not rows:
+                return
+            yield [("" if space is None else str(space), str(record_id)) for _, space, record_id in rows]
+            if len(rows) < size:
+                return
+            last_rowid = rows[-1][0]
 
     def _rows_to_batch(self, rows: list[tuple[Any, ...]], layout: int) -> tuple[pa.RecordBatch, list[Reject]]:
         edges = self._edges([row[1] for row in rows]) if layout == 3 else {}

@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--state", metavar="FILE", help="the sync's state (default: one file per pair in the user's data directory)"
     )
+    sync.add_argument(
+        "--watermark", metavar="COLUMN",
+        help="a column the source sets on every write (VEKTOR: updated_at): later runs read only what changed",
+    )  # fmt: skip
 
     verify = sub.add_parser("verify", help="compare two stores record by record", epilog=store_help, allow_abbrev=False)
     verify.add_argument("--from", dest="source", required=True, metavar="STORE")
@@ -279,7 +283,8 @@ def request(args: argparse.Namespace, extra: list[str]) -> Request:
         shown["prefect"] = True  # partitions are task runs on Dask
     if args.command == "sync":
         state = None if args.state is None else _file_flag("--state", args.state)
-        params = _params(SyncParams, delete=args.delete, state=state, **both, **_reembed_flags(args), **common)
+        params = _params(SyncParams, delete=args.delete, state=state, watermark=args.watermark, **both,
+                         **_reembed_flags(args), **common)  # fmt: skip
         return Request("sync", params, args.target, **shown)
     params = _params(MigrateParams, **both, **_reembed_flags(args), **common)
     return Request("migrate", params, args.target, **shown)

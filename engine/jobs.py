@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -32,6 +33,7 @@ from engine.params import (
     open_store,
 )
 from engine.pipeline import ProgressFn, SyncRun, Transfer, run_transfer
+from engine.retry import with_retries
 from engine.steps import Runner, TargetWish
 from engine.summary import RunSummary
 from engine.syncstate import SyncState, default_state_path
@@ -136,19 +138,34 @@ def sync_job(params: SyncParams, runner: Runner, progress: ProgressFn | None = N
             raise UsageError(f"{target.name} cannot delete records: run the sync without --delete")
         pair = {"source": source.label(), "target": target.label(), "namespace": params.namespace,
                 "model": params.model}  # fmt: skip
+        # The watermark is read before the state is opened, so a source that cannot give one leaves no state file.
+        top = with_retries(source.highest)(params.watermark) if params.watermark is not None else None
         state = SyncState(params.state or default_state_path(pair), pair)
         try:
+            sync = _sync_run(source, state, params, top)
             state.begin()
             rejects = params.rejects or Path(f"{source.name}-to-{target.name}.rejects.jsonl")
             summary = _transfer(
-                "sync", source, target, params, runner, progress, dims=params.dims, rejects=rejects,
-                sync=SyncRun(state, params.delete),
+                "sync", source, target, params, runner, progress, dims=params.dims, rejects=rejects, sync=sync,
             )  # fmt: skip
         finally:
             state.close()
     if params.verify:
         _verify_after(params, summary, runner)
     return summary
+
+
+def _sync_run(source: Connector, state: SyncState, params: SyncParams, top: Any) -> SyncRun:
+    """With `--watermark`: the column's highest value before the read (`top`, kept for the next run once this
+    one completes) and, when the last complete run kept one, a read of only the records changed since
+    (`Connector.read_changed_since`): a record written while this run reads is read again next time."""
+    if params.watermark is None:
+        return SyncRun(state, params.delete)
+    column = params.watermark
+    known, since = state.watermark(column) if not state.is_new else (False, None)
+    if known and since is not None:
+        source.read_changed_since(column, since)
+    return SyncRun(state, params.delete, watermark=(column, top), partial_read=known and since is not None)
 
 
 def verify_job(params: VerifyParams, runner: Runner, progress: ProgressFn | None = None) -> VerifyReport:

@@ -124,6 +124,12 @@ class SyncParams(MigrateParams):
         default=None,
         description="the sync's state file (default: one per source/target pair in the user's data directory)",
     )
+    watermark: str | None = Field(
+        default=None,
+        description="a column of the source that every write sets to its time (VEKTOR: updated_at; pgvector: a "
+        "timestamp or serial column of the table): later runs read only the records changed since the last run "
+        "began, and with delete list the ids to find what left",
+    )
 
 
 def _flag(field: str) -> str:

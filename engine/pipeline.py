@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -87,6 +88,11 @@ class SyncRun:
     state: SyncState
     delete: bool
     """Delete from the target what left the source (`--delete`); else count it and say so."""
+    watermark: tuple[str, Any] | None = None
+    """`--watermark`: the column and its highest value when this run began, kept for the next run."""
+    partial_read: bool = False
+    """This run read only the records changed since the last one (a watermark it kept): what it did not read
+    has not left the source for that, and only a listing of the ids tells what did."""
 
 
 class _TargetState:
@@ -262,8 +268,10 @@ def _settle_sync(transfer: Transfer, sync: SyncRun, runner: Runner, summary: Run
     if transfer.limit is not None:
         summary.warn("--limit: the source was not read to its end, so no record is taken as deleted")
         return
+    if sync.partial_read and sync.delete:
+        runner.run(steps.MARK_PRESENT, transfer.source, sync.state, transfer.namespace)
     if not sync.delete:
-        left = sync.state.gone_count(transfer.namespace)
+        left = 0 if sync.partial_read else sync.state.gone_count(transfer.namespace)
         if left:
             summary.warn(
                 f"{left} records of {transfer.target.name} left the source since an earlier run: --delete removes them"
@@ -274,7 +282,7 @@ def _settle_sync(transfer: Transfer, sync: SyncRun, runner: Runner, summary: Run
                 runner.run(steps.DELETE, transfer.target, namespace or None, ids)
                 sync.state.forget(namespace, ids)
                 summary.deleted += len(ids)
-    sync.state.complete()
+    sync.state.complete(sync.watermark)
 
 
 def _move(batch: pa.RecordBatch, runner: Runner, state: _TargetState, summary: RunSummary, seen: IdSet | None) -> None:

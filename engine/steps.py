@@ -179,6 +179,16 @@ def record_synced(state: SyncState, written: list[Key], prints: dict[Key, bytes]
     state.acknowledged(written, prints)
 
 
+def mark_present(source: Connector, state: SyncState, namespace: str | None) -> int:
+    """A `--watermark` sync with `--delete`: every id the source holds marked as present in the state (the run
+    read only what changed), so that what is not there has left it. Returns how many the source holds."""
+    listed = 0
+    for keys in source.list_keys(namespace):
+        state.mark_present(keys)
+        listed += len(keys)
+    return listed
+
+
 def delete(target: Connector, namespace: str | None, ids: list[str]) -> None:
     """Records that left the source, deleted from the target (idempotent: a retry deletes nothing twice)."""
     target.delete(namespace, ids)
@@ -234,6 +244,7 @@ ENSURE_TARGET = Step("ensure-target", ensure_target, retried=True)
 LOAD = Step("load", load, retried=True)
 SELECT_CHANGED = Step("select-changed", select_changed, retried=False)
 RECORD_SYNCED = Step("record-synced", record_synced, retried=False)
+MARK_PRESENT = Step("mark-present", mark_present, retried=True)
 DELETE = Step("delete", delete, retried=True)
 TRANSFER_PART = Step("transfer-part", transfer_part, retried=False)
 FINISH = Step("finish", finish, retried=True)
@@ -250,6 +261,7 @@ STEPS: tuple[Step[Any, Any], ...] = (
     ENSURE_TARGET,
     LOAD,
     RECORD_SYNCED,
+    MARK_PRESENT,
     DELETE,
     TRANSFER_PART,
     FINISH,

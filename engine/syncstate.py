@@ -27,6 +27,9 @@ SCHEMA_VERSION = "1"
 DELETE_BATCH = 1000
 """Ids handed to the target's delete at once."""
 
+_WATERMARK = "watermark:"
+"""Meta key prefix of a modification column's highest value when the last complete run began."""
+
 Key = tuple[str, str]
 """A record as the state knows it: (namespace or "", id)."""
 
@@ -167,9 +170,30 @@ class SyncState:
         conn.executemany("DELETE FROM records WHERE ns = ? AND id = ?", [(namespace, i) for i in ids])
         conn.execute("COMMIT")
 
-    def complete(self) -> None:
-        """The run read the whole source: the next one may trust what it did not see."""
-        self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('completed', ?)", (str(self.run),))
+    def mark_present(self, keys: list[Key]) -> None:
+        """Records the source still holds though this run did not read them (a `--watermark` run lists the
+        ids): they have not left it."""
+        conn = self._conn
+        conn.execute("BEGIN")
+        conn.executemany("UPDATE records SET run = ? WHERE ns = ? AND id = ?", [(self.run, ns, i) for ns, i in keys])
+        conn.execute("COMMIT")
+
+    def watermark(self, column: str) -> tuple[bool, object]:
+        """Whether the last complete run kept a watermark of `column`, and its value (a later run reads the
+        records changed at or after it)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_WATERMARK + column,)).fetchone()
+        return (False, None) if row is None else (True, orjson.loads(row[0]))
+
+    def complete(self, watermark: tuple[str, object] | None = None) -> None:
+        """The run read the whole source (or, with a watermark, every record changed since the last one): the
+        next one may trust what it did not see, and reads from this run's watermark."""
+        conn = self._conn
+        conn.execute("BEGIN")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('completed', ?)", (str(self.run),))
+        if watermark is not None:
+            column, value = watermark
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_WATERMARK + column, orjson.dumps(value)))
+        conn.execute("COMMIT")
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM records").fetchone()[0])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -42,6 +42,8 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         """The table as the catalog described it, once read."""
         self._created = False
         """This run created the table: `finish` builds its vector index."""
+        self._since: tuple[str, str] | None = None
+        """`read_changed_since`: later reads take only the rows changed since."""
 
     def label(self) -> str:
         return f"pgvector:{'.'.join(table_name(self.opts))}"
@@ -122,8 +124,74 @@ class PgvectorConnector(Connector[PgvectorOptions]):
                 else (f"table {'.'.join(table_name(self.opts))}")
             )
             raise UsageError(f"pgvector {self.session.where()}: {what} not found (check --table/--collection)")
-        reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name, stop=self.stop)
+        reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name, stop=self.stop,
+                            since=self._since)  # fmt: skip
         yield from reader.pages(namespace, cursor)
+
+    def _existing(self) -> TableMap:
+        mapping = self._table(create=False)
+        if mapping is None:
+            raise UsageError(f"pgvector {self.session.where()}: table {'.'.join(table_name(self.opts))} not found")
+        return mapping
+
+    def _modification_column(self, mapping: TableMap, column: str) -> str:
+        if column not in mapping.types:
+            raise UsageError(
+                f"pgvector table {'.'.join(mapping.table)} has no column '{column}' for --watermark "
+                f"(it has: {', '.join(mapping.types)})"
+            )
+        return column
+
+    def highest(self, column: str) -> Any:
+        from psycopg import sql
+
+        def run() -> Any:
+            mapping = self._existing()
+            name = self._modification_column(mapping, column)
+            where, params = statements.scope_clause(mapping, None)
+            query = sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(name), sql.Identifier(*mapping.table))
+            conn = self.session.conn()
+            try:
+                return conn.execute(query + where, params).fetchone()[0]
+            finally:
+                conn.rollback()
+
+        return self.session.run(f"reading the highest {column}", run)
+
+    def read_changed_since(self, column: str, value: Any) -> None:
+        mapping = self.session.run("opening the table", self._existing)
+        self._since = (self._modification_column(mapping, column), str(value))
+
+    def list_keys(self, namespace: str | None) -> Iterator[list[tuple[str, str]]]:
+        """Keyset pages of (namespace, id), by the key export pages by, each page its own short query."""
+        from psycopg import sql
+
+        mapping = self.session.run("opening the table", self._existing)
+        select = sql.SQL("SELECT {}, {}, {}::text FROM {}").format(
+            statements.namespace_value(mapping), statements.record_id(mapping),
+            sql.Identifier(mapping.page_key), sql.Identifier(*mapping.table),
+        )  # fmt: skip
+        order = sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(*mapping.table, mapping.page_key))
+        last: str | None = None
+        size = max(self.page_size, 10_000)
+        while True:
+            where, params = statements.scope_clause(mapping, namespace)
+            where, params = statements.key_bounds(mapping, where, params, after=last, up_to=None)
+
+            def page(where: Any = where, params: list[Any] = params) -> list[tuple[Any, ...]]:
+                conn = self.session.conn()
+                try:
+                    return list(conn.execute(select + where + order, [*params, size]).fetchall())
+                finally:
+                    conn.rollback()
+
+            rows = self.session.run("listing ids", page)
+            if not rows:
+                return
+            yield [(space or "", record_id) for space, record_id, _ in rows]
+            if len(rows) < size:
+                return
+            last = rows[-1][2]
 
     def partitions(self, namespace: str | None, parts: int) -> list[Partition] | None:
         """Key ranges of about equal rows (the key pages are read by); each share is read in a snapshot of

@@ -27,6 +27,8 @@ class PageReader:
     store: str
     stop: str | None = None
     """The last key of this read's share (`--workers`), inclusive; None: to the end of the table."""
+    since: tuple[str, str] | None = None
+    """Only rows whose column (`vex sync --watermark`) is at or after this value, or NULL."""
 
     def pages(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
         """The pages after `cursor` (None: from the start), each with the cursor after it."""
@@ -88,6 +90,7 @@ class PageReader:
         messages: list[bytes] = []
         while True:
             where, params = statements.scope_clause(mapping, namespace)
+            where, params = statements.changed_since(mapping, where, params, self.since)
             where, params = statements.key_bounds(mapping, where, params, after=last, up_to=self.stop)
             query = (
                 sql.SQL("SELECT {cols} FROM {t}").format(cols=select, t=sql.Identifier(*mapping.table))

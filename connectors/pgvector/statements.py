@@ -38,6 +38,34 @@ def key_bounds(
     return sql.Composed([*clauses, tests]), [*params, *(value for _, value in narrowed)]
 
 
+def changed_since(
+    mapping: TableMap, where: Any, params: list[Any], since: tuple[str, str] | None
+) -> tuple[Any, list[Any]]:
+    """`where` narrowed to the rows whose modification column (`vex sync --watermark`) is at or after `since`'s
+    value, given as text and read as the column's type, or is NULL (such a row may have changed any time)."""
+    from psycopg import sql
+
+    if since is None:
+        return where, params
+    column, value = since
+    clauses = [sql.SQL(" WHERE ")] if not params else [where, sql.SQL(" AND ")]
+    test = sql.SQL("({c} >= CAST(%s AS {t}) OR {c} IS NULL)").format(
+        c=sql.Identifier(column), t=sql.SQL(mapping.types[column])
+    )
+    return sql.Composed([*clauses, test]), [*params, value]
+
+
+def namespace_value(mapping: TableMap) -> Any:
+    """SQL for a row's namespace as export gives it: its namespace column, else vex's key in its metadata."""
+    from psycopg import sql
+
+    if mapping.namespace is not None:
+        return sql.SQL("{}::text").format(sql.Identifier(mapping.namespace))
+    if mapping.metadata is not None:
+        return sql.SQL("{} -> '_vex' ->> 'namespace'").format(sql.Identifier(mapping.metadata))
+    return sql.SQL("NULL::text")
+
+
 def share_bounds(conn: Any, mapping: TableMap, namespace: str | None, parts: int) -> list[str]:
     """The last key of each share but the last, for `parts` shares of about equal rows (by the key's order)."""
     from psycopg import sql
