@@ -47,8 +47,9 @@ def as_task(step: Step[P, R]) -> Task[P, R]:
 
 
 TASKS: dict[str, Task[Any, Any]] = {step.name: as_task(step) for step in steps.STEPS}
-"""extract, validate, reembed, filter-dimensions, ensure-target, load, finish, write-sidecar, record-import,
-verify: one task run each time a flow calls the step (a chunk of thousands of records, not a record)."""
+"""extract, validate, select-changed, reembed, filter-dimensions, ensure-target, load, record-synced,
+mark-present, delete, transfer-part, finish, write-sidecar, record-import, verify: one task run each time a
+flow calls the step (a chunk of thousands of records, not a record)."""
 
 
 class PrefectRunner:
