@@ -50,6 +50,8 @@ _DISTANCES = {"cosine": "cosine", "dot": "dot", "euclid": "l2"}
 """vex's metric names to LanceDB's distance types."""
 _FORMAT_KEY, _METRIC_KEY, _CREATED_KEY = b"vex.format", b"vex.metric", b"vex.created"
 _FORMAT = b"1"
+DELETE_PER_CALL = 1000
+"""Ids one `table.delete` predicate names (each call is a commit of the table: fewer, larger ones)."""
 
 _STORED: tuple[tuple[str, pa.DataType], ...] = (
     ("text", pa.string()),
@@ -111,7 +113,12 @@ class LanceDBConnector(Connector[LanceDBOptions]):
     name: ClassVar[str] = "lancedb"
     Options: ClassVar[type[StoreOptions]] = LanceDBOptions
     capabilities: ClassVar[Capabilities] = Capabilities(
-        max_batch=100_000, metrics=tuple(_DISTANCES), embedded=True, sparse_vectors=True, sparse_column=True
+        max_batch=100_000,
+        metrics=tuple(_DISTANCES),
+        embedded=True,
+        sparse_vectors=True,
+        sparse_column=True,
+        deletes=True,
     )
     client_library: ClassVar[ClientLibrary | None] = ClientLibrary("lancedb", "lancedb", "lancedb")
 
@@ -388,6 +395,15 @@ class LanceDBConnector(Connector[LanceDBOptions]):
             self.guarded("upserting rows", merge.execute, rows)
         return LoadResult(written=batch.num_rows)
 
+    def delete(self, namespace: str | None, ids: list[str]) -> None:
+        """Rows by id (the table keeps one row per id), `DELETE_PER_CALL` ids a `table.delete` predicate."""
+        table = self._open(must_exist=False)
+        if table is None:
+            return
+        for start in range(0, len(ids), DELETE_PER_CALL):
+            listed = ", ".join(_sql_text(record_id) for record_id in ids[start : start + DELETE_PER_CALL])
+            self.guarded("deleting rows", table.delete, f"id IN ({listed})")
+
     def finish(self) -> None:
         if self.opts.index == "none" or self._table is None:
             return None
@@ -412,6 +428,11 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         self._table = None
         self._dims = None
         self._db = None
+
+
+def _sql_text(value: str) -> str:
+    """A string literal of LanceDB's SQL predicates (DataFusion): quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _dims_of(schema: pa.Schema) -> int | None:
