@@ -206,7 +206,7 @@ def test_every_step_is_one_task_with_the_policy_it_declares(prefect_api: None) -
     for step in steps.STEPS:
         assert TASKS[step.name].retries == (2 if step.retried else 0), step.name
     assert {step.name for step in steps.STEPS if step.retried} == {
-        "extract", "ensure-target", "load", "delete", "finish", "verify"
+        "extract", "ensure-target", "load", "mark-present", "delete", "finish", "verify"
     }  # fmt: skip
 
 
