@@ -65,7 +65,14 @@ from pydantic import SecretStr
 from connectors.base import Capabilities, Connector, Cursor, LoadResult, Page, StoreInfo, StoreOptions
 from connectors.clients import ClientLibrary, is_network_error, network_reason
 from connectors.ids import ID_NAMESPACE
-from connectors.weaviate_wire import WireObject, batch_request, reply_objects, search_page, send_batch
+from connectors.weaviate_wire import (
+    CANONICAL_UUID,
+    WireObject,
+    batch_request,
+    reply_objects,
+    search_page,
+    send_batch,
+)
 from vmig import metadata as md
 from vmig.backoff import base_delay
 from vmig.batch import RecordColumns, last_of_each_id, vector_rows
@@ -93,7 +100,6 @@ _NOT_PLAIN = {"id", "vector", "meta"} | set(OWN_PROPERTIES)
 """Names Weaviate or its client refuse for a property, and vex's own: such keys are escaped."""
 MAX_PROPERTY_NAME = 230
 COLLECTION_NAME = re.compile(r"[A-Z][_0-9A-Za-z]*")
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TENANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NULL_TENANT = "vex-none"
 MAPPED_TENANT = "vex-b64-"
@@ -797,7 +803,7 @@ def object_uuid(record_id: str) -> str:
     """The UUID Weaviate keeps a record under: the id itself when it is a UUID in its canonical spelling (lower
     case, hyphens), else its UUIDv5 (`connectors.ids`). Another spelling of a UUID gets its own UUIDv5, so no
     two ids share an object."""
-    if len(record_id) == 36 and _CANONICAL_UUID.fullmatch(record_id):
+    if len(record_id) == 36 and CANONICAL_UUID.fullmatch(record_id):
         return record_id
     # uuid.uuid5, without its objects (a third of an import's own time went there)
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + record_id.encode("utf-8")).digest()[:16])

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""A UUID as Python spells it: Weaviate's UUID of a record whose id is one (`connectors.weaviate.object_uuid`)."""
 _CANONICAL_DATE_LENGTHS = (20, 24, 27)
 """`2025-01-15T10:23:00Z`, with milliseconds, with microseconds: parsed by `fromisoformat` exactly as the
 client's `strptime` would (the client is asked for any other spelling)."""
@@ -128,7 +129,7 @@ def _object_id(meta: Any) -> str:
     """The UUID as the client reads it: from its 16 bytes, which Weaviate sends beside the text since 1.23."""
     if len(meta.id_as_bytes) == 16:
         return str(uuid.UUID(bytes=meta.id_as_bytes))
-    return meta.id if _CANONICAL_UUID.fullmatch(meta.id) else str(uuid.UUID(meta.id))
+    return meta.id if CANONICAL_UUID.fullmatch(meta.id) else str(uuid.UUID(meta.id))
 
 
 def _value(value: Any, decode_other: Any) -> Any:
