@@ -304,7 +304,7 @@ class LanceDBConnector(Connector[LanceDBOptions]):
         if namespace is not None:
             if "namespace" not in schema.names:
                 raise UsageError(f"{self.label()} has no namespace column: export it without --namespace")
-            query = query.where(f"namespace = '{namespace.replace(chr(39), chr(39) * 2)}'")
+            query = query.where(f"namespace = {_sql_text(namespace)}")
         if offset:
             query = query.offset(offset)
         with self.translated("reading rows"):
