@@ -162,10 +162,10 @@ def _sync_run(source: Connector, state: SyncState, params: SyncParams, top: Any)
     if params.watermark is None:
         return SyncRun(state, params.delete)
     column = params.watermark
-    known, since = state.watermark(column) if not state.is_new else (False, None)
-    if known and since is not None:
+    since = None if state.is_new else state.watermark(column)
+    if since is not None:
         source.read_changed_since(column, since)
-    return SyncRun(state, params.delete, watermark=(column, top), partial_read=known and since is not None)
+    return SyncRun(state, params.delete, watermark=(column, top), partial_read=since is not None)
 
 
 def verify_job(params: VerifyParams, runner: Runner, progress: ProgressFn | None = None) -> VerifyReport:

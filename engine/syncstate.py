@@ -178,11 +178,11 @@ class SyncState:
         conn.executemany("UPDATE records SET run = ? WHERE ns = ? AND id = ?", [(self.run, ns, i) for ns, i in keys])
         conn.execute("COMMIT")
 
-    def watermark(self, column: str) -> tuple[bool, object]:
-        """Whether the last complete run kept a watermark of `column`, and its value (a later run reads the
-        records changed at or after it)."""
+    def watermark(self, column: str) -> object:
+        """The watermark of `column` the last complete run kept (a later run reads the records changed at or
+        after it); None when there is none, or the column was empty then: the whole source is read."""
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (_WATERMARK + column,)).fetchone()
-        return (False, None) if row is None else (True, orjson.loads(row[0]))
+        return None if row is None else orjson.loads(row[0])
 
     def complete(self, watermark: tuple[str, object] | None = None) -> None:
         """The run read the whole source (or, with a watermark, every record changed since the last one): the
