@@ -116,7 +116,14 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         return self.session.run("reading the table's identity", run)  # type: ignore[no-any-return]
 
     def extract(self, namespace: str | None, cursor: Cursor | None) -> Iterator[Page]:
-        mapping = self.session.run("opening the table", lambda: self._table(create=False))
+        mapping = self.session.run("opening the table", self._existing)
+        reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name, stop=self.stop,
+                            since=self._since)  # fmt: skip
+        yield from reader.pages(namespace, cursor)
+
+    def _existing(self) -> TableMap:
+        """The table a read needs, or the error that names what is missing."""
+        mapping = self._table(create=False)
         if mapping is None:
             what = (
                 f"LangChain collection '{self.opts.collection or 'langchain'}'"
@@ -124,14 +131,6 @@ class PgvectorConnector(Connector[PgvectorOptions]):
                 else (f"table {'.'.join(table_name(self.opts))}")
             )
             raise UsageError(f"pgvector {self.session.where()}: {what} not found (check --table/--collection)")
-        reader = PageReader(self.session, self._snapshot, mapping, self.page_size, self.name, stop=self.stop,
-                            since=self._since)  # fmt: skip
-        yield from reader.pages(namespace, cursor)
-
-    def _existing(self) -> TableMap:
-        mapping = self._table(create=False)
-        if mapping is None:
-            raise UsageError(f"pgvector {self.session.where()}: table {'.'.join(table_name(self.opts))} not found")
         return mapping
 
     def _modification_column(self, mapping: TableMap, column: str) -> str:
@@ -174,9 +173,9 @@ class PgvectorConnector(Connector[PgvectorOptions]):
         order = sql.SQL(" ORDER BY {} LIMIT %s").format(sql.Identifier(*mapping.table, mapping.page_key))
         last: str | None = None
         size = max(self.page_size, 10_000)
+        scope, scope_params = statements.scope_clause(mapping, namespace)
         while True:
-            where, params = statements.scope_clause(mapping, namespace)
-            where, params = statements.key_bounds(mapping, where, params, after=last, up_to=None)
+            where, params = statements.key_bounds(mapping, scope, scope_params, after=last, up_to=None)
 
             def page(where: Any = where, params: list[Any] = params) -> list[tuple[Any, ...]]:
                 conn = self.session.conn()

@@ -28,14 +28,21 @@ def key_bounds(
     inclusive (a `--workers` share). The keys travel as text; the server reads them as the key's type."""
     from psycopg import sql
 
-    clauses = [sql.SQL(" WHERE ")] if not params else [where, sql.SQL(" AND ")]
     bounds = [(">", after), ("<=", up_to)]
     narrowed = [(operator, value) for operator, value in bounds if value is not None]
     if not narrowed:
         return where, params
     column = sql.Identifier(mapping.page_key)
     tests = sql.SQL(" AND ").join(sql.SQL("{} " + operator + " %s").format(column) for operator, _ in narrowed)
-    return sql.Composed([*clauses, tests]), [*params, *(value for _, value in narrowed)]
+    return _and(where, params, tests, [value for _, value in narrowed])
+
+
+def _and(where: Any, params: list[Any], test: Any, values: list[Any]) -> tuple[Any, list[Any]]:
+    """`where` (from `scope_clause`, empty exactly when it has no parameters) with `test` added."""
+    from psycopg import sql
+
+    clauses = [sql.SQL(" WHERE ")] if not params else [where, sql.SQL(" AND ")]
+    return sql.Composed([*clauses, test]), [*params, *values]
 
 
 def changed_since(
@@ -48,11 +55,10 @@ def changed_since(
     if since is None:
         return where, params
     column, value = since
-    clauses = [sql.SQL(" WHERE ")] if not params else [where, sql.SQL(" AND ")]
     test = sql.SQL("({c} >= CAST(%s AS {t}) OR {c} IS NULL)").format(
         c=sql.Identifier(column), t=sql.SQL(mapping.types[column])
     )
-    return sql.Composed([*clauses, test]), [*params, value]
+    return _and(where, params, test, [value])
 
 
 def namespace_value(mapping: TableMap) -> Any:
