@@ -309,8 +309,7 @@ class VektorConnector(Connector[VektorOptions]):
 
     def _modification_column(self, column: str) -> str:
         """A column of `memories` named by `--watermark` (layout 3 keeps `updated_at`)."""
-        self._connect(create=False)
-        self.layout()
+        self.layout()  # connects, and refuses a file that is no VEKTOR database
         columns = self._columns("memories")
         if column not in columns:
             raise UsageError(
@@ -328,14 +327,14 @@ class VektorConnector(Connector[VektorOptions]):
         self._changed_since = (self._modification_column(column), value)
 
     def list_keys(self, namespace: str | None) -> Iterator[list[tuple[str, str]]]:
-        self._connect(create=False)
         self.layout()
         spaced = "namespace" in self._columns("memories")
         ns = "namespace" if spaced else "NULL"
+        only = [namespace] if namespace is not None and spaced else []
+        where = "WHERE rowid > ?" + (" AND namespace = ?" if only else "")
         last_rowid, size = 0, max(self.page_size, 10_000)
         while True:
-            where = "WHERE rowid > ?" + (" AND namespace = ?" if namespace is not None and spaced else "")
-            params: list[Any] = [last_rowid] + ([namespace] if namespace is not None and spaced else []) + [size]
+            params: list[Any] = [last_rowid, *only, size]
             with self.translated("listing ids"):
                 rows = self._conn.execute(
                     f"SELECT rowid, {ns}, id FROM memories {where} ORDER BY rowid LIMIT ?", params
